@@ -1,0 +1,3 @@
+from mgrpo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""Methods as compositions of parts, and the one function both backends call per prompt: ``score_group``.
+
+A method = a rollout source (policy only, or policy + momentum model), an optional entropy filter, and a reward.
+Methods register by name; drop-in files in ``baselines/`` register more (SRT, Intuitor, ...).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .advantages import group_advantages
+from .filtering import iqr_keep_mask
+from .voting import Same, majority_vote, same_after_stripping
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rewards: a reward part maps one group's context to a reward per rollout.
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    answers: tuple[Optional[str], ...]
+    label: Optional[str]  # the vote's pseudo-label (None: no label)
+    votes: int  # how many kept answers agree with the label
+    n_voters: int  # kept answers that could vote (not None)
+    agreement: np.ndarray  # [G] 1.0 where the answer equals the label
+    entropies: Optional[np.ndarray]
+    self_certainties: Optional[np.ndarray]
+    gold: Optional[str]  # hidden ground truth: only the ground_truth reference reward may read it
+    same: Same
+
+
+RewardFn = Callable[[GroupContext], np.ndarray]
+_REWARDS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    def decorator(fn: RewardFn) -> RewardFn:
+        if name in _REWARDS and _REWARDS[name] is not fn:
+            raise ValueError(f"reward {name!r} is already registered")
+        _REWARDS[name] = fn
+        return fn
+
+    return decorator
+
+
+def known_rewards() -> list[str]:
+    return sorted(_REWARDS)
+
+
+@register_reward("agreement")
+def agreement_reward(ctx: GroupContext) -> np.ndarray:
+    """1 if the rollout's answer equals the majority answer, else 0 (SRT / TTRL / M-GRPO)."""
+    return ctx.agreement.copy()
+
+
+@register_reward("frequency")
+def frequency_reward(ctx: GroupContext) -> np.ndarray:
+    """Soft agreement: the share of voters that gave the rollout's answer (the original SRT code's soft option)."""
+    if ctx.n_voters == 0:
+        return np.zeros(len(ctx.answers))
+    counts = [
+        0 if a is None else sum(1 for b in ctx.answers if b is not None and ctx.same(a, b)) for a in ctx.answers
+    ]
+    return np.asarray(counts, dtype=np.float64) / ctx.n_voters
+
+
+@register_reward("self_certainty")
+def self_certainty_reward(ctx: GroupContext) -> np.ndarray:
+    """Intuitor: the rollout's self-certainty, mean_t KL(U || p_t)."""
+    if ctx.self_certainties is None:
+        raise ValueError("reward 'self_certainty' needs self_certainties for the group")
+    return np.asarray(ctx.self_certainties, dtype=np.float64).copy()
+
+
+@register_reward("ground_truth")
+def ground_truth_reward(ctx: GroupContext) -> np.ndarray:
+    """Reference only: 1 if the answer equals the hidden gold answer (supervised RL, an upper bound)."""
+    if ctx.gold is None:
+        raise ValueError("reward 'ground_truth' needs the gold answer")
+    return np.asarray([float(a is not None and ctx.same(a, ctx.gold)) for a in ctx.answers])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    reward: str
+    momentum: bool = False  # a momentum (EMA) model writes N of the G rollouts; they vote but never enter the loss
+    entropy_filter: bool = False  # IQR filter on trajectory entropy before voting
+    vote_threshold: float = 0.0  # a group whose majority share is below this gets no label (SRT option)
+    description: str = ""
+
+
+class UnknownMethodError(KeyError):
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+_METHODS: dict[str, Method] = {}
+_ORIGIN: dict[str, str] = {}
+_plugins_loaded = False
+
+
+def register_method(method: Method, origin: str = "") -> Method:
+    if method.reward not in _REWARDS:
+        raise ValueError(
+            f"method {method.name!r}: unknown reward {method.reward!r}; known rewards: {', '.join(known_rewards())}"
+        )
+    if method.name in _METHODS and _METHODS[method.name] != method:
+        raise ValueError(f"method {method.name!r} is registered twice ({_ORIGIN[method.name]} and {origin or '?'})")
+    if not 0.0 <= method.vote_threshold <= 1.0:
+        raise ValueError(f"method {method.name!r}: vote_threshold must be in [0, 1] (got {method.vote_threshold})")
+    _METHODS[method.name] = method
+    _ORIGIN[method.name] = origin or "mgrpo.core.methods"
+    return method
+
+
+def baselines_dir() -> Path:
+    """``$MGRPO_BASELINES_DIR`` or the repository's ``baselines/`` folder."""
+    env = os.environ.get("MGRPO_BASELINES_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "baselines"
+
+
+def load_baselines(directory: Path | None = None) -> list[str]:
+    """Import every ``*.py`` in the baselines folder (alphabetically); each registers its methods."""
+    directory = Path(directory) if directory is not None else baselines_dir()
+    loaded = []
+    for path in sorted(directory.glob("*.py")) if directory.is_dir() else []:
+        if path.name.startswith("_"):
+            continue
+        module_name = f"mgrpo_baselines.{path.stem}"
+        if module_name in sys.modules:
+            loaded.append(path.stem)
+            continue
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            del sys.modules[module_name]
+            raise
+        loaded.append(path.stem)
+    return loaded
+
+
+def _ensure_plugins() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        load_baselines()
+
+
+def known_methods() -> list[str]:
+    _ensure_plugins()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> Method:
+    _ensure_plugins()
+    if name not in _METHODS:
+        raise UnknownMethodError(f"unknown method {name!r}; registered methods: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
+
+
+register_method(
+    Method("mgrpo", reward="agreement", momentum=True,
+           description="M-GRPO: policy + momentum rollouts vote, agreement reward on policy rollouts")
+)
+register_method(
+    Method("mgrpo_iqr", reward="agreement", momentum=True, entropy_filter=True,
+           description="M-GRPO with the IQR filter on trajectory entropy before voting")
+)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hyper-parameters
+
+
+def default_momentum_rollouts(method: Method, G: int) -> int:
+    """The paper's N = G / 4 for momentum methods (at least 1), 0 otherwise."""
+    return max(1, G // 4) if method.momentum else 0
+
+
+def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float) -> None:
+    """Fail before training, naming the parameter."""
+    if not isinstance(G, int) or G < 2:
+        raise ValueError(f"G (rollouts per prompt) must be an integer >= 2 (got {G!r})")
+    if method.momentum:
+        if N < 1:
+            raise ValueError(f"N (momentum rollouts) must be >= 1 for method {method.name!r} (got {N})")
+        if N >= G:
+            raise ValueError(f"N (momentum rollouts) must be < G = {G} for method {method.name!r} (got {N})")
+    elif N != 0:
+        raise ValueError(f"N (momentum rollouts) must be 0 for method {method.name!r}, which has no momentum model")
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"momentum m must be in [0, 1] (got {m})")
+    if k < 0:
+        raise ValueError(f"iqr_k must be >= 0 (got {k})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The per-prompt stage
+
+
+@dataclass(frozen=True)
+class GroupScore:
+    label: Optional[str]
+    votes: int
+    kept: np.ndarray  # [G] bool: survived the filter (voted)
+    in_loss: np.ndarray  # [G] bool: kept policy rollouts, the only ones with a gradient
+    rewards: np.ndarray  # [G] reward of in-loss rollouts, 0 elsewhere
+    advantages: np.ndarray  # [G] group advantage over in-loss rollouts, 0 elsewhere
+    agreement: np.ndarray  # [G] 1.0 where the answer equals the label (diagnostic, every rollout)
+    label_correct: Optional[bool]  # label == hidden gold (None when no gold given)
+
+
+def score_group(
+    method: Method,
+    answers: Sequence[Optional[str]],
+    is_momentum: Sequence[bool] | None = None,
+    entropies: Sequence[float] | None = None,
+    self_certainties: Sequence[float] | None = None,
+    gold: Optional[str] = None,
+    same: Optional[Same] = None,
+    k: float = 0.75,
+) -> GroupScore:
+    """Filter, vote, reward and compute advantages for one prompt's G rollouts."""
+    same = same or same_after_stripping
+    G = len(answers)
+    is_momentum = np.zeros(G, dtype=bool) if is_momentum is None else np.asarray(is_momentum, dtype=bool)
+    if is_momentum.shape != (G,):
+        raise ValueError(f"is_momentum has {is_momentum.size} entries for {G} answers")
+    ent = None if entropies is None else np.asarray(entropies, dtype=np.float64)
+    sc = None if self_certainties is None else np.asarray(self_certainties, dtype=np.float64)
+    for name, values in (("entropies", ent), ("self_certainties", sc)):
+        if values is not None and values.shape != (G,):
+            raise ValueError(f"{name} has {values.size} entries for {G} answers")
+
+    if method.entropy_filter:
+        if ent is None:
+            raise ValueError(f"method {method.name!r} filters on entropy: pass entropies")
+        kept = iqr_keep_mask(ent, k)
+    else:
+        kept = np.ones(G, dtype=bool)
+
+    voting = [a if keep else None for a, keep in zip(answers, kept)]
+    label, votes = majority_vote(voting, same)
+    n_voters = sum(a is not None for a in voting)
+    if label is not None and n_voters and votes / n_voters < method.vote_threshold:
+        label, votes = None, 0
+    agreement = np.asarray([float(label is not None and a is not None and same(a, label)) for a in answers])
+
+    ctx = GroupContext(tuple(voting), label, votes, n_voters, agreement, ent, sc, gold, same)
+    rewards = np.asarray(_REWARDS[method.reward](ctx), dtype=np.float64)
+    in_loss = kept & ~is_momentum
+    rewards = np.where(in_loss, rewards, 0.0)
+    advantages = np.zeros(G)
+    advantages[in_loss] = group_advantages(rewards[in_loss])
+    label_correct = None if gold is None else bool(label is not None and same(label, gold))
+    return GroupScore(label, votes, kept, in_loss, rewards, advantages, agreement, label_correct)

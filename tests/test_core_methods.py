@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from mgrpo.core import (
+    Method,
+    UnknownMethodError,
+    default_momentum_rollouts,
+    get_method,
+    known_methods,
+    load_baselines,
+    score_group,
+    validate_hyperparameters,
+)
+
+
+def test_paper_methods_and_baselines_are_registered():
+    assert {"srt", "srt_iqr", "intuitor", "mgrpo", "mgrpo_iqr", "ground_truth", "entropy_min"} <= set(known_methods())
+
+
+def test_unknown_method_lists_known_ones():
+    with pytest.raises(UnknownMethodError) as err:
+        get_method("grpo-magic")
+    assert "grpo-magic" in str(err.value) and "mgrpo_iqr" in str(err.value) and "srt" in str(err.value)
+
+
+def test_srt_rewards_agreement_and_advantages():
+    s = score_group(get_method("srt"), ["4", "4", "5", None], gold="5")
+    assert s.label == "4" and s.votes == 2 and s.label_correct is False
+    assert s.rewards.tolist() == [1.0, 1.0, 0.0, 0.0]
+    sd = np.std([1, 1, 0, 0], ddof=1)
+    assert np.allclose(s.advantages, [0.5 / sd, 0.5 / sd, -0.5 / sd, -0.5 / sd], atol=1e-5)
+    assert s.in_loss.all()
+
+
+def test_mgrpo_momentum_rollouts_vote_but_never_enter_the_loss():
+    # policy alone would vote 7 (2 vs 1); the two momentum rollouts tip the label to 3
+    answers = ["7", "7", "3", "9", "3", "3"]
+    is_momentum = [False, False, False, False, True, True]
+    s = score_group(get_method("mgrpo"), answers, is_momentum, gold="3")
+    assert s.label == "3" and s.votes == 3 and s.label_correct is True
+    assert s.in_loss.tolist() == [True, True, True, True, False, False]
+    assert s.rewards.tolist() == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    # advantages over the 4 policy rollouts only: r = [0, 0, 1, 0], mean 0.25, std = 0.5
+    assert np.allclose(s.advantages, [-0.5, -0.5, 1.5, -0.5, 0.0, 0.0], atol=1e-5)
+
+
+def test_iqr_drops_low_entropy_outlier_before_voting():
+    # the over-confident pair (entropy 0.01) would win the vote 2:1:1:1:1; the filter removes both
+    answers = ["8", "8", "2", "2", "6", "1", "2", "4"]
+    entropies = [0.01, 0.01, 1.0, 1.1, 1.2, 1.0, 1.1, 1.2]
+    is_momentum = [False] * 6 + [True] * 2
+    s = score_group(get_method("mgrpo_iqr"), answers, is_momentum, entropies=entropies, k=0.75)
+    assert s.kept.tolist() == [False, False] + [True] * 6
+    assert s.label == "2" and s.votes == 3
+    assert s.in_loss.tolist() == [False, False, True, True, True, True, False, False]
+    assert s.advantages[0] == 0.0 and s.advantages[1] == 0.0 and s.rewards[:2].tolist() == [0.0, 0.0]
+    without_filter = score_group(get_method("mgrpo"), answers, is_momentum)
+    assert without_filter.label == "2"  # the momentum vote also settles it; the filter only changes who is in loss
+    srt = score_group(get_method("srt"), answers[:6])
+    assert srt.label == "8"  # SRT alone follows the over-confident pair
+
+
+def test_intuitor_uses_self_certainty():
+    s = score_group(get_method("intuitor"), ["1", "2", "3"], self_certainties=[0.1, 0.4, 0.7])
+    assert s.rewards.tolist() == [0.1, 0.4, 0.7]
+    assert np.allclose(s.advantages, [-1.0, 0.0, 1.0], atol=1e-5)
+
+
+def test_ground_truth_reference_and_vote_threshold():
+    s = score_group(get_method("ground_truth"), ["1", "2", "2"], gold="1")
+    assert s.rewards.tolist() == [1.0, 0.0, 0.0]
+    weak = Method("srt_threshold_test", reward="agreement", vote_threshold=0.5)
+    s = score_group(weak, ["1", "2", "3", "1"])  # majority share 2/4 = 0.5: labelled
+    assert s.label == "1"
+    s = score_group(weak, ["1", "2", "3", "4", "1"])  # 2/5 < 0.5: no label, no reward
+    assert s.label is None and s.rewards.sum() == 0
+
+
+@pytest.mark.parametrize(
+    "G,N,m,k,name",
+    [(1, 0, 0.99, 0.75, "G"), (8, 8, 0.99, 0.75, "N"), (8, 0, 0.99, 0.75, "N"), (8, 2, 1.5, 0.75, "momentum m"),
+     (8, 2, -0.1, 0.75, "momentum m"), (8, 2, 0.99, -1.0, "iqr_k")],
+)
+def test_bad_hyperparameters_name_the_parameter(G, N, m, k, name):
+    with pytest.raises(ValueError, match=name):
+        validate_hyperparameters(get_method("mgrpo_iqr"), G, N, m, k)
+
+
+def test_default_momentum_rollouts_is_a_quarter():
+    assert default_momentum_rollouts(get_method("mgrpo"), 32) == 8
+    assert default_momentum_rollouts(get_method("srt"), 32) == 0
+
+
+def test_a_dropped_in_baseline_file_registers(tmp_path):
+    (tmp_path / "my_vote.py").write_text(
+        "from mgrpo.core import Method, register_method\n"
+        "register_method(Method('my_vote', reward='frequency', momentum=True), origin=__file__)\n"
+    )
+    assert load_baselines(tmp_path) == ["my_vote"]
+    s = score_group(get_method("my_vote"), ["a", "a", "b", "a"], [False, False, False, True])
+    assert s.rewards.tolist() == [0.75, 0.75, 0.25, 0.0]
