@@ -1,0 +1,1 @@
+"""CPU backend: KV-cached rollouts and the toy GRPO / M-GRPO trainer."""

@@ -1,0 +1,68 @@
+"""``mgrpo toy-data`` and ``mgrpo pretrain``: the toy task's data and its supervised base model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_subcommands(subparsers) -> None:
+    from mgrpo.toy.model import ModelSize
+    from mgrpo.toy.pretrain import PretrainSettings
+    from mgrpo.toy.task import TaskConfig
+
+    task, pre, size = TaskConfig(), PretrainSettings(), ModelSize()
+
+    p = subparsers.add_parser("toy-data", help="write the synthetic toy task (pretrain/train/test JSONL)",
+                              description="Write DIR/pretrain.jsonl, DIR/train.jsonl and DIR/test.jsonl "
+                                          "(left-to-right chain arithmetic mod 10), generated from --seed.")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--operands", type=int, default=task.operands, help="digits per chain (default %(default)s)")
+    p.add_argument("--pretrain-size", type=int, default=task.pretrain_size, help="default %(default)s")
+    p.add_argument("--train-size", type=int, default=task.train_size, help="default %(default)s")
+    p.add_argument("--test-size", type=int, default=task.test_size, help="default %(default)s")
+    p.set_defaults(handler=_toy_data)
+
+    p = subparsers.add_parser("pretrain", help="supervised pre-training of the tiny toy model (HF format)",
+                              description="Train the tiny char-level Llama from scratch on DATA/pretrain.jsonl "
+                                          "and write an HF model directory (model, tokenizer, pretrain.json).")
+    p.add_argument("--data", required=True, type=Path, help="directory written by `mgrpo toy-data`")
+    p.add_argument("--out", required=True, type=Path, help="model directory to write")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--steps", type=int, default=pre.steps, help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=pre.batch_size, help="default %(default)s")
+    p.add_argument("--lr", type=float, default=pre.lr, help="default %(default)s")
+    p.add_argument("--direct-fraction", type=float, default=pre.direct_fraction,
+                   help="share of targets without scratchpad, just '#answer' (default %(default)s)")
+    p.add_argument("--threads", type=int, default=pre.threads, help="torch threads (default %(default)s)")
+    p.add_argument("--hidden-size", type=int, default=size.hidden_size, help="default %(default)s")
+    p.add_argument("--intermediate-size", type=int, default=size.intermediate_size, help="default %(default)s")
+    p.add_argument("--layers", type=int, default=size.num_hidden_layers, help="default %(default)s")
+    p.add_argument("--heads", type=int, default=size.num_attention_heads, help="default %(default)s")
+    p.set_defaults(handler=_pretrain)
+
+
+def _toy_data(args) -> int:
+    from mgrpo.toy.task import TaskConfig, write_splits
+
+    config = TaskConfig(operands=args.operands, pretrain_size=args.pretrain_size,
+                        train_size=args.train_size, test_size=args.test_size)
+    for split, path in write_splits(args.out, args.seed, config).items():
+        print(f"wrote {path}")
+    return 0
+
+
+def _pretrain(args) -> int:
+    from dataclasses import replace
+
+    from transformers.utils import logging as hf_logging
+
+    from mgrpo.toy.model import ModelSize
+    from mgrpo.toy.pretrain import PretrainSettings, pretrain
+
+    hf_logging.disable_progress_bar()
+    size = ModelSize(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
+                     num_hidden_layers=args.layers, num_attention_heads=args.heads)
+    settings = replace(PretrainSettings(), steps=args.steps, batch_size=args.batch_size, lr=args.lr, direct_fraction=args.direct_fraction,
+                       threads=args.threads, size=size)
+    pretrain(args.data, args.out, args.seed, settings)
+    return 0

@@ -1,0 +1,413 @@
+"""Toy GRPO-family trainer on CPU: any registered method, KV-cached rollouts, resumable, deterministic.
+
+One optimizer step: sample ``prompts_per_step`` training prompts; the policy writes M = G - N
+rollouts per prompt at temperature T and (for momentum methods) the momentum model writes N;
+``mgrpo.core.score_group`` filters, votes, rewards and computes advantages per prompt; only
+in-loss policy rollouts enter ``mgrpo.core.policy_loss``; AdamW steps; the momentum model is
+EMA-updated. Same seed -> identical metrics except the timing fields (``TIMING_FIELDS``).
+
+Resumable state (checkpoints, the live metrics file) lives in ``spec.work``; ``spec.out`` is
+written once, at the end, by renaming a finished temp directory (Snakemake deletes declared
+outputs before a job starts).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mgrpo import core as mcore
+from mgrpo.cpu import rollout as ro
+
+METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
+               "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
+EVAL_KEYS = ("val_acc", "val_acc_greedy")
+TIMING_FIELDS = ("step_seconds", "rollouts_per_s")  # the only fields that differ between runs with one seed
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d{6})$")
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass(frozen=True)
+class CpuSettings:
+    """Backend settings (``--set KEY=VALUE``). Defaults are the embedded toy config (docs/toy_study.md)."""
+    steps: int = 150
+    prompts_per_step: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float = 0.2
+    kl_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    max_new_tokens: int = 16
+    eval_every: int = 10
+    eval_temperature: float = 1.0
+    eval_samples: int = 4
+    eval_prompts: int = 200  # first rows of test.jsonl used for val_acc; 0 = all
+    save_every: int = 25
+    threads: int = 1
+
+    def validate(self) -> None:
+        positive_ints = ("steps", "prompts_per_step", "max_new_tokens", "eval_every", "eval_samples",
+                         "save_every", "threads")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"setting {name!r} must be an integer >= 1 (got {value!r})")
+        if not self.lr > 0 or not np.isfinite(self.lr):
+            raise ValueError(f"setting 'lr' must be a finite number > 0 (got {self.lr!r})")
+        for name in ("weight_decay", "kl_coef", "clip", "max_grad_norm"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"setting {name!r} must be >= 0 (got {getattr(self, name)!r})")
+        if not self.eval_temperature > 0:
+            raise ValueError(f"setting 'eval_temperature' must be > 0 (got {self.eval_temperature!r})")
+        if self.eval_prompts < 0:
+            raise ValueError(f"setting 'eval_prompts' must be >= 0 (got {self.eval_prompts!r})")
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+
+def resolve_settings(spec) -> CpuSettings:
+    from mgrpo.run_spec import apply_settings
+
+    settings = apply_settings(CpuSettings, dict(spec.settings or {}))
+    settings.validate()
+    return settings
+
+
+def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
+    """Everything that can be checked before a model is loaded; raises ValueError naming the culprit."""
+    method = mcore.get_method(spec.method)
+    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k)
+    if not spec.temperature > 0:
+        raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
+    settings = resolve_settings(spec)
+    for name in ("train.jsonl", "test.jsonl"):
+        if not (Path(spec.data) / name).is_file():
+            raise FileNotFoundError(f"data file not found: {Path(spec.data) / name}")
+    if not (Path(spec.base_model) / "config.json").is_file():
+        raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {spec.base_model}")
+    return method, settings
+
+
+def _spec_dict(spec) -> dict:
+    if hasattr(spec, "to_json"):
+        return spec.to_json()
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()}
+
+
+def _fingerprint(spec, settings: CpuSettings) -> dict:
+    """What must match for a checkpoint to be resumed (paths of outputs may move)."""
+    d = {k: v for k, v in _spec_dict(spec).items() if k not in ("out", "work", "settings")}
+    d["settings"] = asdict(settings)
+    return json.loads(json.dumps(d, sort_keys=True))
+
+
+def _load_model(path: Path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
+    model.train()
+    return model
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+def _checkpoints(work: Path) -> list[tuple[int, Path]]:
+    found = []
+    for child in work.iterdir() if work.is_dir() else []:
+        match = CHECKPOINT_PATTERN.match(child.name)
+        if match and (child / "state.pt").is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def _save_checkpoint(work: Path, step: int, state: dict) -> None:
+    tmp = Path(tempfile.mkdtemp(dir=work, prefix=f".step_{step:06d}."))
+    try:
+        torch.save(state, tmp / "state.pt")
+        final = work / f"step_{step:06d}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, old in _checkpoints(work)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_metrics(path: Path, up_to_step: int) -> list[str]:
+    """Lines of the live metrics file with step <= up_to_step (later ones belong to lost work)."""
+    if not path.is_file():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        if line.strip() and json.loads(line)["step"] <= up_to_step:
+            kept.append(line)
+    return kept
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ one step
+
+def _group_rows(per_prompt: int, prompt: int) -> range:
+    return range(prompt * per_prompt, (prompt + 1) * per_prompt)
+
+
+def score_step(method, answers_policy, answers_momentum, ent_policy, ent_momentum, sc_policy, sc_momentum,
+               golds, M: int, N: int, k: float) -> list:
+    """``score_group`` per prompt; group order is the policy's M rollouts, then the momentum's N."""
+    scores = []
+    for i, gold in enumerate(golds):
+        pol, mom = _group_rows(M, i), _group_rows(N, i)
+        scores.append(mcore.score_group(
+            method,
+            [answers_policy[r] for r in pol] + [answers_momentum[r] for r in mom],
+            is_momentum=[False] * M + [True] * N,
+            entropies=[ent_policy[r] for r in pol] + [ent_momentum[r] for r in mom],
+            self_certainties=[sc_policy[r] for r in pol] + [sc_momentum[r] for r in mom],
+            gold=gold, k=k))
+    return scores
+
+
+def policy_loss_inputs(scores: list, M: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and in-loss flags for the policy rollouts only, in rollout order (prompt-major).
+
+    The first M entries of each group are the policy's; momentum entries are never returned,
+    and a momentum entry flagged in-loss would be a bug in the method, so it is refused.
+    """
+    advantages, in_loss = [], []
+    for score in scores:
+        if np.asarray(score.in_loss[M:]).any():
+            raise RuntimeError("score_group put a momentum rollout in the loss")
+        advantages.extend(np.asarray(score.advantages[:M], dtype=np.float64).tolist())
+        in_loss.extend(np.asarray(score.in_loss[:M], dtype=bool).tolist())
+    return torch.tensor(advantages, dtype=torch.float32), torch.tensor(in_loss, dtype=torch.bool)
+
+
+def _answers(tokenizer, rollouts) -> list[str | None]:
+    from mgrpo.toy.task import extract_answer
+
+    return [extract_answer(text) for text in ro.decode_responses(tokenizer, rollouts)]
+
+
+def _traj_stats(rollouts) -> tuple[list[float], list[float]]:
+    mask = rollouts.response_mask
+    entropy = mcore.trajectory_entropy(rollouts.sampling_logits, mask)
+    certainty = mcore.self_certainty(rollouts.sampling_logits, mask)
+    return entropy.tolist(), certainty.tolist()
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return float(np.mean(values)) if values else None
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+def train(spec) -> Path:
+    """Run (or resume) one training run; returns ``spec.out``."""
+    from mgrpo.toy.task import read_jsonl
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    method, settings = validate_spec(spec)
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(settings.threads)
+    G, N, T = spec.G, spec.N, spec.temperature
+    M = G - N
+    work, out = Path(spec.work), Path(spec.out)
+    work.mkdir(parents=True, exist_ok=True)
+    metrics_path = work / "metrics.jsonl"
+
+    train_rows = read_jsonl(Path(spec.data) / "train.jsonl")
+    test_rows = read_jsonl(Path(spec.data) / "test.jsonl")
+    if settings.eval_prompts:
+        test_rows = test_rows[:settings.eval_prompts]
+    if settings.prompts_per_step > len(train_rows):
+        raise ValueError(f"setting 'prompts_per_step' = {settings.prompts_per_step} exceeds the "
+                         f"{len(train_rows)} rows of {Path(spec.data) / 'train.jsonl'}")
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+    policy = _load_model(spec.base_model)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    momentum_model = copy.deepcopy(policy).requires_grad_(False) if method.momentum else None
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    torch.manual_seed(spec.seed)
+    sampler = torch.Generator().manual_seed(spec.seed)
+    prompt_rng = np.random.default_rng(spec.seed)
+    fingerprint = _fingerprint(spec, settings)
+    best = {"val_acc": -1.0, "step": -1, "state": None}
+
+    def evaluate(step: int) -> dict:
+        eval_gen = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)
+        kwargs = dict(max_new_tokens=settings.max_new_tokens)
+        sampled = ro.accuracy(policy, tokenizer, test_rows, temperature=settings.eval_temperature,
+                              samples=settings.eval_samples, generator=eval_gen, **kwargs)
+        greedy = ro.accuracy(policy, tokenizer, test_rows, temperature=1.0, samples=1, greedy=True, **kwargs)
+        if sampled > best["val_acc"]:
+            best.update(val_acc=sampled, step=step, state=copy.deepcopy(policy.state_dict()))
+        return {"val_acc": sampled, "val_acc_greedy": greedy}
+
+    checkpoints = _checkpoints(work)
+    if checkpoints:
+        start_step, ckpt_dir = checkpoints[-1]
+        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        if state["fingerprint"] != fingerprint:
+            differing = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
+                               if fingerprint.get(k) != state["fingerprint"].get(k))
+            raise ValueError(f"checkpoint {ckpt_dir} was written by a run with different arguments "
+                             f"({', '.join(differing)}); use another --work dir or delete it")
+        policy.load_state_dict(state["policy"])
+        if momentum_model is not None:
+            momentum_model.load_state_dict(state["momentum"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.set_state(state["sampler_rng"])
+        prompt_rng.bit_generator.state = state["prompt_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        best = state["best"]
+        lines = _read_metrics(metrics_path, start_step)
+        _write_text_atomic(metrics_path, "".join(line + "\n" for line in lines))
+    else:
+        start_step = 0
+        row = {key: None for key in METRIC_KEYS} | {"step": 0} | evaluate(0)
+        _write_text_atomic(metrics_path, json.dumps(row) + "\n")
+
+    prompts_all = ro.encode_prompts(tokenizer, [r["prompt"] for r in train_rows])
+    sample_kwargs = dict(temperature=T, max_new_tokens=settings.max_new_tokens,
+                         eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, generator=sampler)
+
+    for step in range(start_step + 1, settings.steps + 1):
+        started = time.perf_counter()
+        picks = prompt_rng.choice(len(train_rows), size=settings.prompts_per_step, replace=False).tolist()
+        golds = [str(train_rows[i]["answer"]) if "answer" in train_rows[i] else None for i in picks]
+        pol = ro.sample(policy, [prompts_all[i] for i in picks for _ in range(M)], **sample_kwargs)
+        ans_pol = _answers(tokenizer, pol)
+        ent_pol, sc_pol = _traj_stats(pol)
+        if N:
+            mom = ro.sample(momentum_model, [prompts_all[i] for i in picks for _ in range(N)], **sample_kwargs)
+            ans_mom = _answers(tokenizer, mom)
+            ent_mom, sc_mom = _traj_stats(mom)
+        else:
+            ans_mom, ent_mom, sc_mom = [], [], []
+        scores = score_step(method, ans_pol, ans_mom, ent_pol, ent_mom, sc_pol, sc_mom, golds, M, N, spec.iqr_k)
+        advantages, in_loss = policy_loss_inputs(scores, M)
+
+        # Only the policy's rollouts are ever forwarded with a gradient.
+        logp = ro.token_logprobs(ro.response_logits(policy, pol, T), pol.response_ids)
+        with torch.no_grad():
+            ref_logp = ro.token_logprobs(ro.response_logits(reference, pol, T), pol.response_ids)
+        mask = pol.response_mask.float() * in_loss[:, None].float()
+        loss, _ = mcore.policy_loss(logp, logp.detach(), advantages, mask, clip=settings.clip,
+                                    ref_logp=ref_logp, kl_coef=settings.kl_coef)
+        if not torch.isfinite(loss):
+            last = _checkpoints(work)
+            kept = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+            raise NonFiniteLossError(f"non-finite loss ({loss.item()}) at step {step}; stopping ({kept})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),
+                                                   settings.max_grad_norm or float("inf"))
+        if not torch.isfinite(grad_norm):
+            raise NonFiniteLossError(f"non-finite gradient norm at step {step}; stopping "
+                                     f"(last good checkpoint kept in {work})")
+        optimizer.step()
+        if momentum_model is not None:
+            mcore.ema_update_(list(momentum_model.parameters()), list(policy.parameters()), spec.momentum)
+        seconds = time.perf_counter() - started
+
+        policy_mask = pol.response_mask.float()
+        kl = float((mcore.low_var_kl(logp.detach(), ref_logp) * policy_mask).sum() / policy_mask.sum().clamp(min=1))
+        rewards_in_loss = [float(r) for s in scores for r, keep in zip(s.rewards, s.in_loss) if keep]
+        momentum_agree = [float(a) for s in scores for a in s.agreement[M:]]
+        row = {
+            "step": step,
+            "reward": _mean(rewards_in_loss),
+            "agreement": _mean(a for s in scores for a in s.agreement[:M]),
+            "entropy": _mean(ent_pol),
+            "filtered_frac": _mean(1.0 - float(kept) for s in scores for kept in s.kept),
+            "pseudo_label_acc": _mean(float(bool(s.label_correct)) for s in scores),
+            "rollout_acc": _mean(float(a is not None and a == g)
+                                 for a, g in zip(ans_pol, [g for g in golds for _ in range(M)])),
+            "momentum_agreement": _mean(momentum_agree) if N else None,
+            "kl": kl,
+            "loss": float(loss.item()),
+            "lr": optimizer.param_groups[0]["lr"],
+            "grad_norm": float(grad_norm),
+            "step_seconds": seconds,
+            "rollouts_per_s": settings.prompts_per_step * G / seconds,
+        }
+        if step % settings.eval_every == 0 or step == settings.steps:
+            row |= evaluate(step)
+        with open(metrics_path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+        if step % settings.save_every == 0 or step == settings.steps:
+            _save_checkpoint(work, step, {
+                "step": step, "fingerprint": fingerprint,
+                "policy": policy.state_dict(),
+                "momentum": momentum_model.state_dict() if momentum_model is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "sampler_rng": sampler.get_state(), "prompt_rng": prompt_rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "best": best,
+            })
+
+    _write_run_dir(out, spec, settings, method, policy, tokenizer, best, metrics_path)
+    return out
+
+
+def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, metrics_path: Path) -> None:
+    """Assemble RUN_DIR in a temp dir beside it, then rename it into place."""
+    import transformers
+    import tokenizers
+
+    import mgrpo
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        policy.save_pretrained(tmp / "final")
+        tokenizer.save_pretrained(tmp / "final")
+        best_model = copy.deepcopy(policy)
+        best_model.load_state_dict(best["state"])
+        best_model.save_pretrained(tmp / "best")
+        tokenizer.save_pretrained(tmp / "best")
+        shutil.copyfile(metrics_path, tmp / "metrics.jsonl")
+        run = {
+            "spec": _spec_dict(spec),
+            "backend": "cpu",
+            "settings": asdict(settings),
+            "method": asdict(method),
+            "best": {"step": best["step"], "val_acc": best["val_acc"]},
+            "timing_fields": list(TIMING_FIELDS),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+                         "numpy": np.__version__, "mgrpo": getattr(mgrpo, "__version__", None)},
+        }
+        (tmp / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Synthetic toy reasoning task and the tiny char-level Hugging Face model used by the CPU trainer."""

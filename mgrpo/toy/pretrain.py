@@ -1,0 +1,142 @@
+"""Supervised pre-training of the tiny toy model on the labelled ``pretrain.jsonl`` split."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from mgrpo.toy.model import ModelSize, build_model, build_tokenizer, count_parameters
+from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    steps: int = 650
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    threads: int = 1
+    eval_temperature: float = 1.0
+    eval_samples: int = 4
+    max_new_tokens: int = 16
+    # Share of targets written as the bare answer ``#d`` (no scratchpad): the base model then knows
+    # the short cut that self-reward can collapse onto, as real models know how to answer tersely.
+    direct_fraction: float = 0.25
+    size: ModelSize = field(default_factory=ModelSize)
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "threads", "eval_samples", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pretrain {name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"pretrain lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.direct_fraction <= 1.0:
+            raise ValueError(f"pretrain direct_fraction must be in [0, 1], got {self.direct_fraction}")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ValueError("pretrain warmup_steps and weight_decay must be >= 0")
+        self.size.validate()
+
+
+def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``<bos> prompt target <eos>`` with labels only on the target and <eos>.
+
+    The target is the worked solution, or the bare ``#answer`` where ``direct`` is set.
+    """
+    seqs, labels = [], []
+    for row, bare in zip(rows, direct):
+        prompt = tokenizer(row["prompt"])["input_ids"]
+        text = ANSWER_MARK + str(row["answer"]) if bare else worked_solution(row["prompt"])
+        target = tokenizer(text, add_special_tokens=False)["input_ids"]
+        target = target + [tokenizer.eos_token_id]
+        seqs.append(prompt + target)
+        labels.append([-100] * len(prompt) + target)
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+    lab = torch.full((len(seqs), width), -100, dtype=torch.long)
+    for i, (s, l) in enumerate(zip(seqs, labels)):
+        ids[i, :len(s)] = torch.tensor(s)
+        lab[i, :len(l)] = torch.tensor(l)
+    return ids, lab
+
+
+def pretrain(data_dir: Path, out_dir: Path, seed: int,
+             settings: PretrainSettings = PretrainSettings(), log=print) -> dict:
+    """Train from scratch, write an HF model dir atomically to ``out_dir``; returns the summary."""
+    from mgrpo.cpu.rollout import accuracy
+
+    settings.validate()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    rows = read_jsonl(data_dir / "pretrain.jsonl")
+    test_rows = read_jsonl(data_dir / "test.jsonl")
+    torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, settings.size, seed=seed)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, settings.warmup_steps)))
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for step in range(1, settings.steps + 1):
+        picks = torch.randint(len(rows), (settings.batch_size,), generator=generator).tolist()
+        direct = (torch.rand(settings.batch_size, generator=generator) < settings.direct_fraction).tolist()
+        ids, labels = _batch(tokenizer, [rows[i] for i in picks], direct)
+        loss = model(input_ids=ids, labels=labels).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"pretraining loss is {loss.item()} at step {step}")
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == settings.steps:
+            log(f"pretrain step {step}/{settings.steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+    train_seconds = time.perf_counter() - started
+
+    eval_generator = torch.Generator().manual_seed(seed + 1)
+    summary = {
+        "seed": seed,
+        "data": str(data_dir),
+        "parameters": count_parameters(model),
+        "settings": asdict(settings),
+        "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "test_acc_sampled": accuracy(model, tokenizer, test_rows, temperature=settings.eval_temperature,
+                                     samples=settings.eval_samples, max_new_tokens=settings.max_new_tokens,
+                                     generator=eval_generator),
+        "test_acc_greedy": accuracy(model, tokenizer, test_rows, temperature=1.0, samples=1,
+                                    max_new_tokens=settings.max_new_tokens, greedy=True),
+        "train_seconds": train_seconds,
+    }
+    log(f"pretrained {summary['parameters']} parameters in {train_seconds:.1f}s: test acc "
+        f"sampled@T={settings.eval_temperature} {summary['test_acc_sampled']:.3f}, "
+        f"greedy {summary['test_acc_greedy']:.3f}")
+    save_model_atomic(model, tokenizer, out_dir, extra={"pretrain.json": summary})
+    return summary
+
+
+def save_model_atomic(model, tokenizer, out_dir: Path, extra: dict | None = None) -> None:
+    """save_pretrained into a temp dir beside ``out_dir``, then rename over it."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for name, payload in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,169 @@
+"""Synthetic chain-arithmetic task: left-to-right arithmetic modulo 10.
+
+A prompt is a fixed-length chain such as ``3+4*2-1=``; it is evaluated strictly left to
+right modulo 10 (``3+4=7, 7*2=4, 4-1=3``). The supervised target writes the running
+values as a scratchpad, then ``#`` and the final digit: ``7,4,3#3``. Only the digit after
+``#`` counts, so a policy can drop the scratchpad and emit ``#d`` directly -- the short cut
+that lets majority-vote self-reward collapse onto a constant answer.
+
+Rows are JSONL ``{"id": int, "prompt": str, "answer": str}``. Three splits come from one
+seed: ``pretrain`` (labelled, for supervised pre-training), ``train`` (RL prompts; the
+labels are kept only for diagnostics) and ``test`` (labelled). No prompt appears in two
+splits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+OPERATORS = "+-*"
+MODULUS = 10
+ANSWER_MARK = "#"
+SPLITS = ("pretrain", "train", "test")
+
+_FINAL_ANSWER = re.compile(r"[^#]*#(\d)\s*")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    operands: int = 5          # digits per chain (operands - 1 operations)
+    pretrain_size: int = 4000
+    train_size: int = 2000
+    test_size: int = 200
+
+    def validate(self) -> None:
+        if self.operands < 2:
+            raise ValueError(f"operands must be >= 2, got {self.operands}")
+        for name in ("pretrain_size", "train_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        distinct = MODULUS ** self.operands * len(OPERATORS) ** (self.operands - 1)
+        wanted = self.pretrain_size + self.train_size + self.test_size
+        if wanted > distinct // 2:
+            raise ValueError(f"{wanted} rows requested but operands={self.operands} allows only "
+                             f"{distinct} distinct prompts; use more operands or fewer rows")
+
+
+def apply_op(left: int, op: str, right: int) -> int:
+    if op == "+":
+        return (left + right) % MODULUS
+    if op == "-":
+        return (left - right) % MODULUS
+    if op == "*":
+        return (left * right) % MODULUS
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def running_values(prompt: str) -> list[int]:
+    """Values after each operation of a prompt like ``3+4*2-1=``."""
+    body = prompt.rstrip("=")
+    digits, ops = body[0::2], body[1::2]
+    value = int(digits[0])
+    values = []
+    for op, digit in zip(ops, digits[1:]):
+        value = apply_op(value, op, int(digit))
+        values.append(value)
+    return values
+
+
+def solve(prompt: str) -> str:
+    return str(running_values(prompt)[-1])
+
+
+def worked_solution(prompt: str) -> str:
+    """Supervised target: scratchpad of running values, then ``#`` and the answer."""
+    values = running_values(prompt)
+    return ",".join(str(v) for v in values) + ANSWER_MARK + str(values[-1])
+
+
+def extract_answer(response: str) -> str | None:
+    """The final answer digit, or None when the response has no well-formed final answer.
+
+    Well-formed: exactly one ``#``, followed by one digit and nothing but whitespace.
+    """
+    match = _FINAL_ANSWER.fullmatch(response)
+    return match.group(1) if match else None
+
+
+def is_correct(response: str, answer: str) -> bool:
+    extracted = extract_answer(response)
+    return extracted is not None and extracted == str(answer).strip()
+
+
+def _random_prompt(rng: random.Random, operands: int) -> str:
+    parts = [str(rng.randrange(MODULUS))]
+    for _ in range(operands - 1):
+        parts += [rng.choice(OPERATORS), str(rng.randrange(MODULUS))]
+    return "".join(parts) + "="
+
+
+def generate_splits(seed: int, config: TaskConfig = TaskConfig()) -> dict[str, list[dict]]:
+    """All three splits, fully determined by ``seed`` and ``config``; prompts are distinct across splits."""
+    config.validate()
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    splits: dict[str, list[dict]] = {}
+    for split, size in zip(SPLITS, (config.pretrain_size, config.train_size, config.test_size)):
+        rows = []
+        while len(rows) < size:
+            prompt = _random_prompt(rng, config.operands)
+            if prompt in seen:
+                continue
+            seen.add(prompt)
+            rows.append({"id": len(rows), "prompt": prompt, "answer": solve(prompt)})
+        splits[split] = rows
+    return splits
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            for row in rows:
+                handle.write(json.dumps(row) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_splits(out_dir: Path, seed: int, config: TaskConfig = TaskConfig()) -> dict[str, Path]:
+    splits = generate_splits(seed, config)
+    paths = {}
+    for split, rows in splits.items():
+        paths[split] = Path(out_dir) / f"{split}.jsonl"
+        write_jsonl_atomic(paths[split], rows)
+    return paths
+
+
+def read_jsonl(path: Path, require_answer: bool = True) -> list[dict]:
+    """Rows of a task JSONL file, checked: bad rows raise ValueError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file not found: {path}")
+    rows = []
+    with open(path) as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err})") from None
+            keys = ("id", "prompt", "answer") if require_answer else ("id", "prompt")
+            for key in keys:
+                if key not in row:
+                    raise ValueError(f"{path}:{line_no}: missing key {key!r}")
+            if not isinstance(row["prompt"], str) or not row["prompt"]:
+                raise ValueError(f"{path}:{line_no}: 'prompt' must be a non-empty string")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows

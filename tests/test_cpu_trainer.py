@@ -1,0 +1,252 @@
+"""The CPU trainer on a tiny model: schema, resume, determinism, momentum masking, NaN stop, bad input."""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from mgrpo import core as mcore
+from mgrpo.core import GroupScore, known_methods
+from mgrpo.cpu import rollout as ro
+from mgrpo.cpu import trainer
+from mgrpo.run_spec import RunSpec
+from mgrpo.toy.model import ModelSize
+from mgrpo.toy.pretrain import PretrainSettings, pretrain
+from mgrpo.toy.task import TaskConfig, write_splits
+
+FAST = {"steps": 4, "prompts_per_step": 2, "eval_every": 2, "save_every": 2, "eval_samples": 2,
+        "max_new_tokens": 10, "eval_prompts": 8, "lr": 1e-2}
+EXPECTED_KEYS = set(trainer.METRIC_KEYS)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    write_splits(root / "data", 0, TaskConfig(operands=3, pretrain_size=400, train_size=40, test_size=8))
+    settings = PretrainSettings(steps=60, batch_size=32, lr=1e-2, eval_samples=1,
+                                size=ModelSize(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                               num_attention_heads=2, max_position_embeddings=32))
+    pretrain(root / "data", root / "model", seed=0, settings=settings, log=lambda _: None)
+    return root
+
+
+def make_spec(toy, tmp_path, method="srt", seed=0, name="run", G=4, N=None, **settings):
+    return RunSpec.create(backend="cpu", method=method, G=G, N=N, base_model=toy / "model", data=toy / "data",
+                          out=tmp_path / name / "out", work=tmp_path / name / "work", temperature=1.0,
+                          seed=seed, settings={**FAST, **settings})
+
+
+def read_metrics(out):
+    return [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in trainer.TIMING_FIELDS} for r in rows]
+
+
+def test_metrics_schema_and_run_dir(toy, tmp_path):
+    out = trainer.train(make_spec(toy, tmp_path, method="mgrpo"))
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
+    for r in rows:
+        evaluated = r["step"] in (0, 2, 4)
+        assert set(r) == EXPECTED_KEYS | ({"val_acc", "val_acc_greedy"} if evaluated else set())
+    for r in rows[1:]:
+        for key in ("agreement", "filtered_frac", "pseudo_label_acc", "rollout_acc", "momentum_agreement",
+                    "val_acc", "val_acc_greedy"):
+            assert r.get(key, 0.0) is not None and 0.0 <= r.get(key, 0.0) <= 1.0, key
+        assert r["filtered_frac"] == 0.0  # mgrpo has no filter
+        assert r["entropy"] >= 0 and r["kl"] >= 0 and r["lr"] == pytest.approx(1e-2)
+        assert r["rollouts_per_s"] == pytest.approx(2 * 4 / r["step_seconds"])  # prompts x G / seconds
+        assert np.isfinite(r["loss"]) and r["grad_norm"] >= 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["spec"]["method"] == "mgrpo" and run["spec"]["N"] == 1 and run["settings"]["steps"] == 4
+    assert run["timing_fields"] == ["step_seconds", "rollouts_per_s"]
+    vals = [r["val_acc"] for r in rows if "val_acc" in r]
+    assert run["best"]["val_acc"] == max(vals) and run["best"]["step"] == [0, 2, 4][vals.index(max(vals))]
+    for sub in ("final", "best"):
+        assert AutoModelForCausalLM.from_pretrained(out / sub).config.hidden_size == 16
+        assert (out / sub / "tokenizer.json").is_file()
+
+
+def test_srt_has_no_momentum_metrics(toy, tmp_path):
+    rows = read_metrics(trainer.train(make_spec(toy, tmp_path, method="srt", steps=2)))
+    assert all(r["momentum_agreement"] is None for r in rows)
+
+
+def test_same_seed_same_metrics_except_timing(toy, tmp_path):
+    a = read_metrics(trainer.train(make_spec(toy, tmp_path, method="mgrpo_iqr", name="a")))
+    b = read_metrics(trainer.train(make_spec(toy, tmp_path, method="mgrpo_iqr", name="b")))
+    c = read_metrics(trainer.train(make_spec(toy, tmp_path, method="mgrpo_iqr", name="c", seed=1)))
+    assert without_timing(a) == without_timing(b)
+    assert without_timing(a) != without_timing(c)
+    assert [r["step_seconds"] for r in a[1:]] != [r["step_seconds"] for r in b[1:]]  # timing is really excluded
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_gives_every_step_once_and_same_metrics(toy, tmp_path, monkeypatch):
+    reference = read_metrics(trainer.train(make_spec(toy, tmp_path, method="mgrpo", name="ref", steps=6)))
+
+    calls = {"n": 0}
+    real_loss = mcore.policy_loss
+
+    def dies_in_step_6(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # step 5's metrics line is written, its checkpoint (every 2) is not
+            raise Killed()
+        return real_loss(*args, **kwargs)
+
+    spec = make_spec(toy, tmp_path, method="mgrpo", name="killed", steps=6)
+    monkeypatch.setattr(mcore, "policy_loss", dies_in_step_6)
+    with pytest.raises(Killed):
+        trainer.train(spec)
+    monkeypatch.setattr(mcore, "policy_loss", real_loss)
+    assert [json.loads(line)["step"] for line in (spec.work / "metrics.jsonl").read_text().splitlines()] \
+        == [0, 1, 2, 3, 4, 5]
+    assert not spec.out.exists()  # outputs appear only at the end
+
+    resumed = read_metrics(trainer.train(spec))
+    assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4, 5, 6]
+    assert without_timing(resumed) == without_timing(reference)
+
+
+def test_resume_refuses_other_arguments(toy, tmp_path):
+    spec = make_spec(toy, tmp_path, name="x", steps=2)
+    trainer.train(spec)
+    with pytest.raises(ValueError, match="different arguments.*lr|different arguments.*settings"):
+        trainer.train(replace(spec, settings={**spec.settings, "lr": 1e-3}))
+
+
+def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
+    sampled_by = {}  # id(rollouts) -> (model that sampled them, number of rows)
+    forwarded = []  # (model, id(rollouts), grad enabled) for every full forward over rollouts
+    alive = []
+    real_sample, real_logits = ro.sample, ro.response_logits
+
+    def spy_sample(model, prompts, **kwargs):
+        result = real_sample(model, prompts, **kwargs)
+        sampled_by[id(result)] = (model, len(prompts))
+        alive.append(result)  # ids stay unique while the objects live
+        return result
+
+    def spy_logits(model, rollouts, temperature):
+        forwarded.append((model, id(rollouts), torch.is_grad_enabled()))
+        return real_logits(model, rollouts, temperature)
+
+    monkeypatch.setattr(ro, "sample", spy_sample)
+    monkeypatch.setattr(ro, "response_logits", spy_logits)
+    trainer.train(make_spec(toy, tmp_path, method="mgrpo", G=4, N=2, steps=2, eval_every=100))
+
+    training_samples = {k: v for k, v in sampled_by.items() if v[1] == 2 * 2}  # prompts_per_step x (M or N)
+    samplers = {id(m) for m, _ in training_samples.values()}
+    assert len(samplers) == 2  # policy and momentum model both sampled, as separate models
+    with_grad = [(m, rid) for m, rid, grad in forwarded if grad]
+    assert len(with_grad) == 2  # one loss forward per step
+    policy_ids = {id(m) for m, _ in with_grad}
+    assert len(policy_ids) == 1
+    for model, rid in with_grad:
+        assert id(sampled_by[rid][0]) == id(model)  # the loss only sees rollouts the policy sampled
+    momentum_rollouts = [rid for rid, (m, _) in training_samples.items() if id(m) not in policy_ids]
+    assert momentum_rollouts and not set(momentum_rollouts) & {rid for _, rid, _ in forwarded}
+
+
+def _score(in_loss, advantages):
+    G = len(in_loss)
+    return GroupScore(label="1", votes=1, kept=np.ones(G, bool), in_loss=np.asarray(in_loss),
+                      rewards=np.zeros(G), advantages=np.asarray(advantages, float), agreement=np.zeros(G),
+                      label_correct=None)
+
+
+def test_policy_loss_inputs_take_only_policy_rollouts():
+    adv, in_loss = trainer.policy_loss_inputs(
+        [_score([True, False, False], [0.5, 0.0, 0.0]), _score([True, True, False], [1.0, -1.0, 0.0])], M=2)
+    assert adv.tolist() == [0.5, 0.0, 1.0, -1.0] and in_loss.tolist() == [True, False, True, True]
+    with pytest.raises(RuntimeError, match="momentum rollout in the loss"):
+        trainer.policy_loss_inputs([_score([True, False, True], [0.1, 0.0, -0.1])], M=2)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_loss = mcore.policy_loss
+
+    def nan_at_step_3(*args, **kwargs):
+        calls["n"] += 1
+        loss, stats = real_loss(*args, **kwargs)
+        return (loss * float("nan") if calls["n"] == 3 else loss), stats
+
+    monkeypatch.setattr(mcore, "policy_loss", nan_at_step_3)
+    spec = make_spec(toy, tmp_path, name="nan")
+    with pytest.raises(FloatingPointError, match="step 3"):
+        trainer.train(spec)
+    assert sorted(p.name for p in spec.work.glob("step_*")) == ["step_000002"]
+    state = torch.load(spec.work / "step_000002" / "state.pt", weights_only=False)
+    assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["policy"].values())
+    assert not spec.out.exists()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("G", 1, "G"), ("N", 0, "N"), ("momentum", 1.5, "momentum"), ("temperature", 0.0, "temperature")])
+def test_bad_hyperparameters_fail_before_training(toy, tmp_path, field, value, match):
+    spec = replace(make_spec(toy, tmp_path, method="mgrpo"), **{field: value})
+    with pytest.raises(ValueError, match=match):
+        trainer.train(spec)
+    assert not spec.work.exists()
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"lr": "-1"}, "lr"), ({"steps": "0"}, "steps"), ({"nonsense": "1"}, "nonsense"),
+    ({"prompts_per_step": "1000"}, "prompts_per_step")])
+def test_bad_settings_fail_before_training(toy, tmp_path, settings, match):
+    spec = make_spec(toy, tmp_path, **settings)
+    with pytest.raises(ValueError, match=match):
+        trainer.train(spec)
+    assert not (spec.work / "metrics.jsonl").exists()
+
+
+def test_every_registered_method_trains(toy, tmp_path):
+    for method in known_methods():
+        out = trainer.train(make_spec(toy, tmp_path, method=method, name=method, steps=1, eval_every=100))
+        assert [r["step"] for r in read_metrics(out)] == [0, 1]
+
+
+def test_sigkilled_cli_run_resumes_to_the_uninterrupted_metrics(toy, tmp_path):
+    """A real `kill -9` of `mgrpo train` between checkpoints, then the same command again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    settings = {**FAST, "steps": 100, "save_every": 5, "eval_every": 50}
+
+    def command(name):
+        args = [sys.executable, "-m", "mgrpo", "train", "--backend", "cpu", "--method", "mgrpo",
+                "--base-model", str(toy / "model"), "--data", str(toy / "data"), "--out", str(tmp_path / name / "out"),
+                "--work", str(tmp_path / name / "work"), "--G", "4", "--T", "1.0", "--seed", "3"]
+        return args + [x for k, v in settings.items() for x in ("--set", f"{k}={v}")]
+
+    live = tmp_path / "killed" / "work" / "metrics.jsonl"
+    process = subprocess.Popen(command("killed"), cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        if live.is_file() and len(live.read_text().splitlines()) >= 13:  # past step 12, not at a checkpoint
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "out").exists()
+
+    subprocess.run(command("killed"), cwd=repo, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command("whole"), cwd=repo, check=True, stdout=subprocess.DEVNULL)
+    resumed = read_metrics(tmp_path / "killed" / "out")
+    assert [r["step"] for r in resumed] == list(range(101))
+    assert without_timing(resumed) == without_timing(read_metrics(tmp_path / "whole" / "out"))

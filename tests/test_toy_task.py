@@ -1,0 +1,103 @@
+"""The synthetic toy task: determinism per seed, answer extraction, answers recomputed independently."""
+import json
+import operator
+
+import pytest
+
+from mgrpo.toy.task import (TaskConfig, extract_answer, generate_splits, is_correct, read_jsonl,
+                            worked_solution, write_splits)
+
+SMALL = TaskConfig(operands=4, pretrain_size=300, train_size=100, test_size=50)
+
+
+def evaluate_chain(prompt: str) -> int:
+    """Independent left-to-right evaluation mod 10 (Python's % is non-negative for a positive modulus)."""
+    ops = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+    body = prompt[:-1]
+    assert prompt.endswith("=")
+    value = int(body[0])
+    for i in range(1, len(body), 2):
+        value = ops[body[i]](value, int(body[i + 1])) % 10
+    return value
+
+
+def test_same_seed_same_splits_other_seed_differs():
+    assert generate_splits(7, SMALL) == generate_splits(7, SMALL)
+    assert generate_splits(7, SMALL)["test"] != generate_splits(8, SMALL)["test"]
+
+
+def test_split_sizes_ids_and_no_prompt_shared_between_splits():
+    splits = generate_splits(1, SMALL)
+    assert [len(splits[s]) for s in ("pretrain", "train", "test")] == [300, 100, 50]
+    for rows in splits.values():
+        assert [r["id"] for r in rows] == list(range(len(rows)))
+    prompts = [r["prompt"] for rows in splits.values() for r in rows]
+    assert len(prompts) == len(set(prompts))
+
+
+def test_answers_match_independent_evaluation():
+    for rows in generate_splits(2, SMALL).values():
+        for row in rows:
+            assert row["answer"] == str(evaluate_chain(row["prompt"]))
+            assert len(row["prompt"]) == 2 * SMALL.operands  # digits, operators and '='
+
+
+@pytest.mark.parametrize("prompt, solution", [
+    ("3+4*2-1=", "7,4,3#3"),       # 7, 8 mod 10 = 4, 3
+    ("0-1=", "9#9"),               # negative wraps to 9
+    ("9*9+5=", "1,6#6"),           # 81 -> 1, 6
+])
+def test_worked_solution_hand_computed(prompt, solution):
+    assert worked_solution(prompt) == solution
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("7,4,3#3", "3"),
+    ("#5", "5"),            # the short cut: no scratchpad
+    ("anything#0", "0"),
+    ("#3 \n", "3"),         # trailing whitespace is fine
+    ("5", None),            # no answer mark
+    ("", None),
+    ("#12", None),          # more than one digit
+    ("1#2#3", None),        # two marks
+    ("#x", None),
+    ("#", None),
+    ("#4,", None),          # text after the answer
+])
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+def test_is_correct():
+    assert is_correct("1,2#2", "2") and not is_correct("1,2#2", "3") and not is_correct("2", "2")
+
+
+def test_write_and_read_splits(tmp_path):
+    paths = write_splits(tmp_path / "data", 3, SMALL)
+    assert sorted(p.name for p in paths.values()) == ["pretrain.jsonl", "test.jsonl", "train.jsonl"]
+    assert read_jsonl(paths["test"]) == generate_splits(3, SMALL)["test"]
+    assert not list((tmp_path / "data").glob(".*"))  # no temp files left behind
+
+
+def test_read_jsonl_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": 0, "prompt": "1+1=", "answer": "2"}) + "\n" + json.dumps({"id": 1}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: missing key 'prompt'"):
+        read_jsonl(bad)
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="operands"):
+        generate_splits(0, TaskConfig(operands=1))
+    with pytest.raises(ValueError, match="distinct prompts"):
+        generate_splits(0, TaskConfig(operands=2, pretrain_size=1000))
+
+
+def test_toy_data_cli(tmp_path):
+    from mgrpo.cli import main
+
+    assert main(["toy-data", "--out", str(tmp_path / "d"), "--seed", "5", "--operands", "4",
+                 "--pretrain-size", "300", "--train-size", "100", "--test-size", "50"]) == 0
+    assert read_jsonl(tmp_path / "d" / "train.jsonl") == generate_splits(5, SMALL)["train"]
