@@ -1,0 +1,104 @@
+"""``mgrpo evaluate`` and ``mgrpo prepare-data`` (added to the ``mgrpo`` command line by mgrpo.cli)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, known_benchmarks
+
+
+def add_subcommands(subparsers) -> None:
+    known = ", ".join(known_benchmarks())
+    p = subparsers.add_parser("evaluate", help="evaluate a checkpoint on benchmarks (same protocol for every method)",
+                              description=f"Benchmarks: {known}.")
+    p.add_argument("--model", required=True, type=Path, help="HF-format model directory")
+    p.add_argument("--benchmarks", required=True, help=f"comma-separated, from: {known}")
+    p.add_argument("--out", required=True, type=Path, help="writes <benchmark>.json and <benchmark>.samples.jsonl")
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder written by `mgrpo prepare-data` "
+                   "(for toy: the toy data folder with test.jsonl)")
+    p.add_argument("--temperature", type=float, default=EVAL_TEMPERATURE)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-tokens", type=int, default=None, help="default: per benchmark (toy 16, others 3072)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples per problem (k of avg@k); default: 8 for aime24/aime25/gpqa_diamond, else 1")
+    p.add_argument("--limit", type=int, default=None, help="first N problems only (smoke tests)")
+    p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("backend options")
+    g.add_argument("--device", default="cpu", help="hf: torch device")
+    g.add_argument("--batch-size", type=int, default=16, help="hf: prompts per generate call")
+    g.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
+    g.add_argument("--data-parallel-size", type=int, default=1, help="vllm: engines (prompts split between them)")
+    g.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
+    g.add_argument("--max-model-len", type=int, default=None, help="vllm")
+    p.add_argument("--code-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="setting for the code benchmarks (e.g. workers=8, timeout_s=6, release_version=release_v5)")
+    p.set_defaults(handler=_evaluate)
+
+    q = subparsers.add_parser("prepare-data", help="download benchmark data from its public source (needs Hub access; "
+                              "HF_TOKEN for gated GPQA)")
+    q.add_argument("--benchmarks", required=True, help="comma-separated benchmark names")
+    q.add_argument("--out", required=True, type=Path, help="data folder (pass it as --data-dir to evaluate)")
+    q.set_defaults(handler=_prepare_data)
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    if args.backend == "hf":
+        return {"device": args.device, "batch_size": args.batch_size}
+    return {"tensor_parallel_size": args.tensor_parallel_size, "data_parallel_size": args.data_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len}
+
+
+def parse_options(assignments: list[str]) -> dict:
+    """``["workers=8", "release_version=release_v5"]`` -> dict; values parsed as JSON when they are JSON."""
+    options = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--code-option expects KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mgrpo.evaluation.runner import evaluate
+
+    results = evaluate(str(args.model), args.benchmarks, args.out, backend=args.backend, data_dir=args.data_dir,
+                       temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
+                       samples=args.samples, limit=args.limit, seed=args.seed, backend_options=backend_options(args),
+                       code_options=parse_options(args.code_option))
+    for name, result in results.items():
+        print(f"{name:14s} {result['metric']:7s} {result['value']:.4f}  (n={result['n_problems']})")
+    return 0
+
+
+def prepare_data(benchmarks: str | list[str], out: Path) -> dict[str, dict]:
+    """Download each benchmark into ``out``; code benchmarks are delegated to mgrpo.evaluation.code."""
+    from mgrpo.evaluation.benchmarks import parse_benchmarks
+    from mgrpo.evaluation.datasets import download
+
+    chosen = parse_benchmarks(benchmarks)
+    for b in chosen:
+        if b.runner == "toy":
+            raise ValueError("toy data is generated, not downloaded: use the toy task's data preparation")
+    written = {}
+    for b in chosen:
+        if b.runner == "code":
+            from mgrpo.evaluation import code
+
+            if not hasattr(code, "prepare_data"):
+                raise ValueError(f"{b.name}: mgrpo.evaluation.code provides no prepare_data()")
+            written[b.name] = code.prepare_data(b.name, Path(out))
+        else:
+            written[b.name] = download(b.name, Path(out))
+    return written
+
+
+def _prepare_data(args: argparse.Namespace) -> int:
+    for name, entry in prepare_data(args.benchmarks, args.out).items():
+        print(f"{name}: {json.dumps(entry, default=str)}")
+    return 0

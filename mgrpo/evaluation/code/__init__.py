@@ -1,0 +1,159 @@
+"""Code benchmarks (MBPP+ via evalplus, LiveCodeBench): prompts, generation, sandboxed scoring, result files.
+
+Entry point for `mgrpo evaluate`: `evaluate_code(benchmark, generator, data_path, out_dir, settings)`.
+`settings` keys (all optional): model, backend, temperature (0.8), top_p (1.0), max_tokens (3072), seed (0),
+samples (1), limit (None), workers (cpu count), timeout_s (per LCB test 6.0; per MBPP+ candidate 150.0),
+memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version ("release_latest").
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+__all__ = ["evaluate_code", "BENCHMARKS"]
+
+BENCHMARKS = ("mbpp_plus", "livecodebench")
+KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", "workers",
+                  "timeout_s", "memory_mb", "start_date", "end_date", "release_version"}
+
+
+def _settings_dict(settings) -> tuple[dict, object | None]:
+    """A dict of settings, plus the sampling object to hand to the generator when one was given.
+
+    Accepts the plain dict of the brief or mgrpo.evaluation.generation.EvalSettings (model, backend, sampling,
+    samples, limit, extra)."""
+    if isinstance(settings, dict):
+        return dict(settings), None
+    values = {"model": settings.model, "backend": settings.backend, "limit": settings.limit, **settings.extra}
+    if settings.samples is not None:
+        values["samples"] = settings.samples
+    for key in ("temperature", "top_p", "max_tokens", "seed"):
+        values[key] = getattr(settings.sampling, key)
+    return values, settings.sampling
+
+
+def _chat(generator, user_message: str) -> str:
+    """The generator's chat template for one user message (takes a string, or a list of messages)."""
+    import inspect
+
+    try:
+        first = next(iter(inspect.signature(generator.apply_chat_template).parameters))
+    except (TypeError, ValueError, StopIteration):
+        first = ""
+    if first == "messages":
+        return generator.apply_chat_template([{"role": "user", "content": user_message}])
+    return generator.apply_chat_template(user_message)
+
+
+def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> dict:
+    """Generate, score in the sandbox, write `out_dir/<benchmark>.json` and `.samples.jsonl`; return the summary."""
+    settings, sampling = _settings_dict(settings)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown code benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
+    unknown = set(settings) - KNOWN_SETTINGS
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(KNOWN_SETTINGS)}")
+    samples = int(settings.get("samples", 1))
+    if samples < 1:
+        raise ValueError(f"settings['samples'] must be >= 1, got {samples}")
+    generation = {
+        "temperature": float(settings.get("temperature", 0.8)),
+        "top_p": float(settings.get("top_p", 1.0)),
+        "max_tokens": int(settings.get("max_tokens", 3072)),
+        "backend": settings.get("backend", getattr(generator, "backend", "unknown")),
+        "seed": int(settings.get("seed", 0)),
+    }
+    benchmark_io = _mbpp_plus(data_path, settings) if benchmark == "mbpp_plus" else _livecodebench(data_path, settings)
+    problems, dataset = benchmark_io["problems"], benchmark_io["dataset"]
+    if settings.get("limit") is not None:
+        problems = problems[: int(settings["limit"])]
+    if not problems:
+        raise ValueError(f"{benchmark}: no problems to evaluate in {data_path} with these settings")
+
+    prompts = [_chat(generator, benchmark_io["prompt"](p)) for p in problems]
+    params = sampling if sampling is not None else {k: generation[k] for k in ("temperature", "top_p", "max_tokens",
+                                                                              "seed")}
+    responses = generator.generate(prompts, samples, params)
+    if len(responses) != len(problems) or any(len(r) != samples for r in responses):
+        raise ValueError(f"generator returned {[len(r) for r in responses]} responses for {len(problems)} prompts "
+                         f"x {samples} samples")
+
+    jobs = [(i, j) for i in range(len(problems)) for j in range(samples)]
+    extracted = {(i, j): benchmark_io["extract"](responses[i][j], problems[i]) for i, j in jobs}
+    workers = int(settings.get("workers", os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # each job waits on its own sandbox process
+        verdicts = dict(zip(jobs, pool.map(lambda job: benchmark_io["score"](problems[job[0]], extracted[job]), jobs)))
+
+    per_problem = [sum(verdicts[(i, j)]["passed"] for j in range(samples)) / samples for i in range(len(problems))]
+    value = sum(per_problem) / len(per_problem)
+    stderr = (math.sqrt(sum((x - value) ** 2 for x in per_problem) / (len(per_problem) - 1) / len(per_problem))
+              if len(per_problem) > 1 else 0.0)
+    summary = {
+        "benchmark": benchmark,
+        "model": settings.get("model", getattr(generator, "name", "unknown")),
+        "metric": "pass@1",
+        "value": value,
+        "stderr": stderr,
+        "n_problems": len(problems),
+        "samples_per_problem": samples,
+        "generation": generation,
+        "dataset": dataset,
+    }
+    rows = [{"problem_id": benchmark_io["id"](problems[i]), "prompt": prompts[i], "responses": responses[i],
+             "extracted": [extracted[(i, j)] for j in range(samples)],
+             "verdicts": [verdicts[(i, j)] for j in range(samples)], "pass@1": per_problem[i]}
+            for i in range(len(problems))]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomically(out / f"{benchmark}.samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _write_atomically(out / f"{benchmark}.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _mbpp_plus(data_path, settings: dict) -> dict:
+    from mgrpo.evaluation.code import mbpp_plus
+
+    timeout_s = float(settings.get("timeout_s", 150.0))
+    memory_mb = int(settings.get("memory_mb", 4096))
+    return {
+        "problems": mbpp_plus.load_problems(data_path),
+        "dataset": {"source": "evalplus/mbppplus", "revision": mbpp_plus.dataset_hash(data_path),
+                    "path": str(data_path)},
+        "prompt": mbpp_plus.build_prompt,
+        "extract": lambda response, problem: mbpp_plus.extract_solution(response, problem),
+        "score": lambda problem, code: mbpp_plus.score_solution(problem, code, timeout_s=timeout_s,
+                                                               memory_mb=memory_mb),
+        "id": lambda problem: problem["task_id"],
+    }
+
+
+def _livecodebench(data_path, settings: dict) -> dict:
+    from mgrpo.evaluation.code import livecodebench as lcb
+
+    timeout_s = float(settings.get("timeout_s", lcb.DEFAULT_TEST_TIMEOUT_S))
+    memory_mb = int(settings.get("memory_mb", 2048))
+    release = settings.get("release_version", "release_latest")
+    files = lcb.release_files(data_path, release)
+    return {
+        "problems": lcb.load_problems(data_path, settings.get("start_date"), settings.get("end_date"), release),
+        "dataset": {"source": "livecodebench/code_generation_lite", "revision": release, "path": str(data_path),
+                    "files": [f.name for f in files], "start_date": settings.get("start_date"),
+                    "end_date": settings.get("end_date")},
+        "prompt": lcb.build_prompt,
+        "extract": lambda response, problem: lcb.extract_code(response),
+        "score": lambda problem, code: lcb.score_code(problem, code, timeout_s=timeout_s, memory_mb=memory_mb),
+        "id": lambda problem: problem.question_id,
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                     encoding="utf-8") as handle:
+        handle.write(text)
+        temp = Path(handle.name)
+    os.replace(temp, path)

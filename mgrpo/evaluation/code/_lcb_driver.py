@@ -1,0 +1,170 @@
+"""LiveCodeBench test driver. Runs INSIDE the sandbox (standard library only), one candidate against all tests.
+
+It follows the grading rules of LiveCodeBench's lcb_runner/evaluation/testing_util.py (re-implemented, not copied):
+- stdin problems: drop a trailing `if __name__ == '__main__':` guard, wrap the module's statements in a function,
+  run it per test with stdin replaced by the test input, compare the captured stdout line by line after stripping;
+  a line matches exactly or when all its whitespace-separated tokens are equal as Decimals;
+- call-based problems: prepend the common-imports prelude, instantiate `Solution` when the code defines it, call
+  the method named by `fn_name` with the JSON-decoded input lines, tuples count as lists, compare with `==`;
+- a per-test time limit; stop at the first failing test.
+Input: `task.json` in the cwd. Output: one line `<nonce> <json>` on stdout with per-test results
+(True, -2 wrong answer, -3 time limit, -4 runtime error).
+"""
+import ast
+import io
+import json
+import os
+import signal
+import sys
+from decimal import Decimal, InvalidOperation
+
+PRELUDE = "\n".join(
+    [f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
+                                     "random", "statistics", "itertools", "functools", "operator", "io", "sys",
+                                     "json", "builtins", "typing")]
+    + [f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
+                               "random", "statistics", "itertools", "functools", "operator", "io", "sys", "json")]
+    + ["sys.setrecursionlimit(50000)", ""]
+)
+
+
+class TestTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise TestTimeout()
+
+
+def strip_main_guard(code):
+    try:
+        tree = ast.parse(code)
+        last = tree.body[-1]
+        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
+            return ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
+    except Exception:
+        pass
+    return code
+
+
+def wrap_in_function(code):
+    try:
+        tree = ast.parse(code)
+        imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+        body = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))] or [ast.Pass()]
+        function = ast.FunctionDef(name="wrapped_function", args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
+                                   kw_defaults=[], defaults=[]), body=body, decorator_list=[], lineno=1)
+        return PRELUDE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(function)
+    except Exception:
+        return code
+
+
+def stripped_lines(text):
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def lines_match(prediction, expected):
+    got, want = stripped_lines(prediction), stripped_lines(expected)
+    if len(got) != len(want):
+        return False
+    for got_line, want_line in zip(got, want):
+        if got_line == want_line:
+            continue
+        try:
+            if [Decimal(t) for t in got_line.split()] != [Decimal(t) for t in want_line.split()]:
+                return False
+        except InvalidOperation:
+            return False
+    return True
+
+
+def run_with_stdin(function, text):
+    lines = iter(text.split("\n"))
+    fake_stdin = io.StringIO(text)
+    fake_stdin.readline = lambda *args: next(lines)
+    fake_stdin.readlines = lambda *args: text.split("\n")
+    fake_stdin.read = lambda *args: text
+    import builtins
+
+    real_stdin, real_stdout, real_open = sys.stdin, sys.stdout, builtins.open
+    captured = io.StringIO()
+    sys.stdin, sys.stdout = fake_stdin, captured
+    builtins.open = lambda *args, **kwargs: io.StringIO(text)  # LCB serves the input to open() too
+    try:
+        function()
+    except SystemExit:
+        pass
+    finally:
+        sys.stdin, sys.stdout, builtins.open = real_stdin, real_stdout, real_open
+    return captured.getvalue()
+
+
+def compile_module(code, limit):
+    namespace = {"__name__": "tmp_sol"}
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        exec(code, namespace)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return namespace
+
+
+def grade(task):
+    limit = float(task["timeout_s"])
+    code = task["code"]
+    results = []
+    try:
+        if task["fn_name"] is None:
+            namespace = compile_module(wrap_in_function(strip_main_guard(code)), limit)
+            method = namespace.get("wrapped_function")
+        else:
+            code = PRELUDE + "\n\n" + code
+            namespace = compile_module(code, limit)
+            holder = namespace["Solution"]() if "class Solution" in code else None
+            method = getattr(holder, task["fn_name"]) if holder is not None else namespace.get(task["fn_name"])
+    except BaseException as error:  # noqa: BLE001 - a candidate that does not compile fails every test
+        return [-4], f"compile error: {error!r}"
+    if method is None:
+        return [-4], "entry point not found"
+    for test_input, test_output in zip(task["inputs"], task["outputs"]):
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            if task["fn_name"] is None:
+                ok = lines_match(run_with_stdin(method, test_input), test_output)
+            else:
+                args = [json.loads(line) for line in test_input.split("\n")]
+                prediction = method(*args)
+                if isinstance(prediction, tuple):
+                    prediction = list(prediction)
+                ok = prediction == json.loads(test_output)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except TestTimeout:
+            return results + [-3], "time limit exceeded"
+        except BaseException as error:  # noqa: BLE001
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return results + [-4], f"runtime error: {error!r}"[:500]
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if not ok:
+            return results + [-2], "wrong answer"
+        results.append(True)
+    return results, "passed"
+
+
+def main():
+    with open("task.json") as handle:
+        task = json.load(handle)
+    os.remove("task.json")  # the candidate runs in this process: keep the nonce out of its reach on disk
+    nonce = task.pop("nonce")
+    signal.signal(signal.SIGALRM, _alarm)
+    out = sys.stdout
+    main_pid = os.getpid()
+    results, message = grade(task)
+    if os.getpid() != main_pid:  # a process the candidate forked came back here: it must not report a verdict
+        os._exit(0)
+    out.write("\n" + nonce + " " + json.dumps({"results": results, "message": message}) + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()

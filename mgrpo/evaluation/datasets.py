@@ -1,0 +1,236 @@
+"""Where every benchmark's data comes from (the ONE place for dataset ids and revisions), and its local files.
+
+``mgrpo prepare-data`` downloads each source with ``datasets.load_dataset`` on a machine with Hub access and
+writes ``<data-dir>/<file>`` as JSON Lines with the dataset's own column names, plus ``<data-dir>/MANIFEST.json``
+recording, per benchmark, the source, config, split, the commit the download resolved to, row count and sha256.
+``revision=None`` below means "the default branch at download time": the resolved commit is what MANIFEST.json
+records and what every result file reports; pin a commit here to make later downloads byte-identical.
+
+Evaluation reads only local files. Reading validates every row and fails naming the file, line and field.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MANIFEST = "MANIFEST.json"
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    benchmark: str
+    hf_id: str                 # Hugging Face dataset id
+    config: str | None         # dataset config (subset) name
+    split: str
+    revision: str | None       # commit to download; None = default branch at download time (recorded)
+    filename: str              # local file under --data-dir
+    fields: tuple[str, ...]    # columns every row must have (non-empty)
+    gated: bool = False        # needs HF_TOKEN (accepted terms of use)
+    license: str = ""
+
+
+SOURCES: dict[str, DatasetSource] = {s.benchmark: s for s in (
+    DatasetSource("math500", "HuggingFaceH4/MATH-500", None, "test", None, "math500.jsonl",
+                  ("problem", "answer"), license="MIT (MATH by Hendrycks et al.; subset from openai/prm800k)"),
+    DatasetSource("aime24", "Maxwell-Jia/AIME_2024", None, "train", None, "aime24.jsonl",
+                  ("ID", "Problem", "Answer"), license="MIT (problems: MAA AIME 2024 I/II)"),
+    DatasetSource("aime25", "math-ai/aime25", None, "test", None, "aime25.jsonl",
+                  ("id", "problem", "answer"), license="none declared (problems: MAA AIME 2025 I/II)"),
+    DatasetSource("gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", "train", None, "gpqa_diamond.jsonl",
+                  ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
+                  gated=True, license="CC-BY-4.0, gated; never redistribute or copy into the repository"),
+    DatasetSource("gpqa", "Idavidrein/gpqa", "gpqa_main", "train", None, "gpqa.jsonl",
+                  ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
+                  gated=True, license="CC-BY-4.0, gated; never redistribute or copy into the repository"),
+    DatasetSource("mmlu_pro", "TIGER-Lab/MMLU-Pro", None, "test", None, "mmlu_pro.jsonl",
+                  ("question_id", "question", "options", "answer"), license="MIT"),
+)}
+
+# The toy task has no public source: its splits are generated (mgrpo.toy.task.write_splits).
+TOY_FILE = "test.jsonl"
+
+
+# ---------------------------------------------------------------- reading local files
+
+def data_file(benchmark: str, data_dir: Path | str | None) -> Path:
+    name = TOY_FILE if benchmark == "toy" else SOURCES[benchmark].filename
+    if data_dir is None:
+        raise ValueError(f"benchmark {benchmark!r} reads <data-dir>/{name}: pass --data-dir "
+                         f"(prepare it with `mgrpo prepare-data --benchmarks {benchmark} --out DIR`)")
+    return Path(data_dir) / name
+
+
+def read_jsonl_rows(path: Path, fields: tuple[str, ...]) -> list[dict]:
+    """Rows of a JSONL file; every row an object with every field in ``fields`` present and non-empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+            for field in fields:
+                if field not in row:
+                    raise ValueError(f"{path}:{line_no}: missing field {field!r}")
+                if row[field] is None or (isinstance(row[field], (str, list)) and not row[field]):
+                    raise ValueError(f"{path}:{line_no}: field {field!r} is empty")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def clean_latex(text: str) -> str:
+    """Undo a known upstream artifact (AIME 2024/2025 copies): ``\\f`` of ``\\frac`` turned into a form feed,
+    ``\\t`` of ``\\tfrac`` into a TAB. Neither character is meaningful in a problem statement."""
+    return text.replace("\\\x0c", "\\f").replace("\x0c", "\\f").replace("\tfrac", "\\tfrac")
+
+
+def math_docs(benchmark: str, rows: list[dict]) -> list[dict]:
+    """Normalised math problems: ``{"id", "problem", "answer"}`` (answer as a LaTeX string)."""
+    if benchmark == "aime24":
+        return [{"id": str(r["ID"]), "problem": clean_latex(str(r["Problem"])), "answer": str(r["Answer"])}
+                for r in rows]
+    id_key = "unique_id" if benchmark == "math500" else "id"
+    return [{"id": str(r.get(id_key, index)), "problem": clean_latex(str(r["problem"])),
+             "answer": str(r["answer"]).strip()} for index, r in enumerate(rows)]
+
+
+def _stable_rng(key: str) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big"))
+
+
+def gpqa_docs(rows: list[dict], path: Path) -> list[dict]:
+    """GPQA rows -> ``{"id", "question", "choices", "answer"}``: the four answers in an order fixed by the
+    record id (or question), so every run and every method sees the same letters."""
+    docs = []
+    for index, row in enumerate(rows):
+        key = str(row.get("Record ID") or row["Question"])
+        choices = [str(row["Correct Answer"]).strip()] + [str(row[f"Incorrect Answer {i}"]).strip() for i in (1, 2, 3)]
+        order = list(range(4))
+        _stable_rng(key).shuffle(order)
+        docs.append({"id": key, "question": str(row["Question"]).strip(),
+                     "choices": [choices[i] for i in order], "answer": "ABCD"[order.index(0)]})
+    return docs
+
+
+def mmlu_pro_docs(rows: list[dict], path: Path) -> list[dict]:
+    docs = []
+    for line_no, row in enumerate(rows, 1):
+        options = row["options"]
+        if not isinstance(options, list) or not 2 <= len(options) <= 10:
+            raise ValueError(f"{path}: row {line_no}: field 'options' must be a list of 2 to 10 strings")
+        answer = str(row["answer"]).strip().upper()
+        if len(answer) != 1 or not "A" <= answer < chr(ord("A") + len(options)):
+            raise ValueError(f"{path}: row {line_no}: field 'answer' must be a letter naming one of the "
+                             f"{len(options)} options, got {row['answer']!r}")
+        docs.append({"id": str(row["question_id"]), "question": str(row["question"]).strip(),
+                     "choices": [str(o) for o in options], "answer": answer})
+    return docs
+
+
+def load_docs(benchmark: str, path: Path | str) -> list[dict]:
+    """Validated, normalised documents of one benchmark's local file."""
+    path = Path(path)
+    source = SOURCES[benchmark]
+    rows = read_jsonl_rows(path, source.fields)
+    if benchmark in ("gpqa", "gpqa_diamond"):
+        return gpqa_docs(rows, path)
+    if benchmark == "mmlu_pro":
+        return mmlu_pro_docs(rows, path)
+    return math_docs(benchmark, rows)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_record(benchmark: str, path: Path) -> dict:
+    """What a result file reports about the data it used: source, revision, local path and sha256."""
+    record = {"source": None, "config": None, "split": None, "revision": None,
+              "path": str(path), "sha256": file_sha256(path)}
+    if benchmark in SOURCES:
+        s = SOURCES[benchmark]
+        record.update(source=s.hf_id, config=s.config, split=s.split, revision=s.revision)
+    manifest = Path(path).parent / MANIFEST
+    if manifest.is_file():
+        entry = json.loads(manifest.read_text()).get(benchmark)
+        if entry and entry.get("sha256") == record["sha256"]:  # only if the file is the one downloaded
+            record["revision"] = entry.get("revision")
+    return record
+
+
+# ---------------------------------------------------------------- downloading (prepare-data)
+
+def write_jsonl_atomic(path: Path, rows) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def hf_token() -> str | None:
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+
+
+def download(benchmark: str, out_dir: Path | str) -> dict:
+    """Download one benchmark into ``out_dir`` and record it in MANIFEST.json; returns the manifest entry."""
+    source = SOURCES[benchmark]
+    token = hf_token()
+    if source.gated and not token:
+        raise ValueError(f"{source.hf_id} ({benchmark}) is gated: accept its terms on the Hub and set HF_TOKEN")
+    import datasets
+    from huggingface_hub import HfApi
+
+    revision = HfApi().dataset_info(source.hf_id, revision=source.revision, token=token).sha
+    rows = datasets.load_dataset(source.hf_id, source.config, split=source.split, revision=revision, token=token)
+    path = Path(out_dir) / source.filename
+    count = write_jsonl_atomic(path, iter(rows))
+    read_jsonl_rows(path, source.fields)  # fail now, not at evaluation time, if a column is missing
+    entry = {**{k: v for k, v in asdict(source).items() if k in ("hf_id", "config", "split", "license")},
+             "revision": revision, "path": source.filename, "rows": count, "sha256": file_sha256(path)}
+    manifest_path = Path(out_dir) / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[benchmark] = entry
+    write_json_atomic(manifest_path, manifest)
+    return entry

@@ -1,0 +1,162 @@
+"""The one evaluation entry (``mgrpo evaluate`` and :func:`evaluate`): every benchmark, every method, same protocol.
+
+For each benchmark it writes ``OUT_DIR/<benchmark>.json`` (the result, schema in docs/architecture.md) and
+``OUT_DIR/<benchmark>.samples.jsonl`` (per problem: prompt, every response, extracted answers, verdicts).
+Everything that can be checked is checked before the model is loaded: benchmark names, data files, the model dir.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
+from mgrpo.evaluation.datasets import (
+    data_file,
+    dataset_record,
+    load_docs,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from mgrpo.evaluation.generation import (
+    BACKENDS,
+    EvalSettings,
+    Generator,
+    SamplingParams,
+    check_model_dir,
+    load_generator,
+)
+
+
+def mean_stderr(values: Sequence[float]) -> float | None:
+    """Standard error of the mean (sample std, n-1), as lm-eval reports it; None for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mu = sum(values) / n
+    return math.sqrt(sum((v - mu) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+
+
+def _toy_rows(path: Path, limit: int | None) -> list[dict]:
+    from mgrpo.toy.task import read_jsonl  # the toy task module is optional for the LLM benchmarks
+
+    rows = read_jsonl(path)
+    return rows[:limit] if limit else rows
+
+
+def run_toy(generator: Generator, path: Path, samples: int, params: SamplingParams,
+            limit: int | None = None) -> tuple[dict, list[dict]]:
+    """The toy test split: raw prompts (no chat template), graded with the toy task's own answer extraction."""
+    from mgrpo.toy.task import extract_answer
+
+    rows = _toy_rows(path, limit)
+    responses = generator.generate([row["prompt"] for row in rows], samples, params)
+    records = []
+    for row, outs in zip(rows, responses, strict=True):
+        if len(outs) != samples:
+            raise RuntimeError(f"toy: problem {row['id']} got {len(outs)} samples, expected {samples}")
+        extracted = [extract_answer(out) for out in outs]
+        gold = str(row["answer"]).strip()
+        records.append({"id": row["id"], "prompt": row["prompt"], "gold": gold, "responses": list(outs),
+                        "extracted": extracted, "correct": [e is not None and e == gold for e in extracted]})
+    per_problem = [sum(r["correct"]) / samples for r in records]
+    return {"avg": sum(per_problem) / len(per_problem), "avg_stderr": mean_stderr(per_problem),
+            "pass": sum(any(r["correct"]) for r in records) / len(records), "n_problems": len(records)}, records
+
+
+def _check_data(benchmark: Benchmark, data_dir: Path | None) -> Path | None:
+    if benchmark.runner == "code":
+        # mgrpo.evaluation.code validates the contents; here only that the data is there, before loading a model.
+        if data_dir is None:
+            raise ValueError(f"benchmark {benchmark.name!r} reads <data-dir>/{benchmark.name}.jsonl "
+                             f"(or the folder <data-dir>/{benchmark.name}/): pass --data-dir")
+        for candidate in (Path(data_dir) / f"{benchmark.name}.jsonl", Path(data_dir) / benchmark.name):
+            if candidate.exists():
+                return candidate
+        raise FileNotFoundError(f"data for {benchmark.name} not found: {Path(data_dir) / benchmark.name}.jsonl "
+                                f"(or folder {Path(data_dir) / benchmark.name})")
+    path = data_file(benchmark.name, data_dir)
+    if benchmark.runner == "toy":
+        _toy_rows(path, None)
+    else:
+        load_docs(benchmark.name, path)
+    return path
+
+
+def _result(benchmark: Benchmark, generator: Generator, model: str, k: int, params: SamplingParams,
+            metrics: dict, path: Path, backend: str) -> dict:
+    return {
+        "benchmark": benchmark.name, "model": model, "metric": f"avg@{k}", "value": metrics["avg"],
+        "stderr": metrics["avg_stderr"], "n_problems": metrics["n_problems"], "samples_per_problem": k,
+        "metrics": {f"avg@{k}": metrics["avg"], f"pass@{k}": metrics["pass"]},
+        "generation": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
+                       "backend": getattr(generator, "backend", backend), "seed": params.seed},
+        "dataset": dataset_record(benchmark.name, path),
+        "harness": ({"runner": "toy", "prompt": "raw"} if benchmark.runner == "toy" else
+                    {"runner": "lm_eval", "lm_eval": _version("lm_eval"), "task": f"mgrpo_{benchmark.name}",
+                     "prompt": "chat template, system prompt asks for \\boxed{}"}),
+    }
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package.replace("_", "-"))
+    except PackageNotFoundError:
+        return None
+
+
+def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "hf", data_dir=None,
+             temperature: float = EVAL_TEMPERATURE, top_p: float = 1.0, max_tokens: int | None = None,
+             samples: int | None = None, limit: int | None = None, seed: int = 0,
+             generator: Generator | None = None, backend_options: dict | None = None,
+             code_options: dict | None = None) -> dict[str, dict]:
+    """Evaluate ``model`` on ``benchmarks``; returns ``{benchmark: result dict}`` and writes the files.
+
+    samples: k of avg@k for every benchmark (default: each benchmark's protocol, e.g. 8 for AIME).
+    max_tokens: generation budget (default: each benchmark's). generator: an already built generator (tests,
+    scripted models); without it one is loaded from ``model`` on ``backend`` with ``backend_options``.
+    code_options: extra settings for the code benchmarks (e.g. workers, timeout_s, release_version).
+    """
+    chosen = parse_benchmarks(benchmarks)
+    if backend not in BACKENDS and generator is None:
+        raise ValueError(f"unknown generation backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if samples is not None and samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    data_dir = Path(data_dir) if data_dir is not None else None
+    paths = {b.name: _check_data(b, data_dir) for b in chosen}  # data errors before loading any model
+    SamplingParams(temperature=temperature, top_p=top_p, seed=seed,  # validate before loading anything
+                   max_tokens=max_tokens if max_tokens is not None else 1)
+    if generator is None:
+        check_model_dir(model)
+        generator = load_generator(model, backend=backend, **(backend_options or {}))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    results = {}
+    for benchmark in chosen:
+        k = samples or benchmark.default_samples
+        params = SamplingParams(temperature=temperature, top_p=top_p,
+                                max_tokens=max_tokens or benchmark.max_tokens, seed=seed)
+        path = paths[benchmark.name]
+        if benchmark.runner == "code":
+            from mgrpo.evaluation.code import evaluate_code
+
+            settings = EvalSettings(model=str(model), backend=getattr(generator, "backend", backend),
+                                    sampling=params, samples=k, limit=limit, extra=dict(code_options or {}))
+            result = evaluate_code(benchmark.name, generator, path, out_dir, settings)
+        else:
+            if benchmark.runner == "toy":
+                metrics, records = run_toy(generator, path, k, params, limit)
+            else:
+                from mgrpo.evaluation.lm_eval_runner import run_lm_eval
+
+                metrics, records = run_lm_eval(benchmark.name, generator, path, k, params, limit)
+            result = _result(benchmark, generator, str(model), k, params, metrics, path, backend)
+            write_jsonl_atomic(out_dir / f"{benchmark.name}.samples.jsonl", records)
+        write_json_atomic(out_dir / f"{benchmark.name}.json", result)
+        results[benchmark.name] = result
+    return results

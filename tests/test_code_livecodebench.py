@@ -1,0 +1,202 @@
+"""LiveCodeBench executor: release files, private-test decoding, date window, extraction, LCB's grading rules."""
+import base64
+import json
+import pickle
+import sys
+import zlib
+
+import pytest
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("the sandbox needs Linux", allow_module_level=True)
+
+from mgrpo.evaluation.code import evaluate_code  # noqa: E402
+from mgrpo.evaluation.code import livecodebench as lcb  # noqa: E402
+
+
+def compress(tests) -> str:
+    """The release encoding: base64(zlib(pickle(json string)))."""
+    return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(tests)))).decode()
+
+
+def stdin_row(qid="s1", date="2024-05-01T00:00:00"):
+    return {"question_title": "sum", "question_content": "Read a and b, print a+b.", "platform": "atcoder",
+            "question_id": qid, "contest_id": "abc", "contest_date": date, "starter_code": "", "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}]),
+            "private_test_cases": compress([{"input": "10 20\n", "output": "30\n", "testtype": "stdin"},
+                                            {"input": "-5 5\n", "output": "0\n", "testtype": "stdin"}]),
+            "metadata": "{}"}
+
+
+def call_row(qid="c1", date="2024-06-01T00:00:00"):
+    starter = "class Solution:\n    def pairSum(self, nums: List[int], k: int) -> List[int]:\n        "
+    return {"question_title": "pair", "question_content": "Return [sum(nums), k].", "platform": "leetcode",
+            "question_id": qid, "contest_id": "weekly", "contest_date": date, "starter_code": starter,
+            "difficulty": "easy",
+            "public_test_cases": json.dumps([{"input": "[1, 2]\n3", "output": "[3, 3]", "testtype": "functional"}]),
+            "private_test_cases": compress([{"input": "[]\n0", "output": "[0, 0]", "testtype": "functional"}]),
+            "metadata": json.dumps({"func_name": "pairSum"})}
+
+
+@pytest.fixture
+def release(tmp_path):
+    (tmp_path / "test.jsonl").write_text(json.dumps(stdin_row()) + "\n" + json.dumps(call_row()) + "\n")
+    (tmp_path / "test2.jsonl").write_text(json.dumps(stdin_row("s2", "2025-01-10T00:00:00")) + "\n")
+    return tmp_path
+
+
+def test_private_tests_are_decoded_and_appended_after_public(release):
+    problems = lcb.load_problems(release, release_version="release_v1")
+    stdin_problem = problems[0]
+    assert stdin_problem.inputs == ("1 2\n", "10 20\n", "-5 5\n")
+    assert stdin_problem.outputs == ("3\n", "30\n", "0\n")
+    assert stdin_problem.fn_name is None and problems[1].fn_name == "pairSum"
+
+
+def test_release_versions_select_files_and_date_window_is_inclusive(release):
+    assert [p.question_id for p in lcb.load_problems(release)] == ["s1", "c1", "s2"]
+    assert [p.question_id for p in lcb.load_problems(release, release_version="release_v1")] == ["s1", "c1"]
+    assert [p.question_id for p in lcb.load_problems(release, start_date="2024-06-01")] == ["c1", "s2"]
+    assert [p.question_id for p in lcb.load_problems(release, end_date="2024-06-01")] == ["s1", "c1"]
+    assert [p.question_id for p in lcb.load_problems(release, "2024-05-02", "2024-12-31")] == ["c1"]
+
+
+def test_pickled_globals_in_private_tests_are_refused_not_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    row = stdin_row()
+    row["private_test_cases"] = base64.b64encode(zlib.compress(pickle.dumps(Evil()))).decode()
+    (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(lcb.DataError, match=r"test.jsonl:1: field 'private_test_cases'.*refusing to load global"):
+        lcb.load_problems(tmp_path)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("contest_date", "yesterday", "field 'contest_date'"),
+    ("public_test_cases", "[{", "field 'public_test_cases'"),
+    ("private_test_cases", "%%%", "field 'private_test_cases'"),
+    ("metadata", "{nope", "field 'metadata'"),
+])
+def test_malformed_rows_name_the_file_line_and_field(tmp_path, field, value, message):
+    row = stdin_row()
+    row[field] = value
+    (tmp_path / "test.jsonl").write_text(json.dumps(stdin_row("ok")) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(lcb.DataError, match=rf"test.jsonl:2: {message}"):
+        lcb.load_problems(tmp_path)
+
+
+def test_missing_field_is_named(tmp_path):
+    row = stdin_row()
+    del row["metadata"]
+    (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(lcb.DataError, match=r"test.jsonl:1: missing field\(s\) \['metadata'\]"):
+        lcb.load_problems(tmp_path)
+
+
+def test_code_is_taken_from_the_last_fenced_block():
+    response = "First try:\n```python\nprint(1)\n```\nBetter:\n```python\nprint(2)\n```\nDone."
+    assert lcb.extract_code(response) == "print(2)"
+    assert lcb.extract_code("no code at all") == ""
+
+
+def test_prompt_follows_lcb_generic_template(release):
+    stdin_problem, call_problem = lcb.load_problems(release, release_version="release_v1")
+    assert "Read the inputs from stdin" in lcb.build_prompt(stdin_problem)
+    assert "```python\n# YOUR CODE HERE\n```" in lcb.build_prompt(stdin_problem)
+    assert call_problem.starter_code in lcb.build_prompt(call_problem)
+
+
+@pytest.fixture
+def problems(release):
+    return lcb.load_problems(release, release_version="release_v1")
+
+
+@pytest.mark.parametrize("code,passed,last", [
+    ("a, b = map(int, input().split())\nprint(a + b)", True, True),
+    # LCB compares tokens as Decimals: 3.000 equals 3
+    ("import sys\nif __name__ == '__main__':\n    a, b = map(int, sys.stdin.readline().split())\n"
+     "    print(f'{a + b}.000')", True, True),
+    ("a, b = map(int, input().split())\nprint(a - b)", False, -2),  # right on none of the tests
+    ("a, b = map(int, input().split())\nprint(a + b if a > 0 else 1)", False, -2),  # fails the last private test
+    ("while True:\n    pass", False, -3),
+    ("a = 1 / 0", False, -4),
+])
+def test_stdin_problem_is_scored_by_lcb_rules(problems, code, passed, last):
+    verdict = lcb.score_code(problems[0], code, timeout_s=1.0)
+    assert verdict["passed"] is passed
+    assert verdict["results"][-1] == last
+
+
+@pytest.mark.parametrize("body,passed,last", [
+    ("return (sum(nums), k)", True, True),  # tuples count as lists
+    ("return [sum(nums), k + 1]", False, -2),
+    ("while True:\n            pass", False, -3),
+    ("return nums[5]", False, -4),
+])
+def test_call_based_problem_is_scored_by_lcb_rules(problems, body, passed, last):
+    code = f"class Solution:\n    def pairSum(self, nums: List[int], k: int) -> List[int]:\n        {body}\n"
+    verdict = lcb.score_code(problems[1], code, timeout_s=1.0)
+    assert verdict["passed"] is passed
+    assert verdict["results"][-1] == last
+
+
+class ScriptedGenerator:
+    def __init__(self, answers):
+        self.answers = answers  # one list of responses per prompt
+
+    def apply_chat_template(self, user_message):
+        return "<|user|>" + user_message
+
+    def generate(self, prompts, n, params):
+        assert all(p.startswith("<|user|>") for p in prompts) and params["temperature"] == 0.8
+        return [list(a) for a in self.answers]
+
+
+def test_evaluate_code_writes_pass_at_1_results(release, tmp_path):
+    fence = "```python\n{}\n```"
+    answers = [
+        [fence.format("a, b = map(int, input().split())\nprint(a + b)"), fence.format("print(0)")],
+        [fence.format("class Solution:\n    def pairSum(self, nums, k):\n        return [sum(nums), k]")] * 2,
+    ]
+    out = tmp_path / "out"
+    summary = evaluate_code("livecodebench", ScriptedGenerator(answers), release, out,
+                            {"samples": 2, "release_version": "release_v1", "timeout_s": 1.0, "model": "tiny"})
+    # problem 1: 1 of 2 samples pass; problem 2: 2 of 2 -> mean 0.75; stderr = std([0.5, 1], ddof=1) / sqrt(2)
+    assert summary["value"] == pytest.approx(0.75)
+    assert summary["stderr"] == pytest.approx(0.25)
+    assert (summary["metric"], summary["n_problems"], summary["samples_per_problem"]) == ("pass@1", 2, 2)
+    assert summary["model"] == "tiny" and summary["generation"]["temperature"] == 0.8
+    assert json.loads((out / "livecodebench.json").read_text()) == summary
+    rows = [json.loads(line) for line in (out / "livecodebench.samples.jsonl").read_text().splitlines()]
+    assert [r["pass@1"] for r in rows] == [0.5, 1.0]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_unknown_benchmark_and_setting_are_refused(release, tmp_path):
+    with pytest.raises(ValueError, match="unknown code benchmark 'humaneval'"):
+        evaluate_code("humaneval", ScriptedGenerator([]), release, tmp_path, {})
+    with pytest.raises(ValueError, match="unknown setting"):
+        evaluate_code("livecodebench", ScriptedGenerator([]), release, tmp_path, {"temprature": 0.1})
+
+
+def test_evaluate_code_accepts_eval_settings_and_message_list_chat_templates(release, tmp_path):
+    from mgrpo.evaluation.generation import EvalSettings, SamplingParams
+
+    class MessageGenerator:
+        name, backend = "scripted", "fake"
+
+        def apply_chat_template(self, messages, add_generation_prompt=True):
+            assert messages[0]["role"] == "user"
+            return "<|user|>" + messages[0]["content"]
+
+        def generate(self, prompts, n, params):
+            assert isinstance(params, SamplingParams) and params.temperature == 0.5
+            return [["```python\nprint(3)\n```"] * n for _ in prompts]
+
+    settings = EvalSettings(model="m", backend="fake", sampling=SamplingParams(temperature=0.5), samples=1,
+                            limit=1, extra={"release_version": "release_v1", "timeout_s": 1.0})
+    summary = evaluate_code("livecodebench", MessageGenerator(), release, tmp_path, settings)
+    # print(3) passes the first (public) test only, so the problem fails
+    assert (summary["value"], summary["n_problems"], summary["generation"]["temperature"]) == (0.0, 1, 0.5)

@@ -1,0 +1,133 @@
+"""Benchmark data: the source registry, loaders (synthetic fixture rows; never real GPQA), shared data, prepare-data."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+
+from mgrpo.evaluation import datasets as ds
+from mgrpo.evaluation.benchmarks import BENCHMARKS, SYSTEM_PROMPT, parse_benchmarks
+from test_eval_fixtures import GPQA_ROWS, MMLU_PRO_ROWS, SHARED_DATA, write_fixture_data, write_jsonl
+
+
+def test_every_data_benchmark_has_one_source_entry():
+    file_benchmarks = {name for name, b in BENCHMARKS.items() if b.runner == "lm_eval"}
+    assert file_benchmarks == set(ds.SOURCES)
+    assert ds.SOURCES["gpqa_diamond"].gated and ds.SOURCES["gpqa"].gated
+    assert (ds.SOURCES["gpqa_diamond"].config, ds.SOURCES["gpqa"].config) == ("gpqa_diamond", "gpqa_main")
+
+
+def test_protocol_defaults():
+    assert {n: b.default_samples for n, b in BENCHMARKS.items() if b.default_samples != 1} == \
+        {"aime24": 8, "aime25": 8, "gpqa_diamond": 8}
+
+
+def test_parse_benchmarks_keeps_order_and_drops_duplicates():
+    assert [b.name for b in parse_benchmarks("aime25, math500,aime25")] == ["aime25", "math500"]
+    with pytest.raises(ValueError, match="no benchmark given"):
+        parse_benchmarks(" , ")
+
+
+def test_system_prompt_is_the_training_prompt():
+    data = pytest.importorskip("mgrpo.verl_backend.data", reason="verl backend module not present")
+    assert SYSTEM_PROMPT == data.SYSTEM_PROMPT
+
+
+def test_gpqa_choices_are_shuffled_deterministically_and_the_letter_names_the_correct_answer(tmp_path):
+    path = write_jsonl(tmp_path / "gpqa.jsonl", GPQA_ROWS)
+    docs = ds.load_docs("gpqa", path)
+    again = ds.load_docs("gpqa", path)
+    assert docs == again
+    for row, doc in zip(GPQA_ROWS, docs):
+        assert sorted(doc["choices"]) == sorted([row["Correct Answer"]] + [row[f"Incorrect Answer {i}"] for i in (1, 2, 3)])
+        assert doc["choices"]["ABCD".index(doc["answer"])] == row["Correct Answer"]
+    assert len(Counter(doc["answer"] for doc in docs)) > 1   # not always the same position
+
+
+def test_mmlu_pro_answer_must_name_an_option(tmp_path):
+    docs = ds.load_docs("mmlu_pro", write_jsonl(tmp_path / "mmlu_pro.jsonl", MMLU_PRO_ROWS))
+    assert [d["answer"] for d in docs] == ["A", "B", "C", "D"] and len(docs[0]["choices"]) == 10
+    bad = [dict(MMLU_PRO_ROWS[0], options=["x", "y", "z"], answer="E")]
+    with pytest.raises(ValueError, match="mmlu_pro.jsonl: row 1: field 'answer' must be a letter naming one of the 3"):
+        ds.load_docs("mmlu_pro", write_jsonl(tmp_path / "mmlu_pro.jsonl", bad))
+
+
+def test_gpqa_missing_column(tmp_path):
+    row = dict(GPQA_ROWS[0])
+    del row["Incorrect Answer 3"]
+    with pytest.raises(ValueError, match="gpqa_diamond.jsonl:1: missing field 'Incorrect Answer 3'"):
+        ds.load_docs("gpqa_diamond", write_jsonl(tmp_path / "gpqa_diamond.jsonl", [row]))
+
+
+def test_not_an_object_and_empty_file(tmp_path):
+    (tmp_path / "a.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="a.jsonl:1: expected a JSON object"):
+        ds.read_jsonl_rows(tmp_path / "a.jsonl", ())
+    (tmp_path / "b.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="b.jsonl: no rows"):
+        ds.read_jsonl_rows(tmp_path / "b.jsonl", ())
+
+
+def test_clean_latex_repairs_form_feed_frac():
+    assert ds.clean_latex("\x0crac{1}{2}") == "\\frac{1}{2}"
+    assert ds.clean_latex("\\\x0crac{p}{q}") == "\\frac{p}{q}"
+    assert ds.clean_latex("\tfrac{m}{n}") == "\\tfrac{m}{n}"
+    assert ds.clean_latex("a\tb") == "a\tb"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} not present")
+@pytest.mark.parametrize("name,rows", [("math500", 500), ("aime24", 30), ("aime25", 30)])
+def test_shared_data_loads(name, rows):
+    docs = ds.load_docs(name, SHARED_DATA / ds.SOURCES[name].filename)
+    assert len(docs) == rows
+    assert len({d["id"] for d in docs}) == rows
+    assert not any("\x0c" in d["problem"] for d in docs)
+    if name != "math500":
+        assert all(d["answer"].isdigit() and 0 <= int(d["answer"]) <= 999 for d in docs)
+
+
+def test_result_reports_the_downloaded_revision_only_for_the_downloaded_file(tmp_path):
+    write_fixture_data(tmp_path)
+    path = tmp_path / "math500.jsonl"
+    sha = ds.file_sha256(path)
+    ds.write_json_atomic(tmp_path / ds.MANIFEST, {"math500": {"revision": "abc123", "sha256": sha}})
+    record = ds.dataset_record("math500", path)
+    assert (record["source"], record["revision"], record["sha256"]) == ("HuggingFaceH4/MATH-500", "abc123", sha)
+    path.write_text(path.read_text() + "\n\n")   # edited after download: the revision no longer vouches for it
+    assert ds.dataset_record("math500", path)["revision"] is None
+
+
+def test_prepare_data_writes_rows_and_manifest(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    hub = pytest.importorskip("huggingface_hub")
+    rows = [{"problem": "1+1", "answer": "2", "id": "0"}, {"problem": "2+2", "answer": "4", "id": "1"}]
+    calls = {}
+
+    def fake_load_dataset(path, name=None, split=None, revision=None, token=None):
+        calls["load"] = (path, name, split, revision)
+        return rows
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(hub.HfApi, "dataset_info", lambda self, repo, revision=None, token=None:
+                        SimpleNamespace(sha="f" * 40))
+    from mgrpo.evaluation.cli import prepare_data
+
+    entry = prepare_data("aime25", tmp_path)["aime25"]
+    assert calls["load"] == ("math-ai/aime25", None, "test", "f" * 40)   # loads the resolved commit
+    assert [json.loads(line) for line in (tmp_path / "aime25.jsonl").read_text().splitlines()] == rows
+    manifest = json.loads((tmp_path / ds.MANIFEST).read_text())
+    assert manifest["aime25"] == entry and entry["revision"] == "f" * 40 and entry["rows"] == 2
+    assert ds.dataset_record("aime25", tmp_path / "aime25.jsonl")["revision"] == "f" * 40
+
+
+def test_prepare_data_gated_without_token(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    from mgrpo.evaluation.cli import prepare_data
+
+    with pytest.raises(ValueError, match="Idavidrein/gpqa .*gated.*HF_TOKEN"):
+        prepare_data("gpqa_diamond", tmp_path)
+    with pytest.raises(ValueError, match="toy data is generated"):
+        prepare_data("toy", tmp_path)

@@ -1,0 +1,193 @@
+"""End to end: a tiny local HF model through lm-eval, the toy benchmark, the CLI, and bad inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mgrpo.evaluation.benchmarks import UnknownBenchmarkError, known_benchmarks
+from mgrpo.evaluation.generation import ModelDirError
+from mgrpo.evaluation.runner import evaluate
+from test_eval_fixtures import (
+    ScriptedGenerator,
+    save_tiny_chat_model,
+    save_tiny_toy_model,
+    write_fixture_data,
+    write_jsonl,
+)
+
+RESULT_KEYS = {"benchmark", "model", "metric", "value", "stderr", "n_problems", "samples_per_problem",
+               "generation", "dataset"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_fixture_data(tmp_path_factory.mktemp("eval_data"))
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory):
+    return save_tiny_chat_model(tmp_path_factory.mktemp("chat_model"))
+
+
+@pytest.fixture(scope="module")
+def toy_setup(tmp_path_factory):
+    task = pytest.importorskip("mgrpo.toy.task")
+    root = tmp_path_factory.mktemp("toy")
+    task.write_splits(root / "data", seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
+    return save_tiny_toy_model(root / "model"), root / "data"
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_tiny_hf_model_through_lm_eval(chat_model, data_dir, tmp_path):
+    pytest.importorskip("lm_eval")
+    result = evaluate(str(chat_model), ["aime25"], tmp_path, data_dir=data_dir, samples=2, max_tokens=4,
+                      limit=3)["aime25"]
+    assert RESULT_KEYS <= set(result)
+    assert (result["metric"], result["n_problems"], result["samples_per_problem"]) == ("avg@2", 3, 2)
+    assert result["generation"] == {"temperature": 0.8, "top_p": 1.0, "max_tokens": 4, "backend": "hf", "seed": 0}
+    assert result["dataset"]["source"] == "math-ai/aime25"
+    records = read_jsonl(tmp_path / "aime25.samples.jsonl")
+    assert len(records) == 3 and all(len(r["responses"]) == 2 for r in records)
+    assert all(len(resp) <= 4 for r in records for resp in r["responses"])   # char tokenizer: <= 4 chars
+    # The prompt is the model's own chat template with our system prompt.
+    assert records[0]["prompt"].startswith("<|im_start|>system\nLet's think step by step")
+    assert records[0]["prompt"].endswith("<|im_start|>assistant\n")
+    # The reported value is the mean of the logged verdicts.
+    mean = sum(sum(r["correct"]) / 2 for r in records) / 3
+    assert result["value"] == pytest.approx(mean)
+
+
+def test_toy_benchmark_on_a_tiny_model(toy_setup, tmp_path):
+    from mgrpo.toy.task import extract_answer
+
+    model, data = toy_setup
+    result = evaluate(str(model), ["toy"], tmp_path, data_dir=data, samples=3)["toy"]
+    assert (result["metric"], result["n_problems"], result["samples_per_problem"]) == ("avg@3", 5, 3)
+    assert result["generation"]["max_tokens"] == 16
+    records = read_jsonl(tmp_path / "toy.samples.jsonl")
+    rows = read_jsonl(data / "test.jsonl")
+    assert [r["prompt"] for r in records] == [row["prompt"] for row in rows]   # raw prompt, no chat template
+    for record in records:
+        assert record["extracted"] == [extract_answer(resp) for resp in record["responses"]]
+
+
+def test_toy_scoring_is_exact_with_a_scripted_model(toy_setup, tmp_path):
+    _, data = toy_setup
+    rows = {row["prompt"]: row["answer"] for row in read_jsonl(data / "test.jsonl")}
+
+    class RawScripted(ScriptedGenerator):
+        def generate(self, prompts, n, params):
+            # problem i: samples j < i are right ("#<answer>"), others wrong ("#" + another digit)
+            order = list(rows)
+            return [[f"1,2#{rows[p]}" if j < order.index(p) else f"#{(int(rows[p]) + 1) % 10}"
+                     for j in range(n)] for p in prompts]
+
+    result = evaluate("scripted", ["toy"], tmp_path, data_dir=data, samples=4,
+                      generator=RawScripted(None))["toy"]
+    # correct counts min(i, 4) for i = 0..4 -> 0+1+2+3+4 = 10 of 20; pass@4 = 4/5
+    assert result["value"] == pytest.approx(10 / 20)
+    assert result["metrics"]["pass@4"] == pytest.approx(4 / 5)
+
+
+def test_cli_evaluate_toy(toy_setup, tmp_path, capsys):
+    from mgrpo.cli import main
+
+    model, data = toy_setup
+    code = main(["evaluate", "--model", str(model), "--benchmarks", "toy", "--out", str(tmp_path),
+                 "--data-dir", str(data), "--samples", "2", "--limit", "2", "--seed", "5"])
+    assert code == 0
+    result = json.loads((tmp_path / "toy.json").read_text())
+    assert (result["n_problems"], result["samples_per_problem"], result["generation"]["seed"]) == (2, 2, 5)
+    assert "toy" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_unknown_benchmark_lists_the_known_ones(tmp_path):
+    with pytest.raises(UnknownBenchmarkError) as err:
+        evaluate("m", ["math500", "aime26"], tmp_path)
+    assert "'aime26'" in str(err.value)
+    assert all(name in str(err.value) for name in known_benchmarks())
+
+
+def test_cli_unknown_benchmark_is_a_clean_error(tmp_path, capsys):
+    from mgrpo.cli import main
+
+    assert main(["evaluate", "--model", str(tmp_path), "--benchmarks", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark(s) 'nope'" in err and "math500" in err
+
+
+def test_non_model_checkpoint_fails_before_generation(tmp_path, data_dir):
+    not_a_model = tmp_path / "ckpt"
+    not_a_model.mkdir()
+    (not_a_model / "weights.bin").write_bytes(b"")
+    with pytest.raises(ModelDirError, match=f"{not_a_model} is not a model directory: no config.json"):
+        evaluate(str(not_a_model), ["math500"], tmp_path / "out", data_dir=data_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_dir_or_file(tmp_path, chat_model):
+    with pytest.raises(ValueError, match="math500.jsonl: pass --data-dir"):
+        evaluate(str(chat_model), ["math500"], tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'aime24.jsonl'}"):
+        evaluate(str(chat_model), ["aime24"], tmp_path / "out", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([{"problem": "p"}], "math500.jsonl:1: missing field 'answer'"),
+    ([{"problem": "p", "answer": "1"}, {"problem": "", "answer": "2"}], "math500.jsonl:2: field 'problem' is empty"),
+])
+def test_malformed_data_file_names_file_line_and_field(tmp_path, chat_model, rows, message):
+    write_jsonl(tmp_path / "math500.jsonl", rows)
+    with pytest.raises(ValueError, match=message):
+        evaluate(str(chat_model), ["math500"], tmp_path / "out", data_dir=tmp_path)
+    assert not (tmp_path / "out").exists()   # checked before any model is loaded
+
+
+def test_invalid_json_line(tmp_path, chat_model):
+    (tmp_path / "aime25.jsonl").write_text('{"problem": "p", "answer": 1, "id": "0"}\n{oops\n')
+    with pytest.raises(ValueError, match="aime25.jsonl:2: not valid JSON"):
+        evaluate(str(chat_model), ["aime25"], tmp_path / "out", data_dir=tmp_path)
+
+
+def test_code_benchmarks_dispatch_with_the_same_settings(tmp_path, monkeypatch):
+    code = pytest.importorskip("mgrpo.evaluation.code")
+    from mgrpo.evaluation.generation import EvalSettings, SamplingParams
+
+    seen = {}
+
+    def fake_evaluate_code(benchmark, generator, data_path, out_dir, settings):
+        seen.update(benchmark=benchmark, generator=generator, data_path=data_path, settings=settings)
+        return {"benchmark": benchmark, "metric": "pass@1", "value": 0.5}
+
+    monkeypatch.setattr(code, "evaluate_code", fake_evaluate_code)
+    (tmp_path / "mbpp_plus.jsonl").write_text("{}\n")
+    generator = ScriptedGenerator(lambda text, j: "")
+    result = evaluate("m", ["mbpp_plus"], tmp_path / "out", data_dir=tmp_path, generator=generator,
+                      temperature=0.7, samples=2, seed=3, limit=4, code_options={"workers": 2})["mbpp_plus"]
+    assert result["value"] == 0.5
+    assert json.loads((tmp_path / "out" / "mbpp_plus.json").read_text())["value"] == 0.5
+    assert seen["generator"] is generator and seen["data_path"] == tmp_path / "mbpp_plus.jsonl"
+    assert seen["settings"] == EvalSettings(model="m", backend="scripted", samples=2, limit=4, extra={"workers": 2},
+                                            sampling=SamplingParams(temperature=0.7, max_tokens=3072, seed=3))
+
+
+def test_code_benchmark_data_must_exist_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="livecodebench.*pass --data-dir"):
+        evaluate("m", ["livecodebench"], tmp_path / "out", generator=ScriptedGenerator(None))
+    with pytest.raises(FileNotFoundError, match="data for livecodebench not found"):
+        evaluate("m", ["livecodebench"], tmp_path / "out", data_dir=tmp_path, generator=ScriptedGenerator(None))
+
+
+def test_code_option_parsing():
+    from mgrpo.evaluation.cli import parse_options
+
+    assert parse_options(["workers=8", "timeout_s=6.5", "release_version=release_v5"]) == \
+        {"workers": 8, "timeout_s": 6.5, "release_version": "release_v5"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["workers"])

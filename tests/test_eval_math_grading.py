@@ -1,0 +1,119 @@
+"""Math and multiple-choice grading: extraction, math-verify equivalences, the process-pool batch grader."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mgrpo.evaluation import grade_math
+from mgrpo.evaluation.choice_grading import extract_choice, score_choice
+from mgrpo.evaluation.math_grading import (
+    answers_equivalent,
+    extract_final_answer,
+    grade_math_batch,
+    last_boxed,
+)
+
+# (response, gold, expected verdict) -- labelled by hand.
+LABELLED = [
+    ("The answer is \\boxed{0.5}.", "\\frac{1}{2}", True),            # decimal vs fraction
+    ("\\boxed{\\dfrac{3}{4}}", "\\frac34", True),                      # \dfrac
+    ("\\boxed{\\frac{3}{4}}", "0.75", True),
+    ("so \\boxed{x=5}", "5", True),                                  # x = 5 vs 5
+    ("\\boxed{x = 5}", "5", True),
+    ("\\boxed{(-\\infty, 3]}", "(-\\infty,3]", True),                # interval, spacing
+    ("\\boxed{(2,5)}", "[2,5)", False),                              # interval: open vs half-open
+    ("\\boxed{\\{3,2,1\\}}", "\\{1,2,3\\}", True),                    # set, order
+    ("\\boxed{1, 2}", "\\{1,2\\}", True),
+    ("\\boxed{1, 2, 4}", "\\{1,2\\}", False),
+    ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}", True),
+    ("\\boxed{10}", "11", False),
+    ("\\boxed{\\frac{1}{3}}", "0.333", False),                      # a rounded decimal is not 1/3
+    ("\\boxed{\\pi}", "3.14", False),
+    ("\\boxed{\\text{Evelyn}}", "\\text{Evelyn}", True),
+    ("\\boxed{\\text{Bob}}", "\\text{Evelyn}", False),
+    ("first \\boxed{3} then \\boxed{4}", "4", True),                 # the LAST box counts
+    ("first \\boxed{3} then \\boxed{4}", "3", False),
+    ("I think the final answer is $\\frac{2}{3}$.", "\\frac23", True),  # fallback: answer phrase
+    ("We get $x^2$ and then $y=7$", "7", True),                      # fallback: last inline math
+    ("Adding up gives 1,234 apples", "1234", True),                  # fallback: last number
+    ("I do not know.", "4", False),                                  # nothing to extract
+    ("\\boxed{014}", "14", True),                                    # AIME-style leading zero
+    ("\\boxed{50\\%}", "50", True),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", LABELLED)
+def test_grade_math_matches_hand_labels(response, gold, expected):
+    assert grade_math(response, gold) is expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+    ("a \\boxed{\\{1, \\{2\\}\\}} b", "\\{1, \\{2\\}\\}"),   # nested braces
+    ("\\boxed 5 is it", "5"),
+    ("\\fbox{7}", "7"),
+    ("\\boxed{3} and a truncated \\boxed{\\frac{1", "3"),       # unbalanced last box: take the earlier one
+    ("no box here", None),
+])
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_extraction_prefers_box_over_fallbacks():
+    assert extract_final_answer("Answer: 3. But actually \\boxed{4}, or $5$") == "4"
+    assert extract_final_answer("nothing") is None
+
+
+def test_empty_or_missing_prediction_is_wrong():
+    assert answers_equivalent(None, "1") is False
+    assert answers_equivalent("  ", "1") is False
+
+
+def test_grading_outside_main_thread_is_refused_not_silently_false():
+    errors = []
+
+    def worker():
+        try:
+            grade_math("\\boxed{1}", "1")
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert errors and "main thread" in errors[0]
+
+
+def test_batch_grader_in_processes_agrees_with_hand_labels():
+    cases = LABELLED * 6  # > one chunk per worker: exercises the pool, not the inline path
+    verdicts = grade_math_batch([c[0] for c in cases], [c[1] for c in cases], processes=2, chunk_size=16)
+    assert [correct for _, correct in verdicts] == [c[2] for c in cases]
+    assert verdicts[0][0] == "0.5"  # the extracted answer comes back too
+
+
+def test_batch_grader_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 responses but 1 gold"):
+        grade_math_batch(["a", "b"], ["1"])
+
+
+@pytest.mark.parametrize("response,n,expected", [
+    ("so \\boxed{C}", 4, "C"),
+    ("\\boxed{(b)}", 4, "B"),
+    ("\\boxed{\\text{D}}", 4, "D"),
+    ("\\boxed{C) 42}", 4, "C"),
+    ("The answer is (B).", 4, "B"),
+    ("Answer: **D**", 4, "D"),
+    ("the answer is a prime number", 4, None),   # lower-case article, not option A
+    ("\\boxed{E}", 4, None),                       # not among 4 options
+    ("\\boxed{J}", 10, "J"),                       # MMLU-Pro has 10
+    ("\\boxed{42}", 4, None),
+])
+def test_extract_choice(response, n, expected):
+    assert extract_choice(response, n) == expected
+
+
+def test_score_choice():
+    assert score_choice("\\boxed{B}", "B", 4) == ("B", True)
+    assert score_choice("\\boxed{A}", "B", 4) == ("A", False)
+    assert score_choice("no letter", "B", 4) == (None, False)
