@@ -1,0 +1,169 @@
+"""GPU smoke test of the verl backend: a few steps of each method on a tiny randomly initialised model.
+
+NOT RUN YET: written in a session without a GPU. Run it on one CUDA GPU with the GPU environment
+(``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package):
+
+    python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,intuitor,mgrpo,mgrpo_iqr]
+
+For each method it runs ``mgrpo train --backend verl`` (one GPU, G = 8, N = 2 for momentum methods, short prompts
+and responses) in its own process, then reads the per-step timings the trainer writes
+(``WORK/verl_timing.jsonl``: verl's ``timing_raw`` per step, seconds) and reports, over the steps after the warm-up ones:
+
+* step time per method (``timing_s/step``), and the ratio M-GRPO / SRT      (target <= 1.05);
+* EMA update time (``mgrpo_ema``) as a fraction of the M-GRPO step           (target <= 1 %);
+* momentum weight swap (``mgrpo_momentum_swap``: EMA pushed into the rollout engine through verl's
+  update_weights) vs. the policy weight sync (``update_weights``)           (target <= 2x).
+
+A tiny model makes the rollout short, so the fixed costs (weight sync, EMA) weigh more than they do for a 4B
+model: a miss here is a warning sign, not proof of a miss at scale. Prints a table and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant: {% endif %}")
+TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
+
+
+def build_tiny_model(directory: Path) -> Path:
+    """A randomly initialised Qwen2-architecture model (vLLM supports it) with a character tokenizer."""
+    import string
+
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mgrpo.toy.model import build_tokenizer
+
+    tokenizer = build_tokenizer(characters=string.printable)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    vocab = ((len(tokenizer) + 63) // 64) * 64
+    config = Qwen2Config(vocab_size=vocab, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def build_data(directory: Path) -> Path:
+    from mgrpo.verl_backend.data import prepare
+
+    source = directory / "source"
+    source.mkdir(parents=True, exist_ok=True)
+    rows = [{"problem": f"What is {a} + {b}?", "solution": f"\\boxed{{{a + b}}}"}
+            for a in range(1, 20) for b in range(1, 5)]
+    for split, part in (("train", rows[:64]), ("test", rows[64:])):
+        (source / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    prepare(source, directory / "prepared")
+    return directory / "prepared"
+
+
+def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int) -> dict:
+    work, out = root / method / "work", root / method / "run"
+    G, N = 8, (2 if method.startswith("mgrpo") else 0)
+    settings = {
+        "steps": steps, "n_gpus_per_node": 1, "save_every": steps, "eval_every": steps, "wandb": "false",
+        "ray_num_cpus": os.cpu_count() or 8,
+        "data.train_batch_size": 8, "data.max_prompt_length": 64, "data.max_response_length": 64,
+        "actor_rollout_ref.actor.ppo_mini_batch_size": 8,
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 16,
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": 16,
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": 16,
+        "actor_rollout_ref.rollout.gpu_memory_utilization": 0.3,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": "false",
+        "actor_rollout_ref.rollout.val_kwargs.n": 1,
+        "reward.num_workers": 2,
+    }
+    cmd = [sys.executable, "-m", "mgrpo", "train", "--backend", "verl", "--method", method,
+           "--base-model", str(model), "--data", str(data), "--out", str(out), "--work", str(work),
+           "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"]
+    for key, value in settings.items():
+        cmd += ["--set", f"{key}={value}"]
+    started = time.perf_counter()
+    log = root / method / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout_s)
+    result = {"method": method, "returncode": proc.returncode, "wall_s": time.perf_counter() - started,
+              "log": str(log)}
+    timing = work / "verl_timing.jsonl"
+    result["timing"] = [json.loads(line) for line in timing.read_text().splitlines()] if timing.is_file() else []
+    result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
+    return result
+
+
+def median_after_warmup(rows: list[dict], key: str, warmup: int) -> float | None:
+    values = [row["timing_s"][key] for row in rows[warmup:] if key in row.get("timing_s", {})]
+    return statistics.median(values) if values else None
+
+
+def summarise(results: dict, warmup: int) -> dict:
+    step = {m: median_after_warmup(r["timing"], "step", warmup) for m, r in results.items()}
+    summary = {"step_s": step}
+    if step.get("mgrpo") and step.get("srt"):
+        summary["mgrpo_over_srt_step"] = step["mgrpo"] / step["srt"]
+    mg = results.get("mgrpo", {}).get("timing", [])
+    ema = median_after_warmup(mg, "mgrpo_ema", warmup)
+    swap = median_after_warmup(mg, "mgrpo_momentum_swap", warmup)
+    sync = median_after_warmup(mg, "update_weights", warmup)
+    summary.update({"ema_s": ema, "swap_s": swap, "sync_s": sync})
+    if ema is not None and step.get("mgrpo"):
+        summary["ema_fraction_of_step"] = ema / step["mgrpo"]
+    if swap is not None and sync:
+        summary["swap_over_sync"] = swap / sync
+    summary["checks"] = {name: (summary[name] <= limit if name in summary else None)
+                         for name, limit in TARGETS.items()}
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_smoke.json")
+    parser.add_argument("--root", type=Path, default=None, help="scratch directory (default: next to --out)")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the medians")
+    parser.add_argument("--methods", default="srt,intuitor,mgrpo,mgrpo_iqr")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per method")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu_smoke: no CUDA GPU visible; nothing run", file=sys.stderr)
+        return 2
+    root = args.root or args.out.parent / "gpu_smoke_work"
+    root.mkdir(parents=True, exist_ok=True)
+    model = build_tiny_model(root / "model")
+    data = build_data(root / "data")
+    results = {}
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        print(f"== {method}", flush=True)
+        results[method] = run_method(method, model, data, root, args.steps, args.timeout)
+        print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
+              f"steps timed={len(results[method]['timing'])} run_dir={results[method]['run_dir_complete']}")
+    summary = summarise(results, args.warmup)
+    payload = {"device": torch.cuda.get_device_name(0), "steps": args.steps, "warmup": args.warmup,
+               "targets": TARGETS, "summary": summary, "runs": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2))
+    print(json.dumps(summary, indent=2))
+    ok = all(r["returncode"] == 0 and r["run_dir_complete"] for r in results.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())

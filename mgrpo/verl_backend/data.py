@@ -1,0 +1,121 @@
+"""MATH train/test splits -> verl's RL parquet format, with the original code's prompt template.
+
+Input: a directory holding the MATH splits as ``train.{jsonl,json,parquet}`` and ``test.{...}`` with columns
+``problem`` and ``solution`` (the MATH / MATH-lighteval layout; an ``answer`` column, as in MATH-500, is used
+when present, else the answer is the last ``\\boxed{}`` of the solution).
+
+Output (verl's RLHFDataset format): ``train.parquet`` and ``test.parquet`` with ``data_source``, ``prompt``
+(chat messages), ``ability``, ``reward_model`` and ``extra_info``. Training rows carry NO reference answer where
+the reward reads it (``reward_model.ground_truth`` is empty): the canonical gold answer is kept only in the
+separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test rows carry it in
+``reward_model.ground_truth`` (validation accuracy).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from mgrpo.verl_backend.reward import canonical, extract_answer
+
+# The released code's system prompt for models other than the Qwen2.5 1.5B/3B/7B variants
+# (examples/data_preprocess/math_dataset_ours.py, `instruction_following_0`); Qwen3-4B-Base falls in that case.
+SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
+DATA_SOURCE = "math"
+SPLITS = ("train", "test")
+INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def find_split(directory: Path, split: str) -> Path:
+    for suffix in INPUT_SUFFIXES:
+        path = Path(directory) / f"{split}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no {split} split in {directory} (looked for {', '.join(split + s for s in INPUT_SUFFIXES)})")
+
+
+def read_rows(path: Path) -> list[dict]:
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path).to_dict(orient="records")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        rows = json.loads(text)
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: expected a JSON list of objects")
+        return rows
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    return rows
+
+
+def gold_answer(row: dict, where: str) -> str:
+    if row.get("answer") not in (None, ""):
+        gold = canonical(row["answer"])
+    elif row.get("solution"):
+        gold = extract_answer(str(row["solution"]))
+    else:
+        raise ValueError(f"{where}: row has neither 'answer' nor 'solution'")
+    if gold is None:
+        raise ValueError(f"{where}: no \\boxed{{}} answer in the solution")
+    return gold
+
+
+def convert_rows(rows: list[dict], split: str, source: str, system_prompt: str = SYSTEM_PROMPT) -> list[dict]:
+    out = []
+    for index, row in enumerate(rows):
+        where = f"{source} row {index}"
+        if not row.get("problem"):
+            raise ValueError(f"{where}: missing 'problem'")
+        gold = gold_answer(row, where)
+        out.append({
+            "data_source": DATA_SOURCE,
+            "prompt": [{"role": "system", "content": system_prompt},
+                       {"role": "user", "content": str(row["problem"])}],
+            "ability": "math",
+            # The reward function reads ground_truth: empty for training rows (label-free training).
+            "reward_model": {"style": "rule", "ground_truth": gold if split == "test" else ""},
+            "extra_info": {"split": split, "index": index,
+                           "level": str(row.get("level", "")), "type": str(row.get("type", ""))},
+            # Hidden gold: a top-level column that verl passes along with the prompt but never to the reward.
+            "mgrpo_gold": gold,
+        })
+    return out
+
+
+def write_parquet_atomic(rows: list[dict], path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare(source_dir: Path, out_dir: Path, test_limit: Optional[int] = None,
+            system_prompt: str = SYSTEM_PROMPT) -> dict[str, Path]:
+    """Write ``out_dir/train.parquet`` and ``out_dir/test.parquet``; returns their paths."""
+    written = {}
+    for split in SPLITS:
+        source = find_split(source_dir, split)
+        rows = read_rows(source)
+        if not rows:
+            raise ValueError(f"{source}: no rows")
+        if split == "test" and test_limit:
+            rows = rows[:test_limit]
+        written[split] = Path(out_dir) / f"{split}.parquet"
+        write_parquet_atomic(convert_rows(rows, split, str(source), system_prompt), written[split])
+    return written

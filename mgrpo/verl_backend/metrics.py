@@ -1,0 +1,111 @@
+"""metrics.jsonl rows (the schema of docs/architecture.md) from one verl step, and the file's resume rule."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
+               "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
+EVAL_KEYS = ("val_acc", "val_acc_greedy")
+METHOD_KEYS = ("reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
+               "momentum_agreement")
+
+# verl names, first match wins (the actor's metrics arrive prefixed with "actor/" by the trainer).
+VERL_KEYS = {
+    "kl": ("actor/kl_loss", "actor/actor/kl_loss"),
+    "loss": ("actor/loss", "actor/pg_loss", "actor/actor/pg_loss"),
+    "lr": ("actor/lr",),
+    "grad_norm": ("actor/grad_norm",),
+    "step_seconds": ("timing_s/step",),
+}
+VAL_ACC = re.compile(r"^val-core/[^/]+/acc/mean@(\d+)$")
+
+
+def _number(value) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        value = float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def val_accuracy(verl_metrics: Mapping[str, Any]) -> Optional[float]:
+    """verl's validation accuracy (``val-core/<source>/acc/mean@n``, largest n; mean over data sources)."""
+    by_source: dict[str, tuple[int, float]] = {}
+    for key, value in verl_metrics.items():
+        match = VAL_ACC.match(key)
+        if match and _number(value) is not None:
+            source = key.split("/")[1]
+            n = int(match.group(1))
+            if source not in by_source or n > by_source[source][0]:
+                by_source[source] = (n, _number(value))
+    if not by_source:
+        return None
+    return sum(acc for _, acc in by_source.values()) / len(by_source)
+
+
+def metrics_row(step: int, method_metrics: Mapping[str, Any], verl_metrics: Mapping[str, Any],
+                rollouts: int) -> dict:
+    """One line of metrics.jsonl; ``rollouts`` = prompts x G generated in the step."""
+    row = {key: None for key in METRIC_KEYS}
+    row["step"] = int(step)
+    for key in METHOD_KEYS:
+        row[key] = _number(method_metrics.get(key))
+    for key, candidates in VERL_KEYS.items():
+        row[key] = next((_number(verl_metrics[c]) for c in candidates if c in verl_metrics), None)
+    if row["step_seconds"]:
+        row["rollouts_per_s"] = rollouts / row["step_seconds"]
+    acc = val_accuracy(verl_metrics)
+    if acc is not None:
+        row["val_acc"] = acc
+        row["val_acc_greedy"] = None  # verl validates with one sampling configuration (docs/verl_backend.md)
+    return row
+
+
+def read_rows(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}:{number}: not a JSON line") from None
+    return rows
+
+
+def truncate_after(path: Path, step: int) -> list[dict]:
+    """Resume rule: keep the rows of steps <= ``step`` (later ones belong to lost work), each step once."""
+    kept: dict[int, dict] = {}
+    for row in read_rows(path):
+        if row["step"] <= step:
+            kept[row["step"]] = row  # a repeated step (crash between write and checkpoint) keeps the last
+    rows = [kept[s] for s in sorted(kept)]
+    write_rows(path, rows)
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    os.replace(tmp, path)
+
+
+def append_row(path: Path, row: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

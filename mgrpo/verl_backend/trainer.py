@@ -1,0 +1,350 @@
+"""``mgrpo train --backend verl``: RunSpec -> the paper's verl config -> verl's Ray trainer -> RUN_DIR.
+
+Everything that can be checked is checked before Ray starts (method, N, model directory, data files, settings,
+every Hydra override). ``spec.settings`` holds two kinds of keys:
+
+* fields of ``VerlSettings`` (plain names, e.g. ``steps=200``, ``n_gpus_per_node=4``);
+* Hydra overrides of the verl config (any key with a dot or a leading ``+``/``~``, e.g.
+  ``actor_rollout_ref.rollout.gpu_memory_utilization=0.6``), applied last, so any verl option stays open.
+
+Resumable state lives in ``spec.work`` (verl checkpoints under ``checkpoints/``, the live ``metrics.jsonl``);
+a re-run with the same arguments (e.g. after a SLURM requeue) resumes from the newest complete checkpoint.
+``spec.out`` is assembled in a temp directory and renamed into place at the end: run.json, metrics.jsonl and the
+HF-format ``final/`` and ``best/`` models (verl's model_merger).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from mgrpo import core as mcore
+from mgrpo.verl_backend import checkpoints as ckpt
+from mgrpo.verl_backend import metrics as metrics_io
+from mgrpo.verl_backend import stages
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_NAME = "mgrpo_paper"
+REWARD_FILE = Path(__file__).resolve().parent / "reward.py"
+INSTALL_HINT = "pip install 'verl==0.9.1' 'TransferQueue==0.1.11' cachetools fastapi uvicorn pyzmq msgspec (GPU: 'verl[vllm]==0.9.1')"
+FINGERPRINT_FILE = "verl_fingerprint.json"
+_PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:+@-]*$")
+
+
+@dataclass(frozen=True)
+class VerlSettings:
+    """Backend settings (``--set KEY=VALUE``); verl options go through Hydra keys (with dots) instead."""
+    steps: Optional[int] = None  # trainer.total_training_steps (None: trainer.total_epochs over the data)
+    n_gpus_per_node: int = 8
+    nnodes: int = 1
+    save_every: int = 25  # trainer.save_freq
+    eval_every: int = 25  # trainer.test_freq (must be a multiple of save_every: best/ is a saved step)
+    momentum_in_loss: bool = False  # released code's intent; the paper keeps momentum rollouts out of the loss
+    vote_threshold: Optional[float] = None  # SRT option: no label below this majority share (original: 0.5)
+    soft_reward: bool = False  # SRT option: reward = answer frequency
+    keep_fraction: float = 1.0  # SRT option: keep the most self-consistent prompts
+    wandb: bool = True  # log to wandb too (WANDB_MODE=offline unless set)
+    ray_num_cpus: Optional[int] = None  # ray_init.num_cpus (16 avoids a hang on tiny CPU hosts)
+    convert: bool = True  # write final/ and best/ as HF models at the end
+
+    def validate(self) -> None:
+        for name in ("n_gpus_per_node", "nnodes", "save_every", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"setting {name!r} must be an integer >= 1 (got {value!r})")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"setting 'steps' must be an integer >= 1 (got {self.steps!r})")
+        if self.eval_every % self.save_every:
+            raise ValueError(f"setting 'eval_every' ({self.eval_every}) must be a multiple of 'save_every' "
+                             f"({self.save_every}): the best checkpoint must be a saved step")
+        if not 0.0 < self.keep_fraction <= 1.0:
+            raise ValueError(f"setting 'keep_fraction' must be in (0, 1] (got {self.keep_fraction!r})")
+        if self.vote_threshold is not None and not 0.0 <= self.vote_threshold <= 1.0:
+            raise ValueError(f"setting 'vote_threshold' must be in [0, 1] (got {self.vote_threshold!r})")
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+
+def is_hydra_key(key: str) -> bool:
+    return "." in key or key.startswith(("+", "~"))
+
+
+def split_settings(settings) -> tuple[dict, list[str]]:
+    """``spec.settings`` -> (VerlSettings fields, Hydra overrides ``key=value``)."""
+    own, hydra = {}, []
+    for key, value in dict(settings or {}).items():
+        if is_hydra_key(key):
+            hydra.append(f"{key}={_hydra_value(value)}" if not key.startswith("~") or value not in (None, "")
+                         else key)
+        else:
+            own[key] = value
+    return own, hydra
+
+
+def _hydra_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = str(value)
+    if _PLAIN_VALUE.match(text) or text.startswith(("[", "{")):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
+    from mgrpo.run_spec import apply_settings
+
+    own, hydra = split_settings(spec.settings)
+    settings = apply_settings(VerlSettings, own)
+    settings.validate()
+    return settings, hydra
+
+
+def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]:
+    """The run's own values on top of the paper config (user Hydra overrides come after these)."""
+    work = Path(spec.work).resolve()
+    data = Path(spec.data).resolve()
+    logger = "[console,wandb]" if settings.wandb else "[console]"
+    values = {
+        "actor_rollout_ref.model.path": Path(spec.base_model).resolve(),
+        "data.train_files": data / "train.parquet",
+        "data.val_files": data / "test.parquet",
+        "data.seed": spec.seed,
+        "actor_rollout_ref.actor.data_loader_seed": spec.seed,
+        "actor_rollout_ref.rollout.n": spec.G,
+        "actor_rollout_ref.rollout.temperature": spec.temperature,
+        "reward.custom_reward_function.path": REWARD_FILE,
+        "reward.custom_reward_function.name": "compute_score",
+        "trainer.default_local_dir": work / "checkpoints",
+        "trainer.experiment_name": Path(spec.out).name or "run",
+        "trainer.n_gpus_per_node": settings.n_gpus_per_node,
+        "trainer.nnodes": settings.nnodes,
+        "trainer.save_freq": settings.save_every,
+        "trainer.test_freq": settings.eval_every,
+        "trainer.val_before_train": not resuming,
+        "trainer.logger": logger,
+        "mgrpo.method": spec.method,
+        "mgrpo.momentum_rollouts": spec.N,
+        "mgrpo.momentum": spec.momentum,
+        "mgrpo.iqr_k": spec.iqr_k,
+        "mgrpo.momentum_in_loss": settings.momentum_in_loss,
+        "mgrpo.vote_threshold": settings.vote_threshold,
+        "mgrpo.soft_reward": settings.soft_reward,
+        "mgrpo.keep_fraction": settings.keep_fraction,
+        "mgrpo.metrics_path": work / "metrics.jsonl",
+        "mgrpo.seed": spec.seed,
+    }
+    if settings.steps is not None:
+        values["trainer.total_training_steps"] = settings.steps
+    if settings.ray_num_cpus is not None:
+        values["ray_kwargs.ray_init.num_cpus"] = settings.ray_num_cpus
+    return [f"{key}={value if key == 'trainer.logger' else _hydra_value(value)}" for key, value in values.items()]
+
+
+def compose_config(overrides: list[str]):
+    """The paper config (config/mgrpo_paper.yaml on top of verl's ppo_trainer) with ``overrides`` applied.
+
+    A bad override raises ValueError naming it.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        culprit = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in message), None)
+        where = f" (override {culprit!r})" if culprit else ""
+        raise ValueError(f"verl config{where}: {message}") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_composed(config, spec) -> None:
+    """Consistency checks on the composed config that Hydra cannot know about."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(config))
+    if not config.reward.reward_model.enable:  # verl leaves the unused reward model's rollout name unset
+        missing = [key for key in missing if not key.startswith("reward.reward_model.")]
+    if missing:
+        raise ValueError(f"verl config: missing value(s) for {', '.join(missing)}")
+    if int(config.actor_rollout_ref.rollout.n) != spec.G:
+        raise ValueError(f"verl config: actor_rollout_ref.rollout.n = {config.actor_rollout_ref.rollout.n} but "
+                         f"G = {spec.G}; set G with --G")
+    if config.trainer.v1.trainer_mode != "mgrpo_sync" or not config.trainer.use_v1:
+        raise ValueError("verl config: trainer.use_v1 must be true and trainer.v1.trainer_mode 'mgrpo_sync'")
+    method = mcore.get_method(spec.method)
+    if method.reward == "self_certainty":
+        # The self-certainty statistic replaces the FSDP engine's entropy function, which only the
+        # remove-padding, unfused, unchecked path calls.
+        model, actor = config.actor_rollout_ref.model, config.actor_rollout_ref.actor
+        needed = {"actor_rollout_ref.model.use_remove_padding": (model.use_remove_padding, True),
+                  "actor_rollout_ref.model.use_fused_kernels": (model.use_fused_kernels, False),
+                  "actor_rollout_ref.actor.entropy_checkpointing": (actor.get("entropy_checkpointing", False), False),
+                  "actor_rollout_ref.actor.strategy in (fsdp, fsdp2)": (actor.strategy in ("fsdp", "fsdp2"), True)}
+        wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
+        if wrong:
+            raise ValueError(f"verl config: method {method.name!r} needs " + ", ".join(wrong))
+    if int(config.actor_rollout_ref.actor.ppo_mini_batch_size) > int(config.data.train_batch_size):
+        raise ValueError("verl config: actor_rollout_ref.actor.ppo_mini_batch_size exceeds data.train_batch_size")
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+
+def require_verl() -> None:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # verl warns about every optional engine it cannot import
+            warnings.simplefilter("ignore", UserWarning)
+            import transfer_queue  # noqa: F401
+            import verl  # noqa: F401
+            from verl.trainer.ppo.v1 import register_trainer  # noqa: F401
+    except ImportError as err:
+        raise SystemExit(f"verl backend not installed ({err}): {INSTALL_HINT}") from None
+
+
+def validate_spec(spec):
+    """Everything checkable before Ray starts; returns (method, settings, composed config)."""
+    method = mcore.get_method(spec.method)
+    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k)
+    if not spec.temperature > 0:
+        raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
+    settings, hydra = resolve_settings(spec)
+    stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
+    base = Path(spec.base_model)
+    if not base.is_dir():
+        raise FileNotFoundError(f"base model directory not found: {base}")
+    if not (base / "config.json").is_file():
+        raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {base}")
+    for name in ("train.parquet", "test.parquet"):
+        if not (Path(spec.data) / name).is_file():
+            raise FileNotFoundError(f"data file not found: {Path(spec.data) / name} "
+                                    f"(prepare it with `mgrpo verl-prepare-data`)")
+    resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
+    config = compose_config(harness_overrides(spec, settings, resuming) + hydra)
+    check_composed(config, spec)
+    verl_validate(config)
+    return method, settings, config
+
+
+def verl_validate(config) -> None:
+    """verl's own config validation (batch-size divisibility, ...), as a ValueError."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    try:
+        validate_config(config=config, use_reference_policy=need_reference_policy(config),
+                        use_critic=need_critic(config))
+    except (AssertionError, ValueError) as err:
+        raise ValueError(f"verl config rejected by verl.utils.config.validate_config: {err}") from None
+
+
+def _fingerprint(spec, settings: VerlSettings) -> dict:
+    d = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")} if hasattr(spec, "to_json") else {}
+    d["verl_settings"] = dataclasses.asdict(settings)
+    return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+
+def check_fingerprint(work: Path, fingerprint: dict) -> None:
+    path = Path(work) / FINGERPRINT_FILE
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != fingerprint:
+            differing = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
+            raise ValueError(f"{work} holds a run with different arguments ({', '.join(differing)}); "
+                             f"use another --work dir or delete it")
+    else:
+        ckpt.write_json_atomic(path, fingerprint)
+
+
+# ---------------------------------------------------------------------------------------------------- the run
+
+def train(spec) -> Path:
+    require_verl()
+    method, settings, config = validate_spec(spec)
+    work, out = Path(spec.work), Path(spec.out)
+    work.mkdir(parents=True, exist_ok=True)
+    check_fingerprint(work, _fingerprint(spec, settings))
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_DIR", str(work.resolve()))
+    repo_root = str(Path(__file__).resolve().parents[2])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
+
+    from verl.trainer.main_ppo import run_ppo
+
+    from mgrpo.verl_backend.verl_trainer import MGRPOTaskRunner
+
+    run_ppo(config, task_runner_class=MGRPOTaskRunner)
+    if settings.convert:
+        finalize_run_dir(spec, settings, method, config)
+    return out
+
+
+def finalize_run_dir(spec, settings: VerlSettings, method, config=None) -> Path:
+    """Assemble RUN_DIR (run.json, metrics.jsonl, final/, best/) beside it, then rename it into place."""
+    work, out = Path(spec.work), Path(spec.out)
+    root = work / "checkpoints"
+    latest = ckpt.latest_complete_step(root)
+    if latest is None:
+        raise FileNotFoundError(f"no complete verl checkpoint in {root} (latest_checkpointed_iteration.txt)")
+    rows = metrics_io.read_rows(work / "metrics.jsonl")
+    val_by_step = {r["step"]: r["val_acc"] for r in rows if r.get("val_acc") is not None}
+    saved = ckpt.checkpoint_steps(root)
+    best = ckpt.best_step({s: v for s, v in val_by_step.items() if s > 0}, saved)
+    best = latest if best is None else best
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        ckpt.convert_to_hf(root / f"global_step_{latest}" / "actor", tmp / "final")
+        ckpt.convert_to_hf(root / f"global_step_{best}" / "actor", tmp / "best")
+        shutil.copyfile(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        ckpt.write_json_atomic(tmp / "run.json", run_record(spec, settings, method, config, latest, best))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def run_record(spec, settings, method, config, final_step: int, best_step: int) -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for package in ("verl", "torch", "transformers", "vllm", "ray", "TransferQueue"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    record = {
+        "spec": spec.to_json() if hasattr(spec, "to_json") else {},
+        "backend": "verl",
+        "settings": dataclasses.asdict(settings),
+        "method": dataclasses.asdict(method),
+        "final_step": final_step,
+        "best_step": best_step,
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+    if config is not None:
+        from omegaconf import OmegaConf
+
+        record["verl_config"] = OmegaConf.to_container(config, resolve=False)
+    return record

@@ -1,0 +1,138 @@
+"""The actor worker with a momentum (EMA) model and Intuitor's self-certainty (GPU only; runs inside Ray).
+
+A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) with four worker methods:
+
+* ``mgrpo_setup``: fp32 EMA copies of this rank's parameter shards (FSDP keeps each rank's shard local; the
+  EMA is sharded the same way and never all-gathered), and, for a self-certainty reward, the per-token
+  statistic of the old-log-prob pass switched from entropy to ``logsumexp(z) - mean(z)``.
+* ``mgrpo_ema_update``: ``theta_k <- m theta_k + (1 - m) theta_q`` on the local shards (``mgrpo.core.ema_update_``,
+  one ``torch._foreach_lerp_``), called by the trainer right after each actor update.
+* ``mgrpo_sync_momentum_weights``: loads the EMA into the actor's shards, pushes them to the rollout engine
+  through verl's own ``update_weights`` (the same path as the policy sync), and restores the policy shards.
+  The normal end-of-step ``update_weights`` then puts the updated policy back into the rollout engine.
+* ``mgrpo_save_momentum`` / ``mgrpo_load_momentum``: the EMA shards in the step checkpoint (one file per rank).
+
+None of this has been run here (no GPU in the session that wrote it); see docs/verl_backend.md.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from mgrpo import core as mcore
+from verl.single_controller.base.decorator import Dispatch, register
+from verl.workers.engine_workers import ActorRolloutRefWorker
+
+
+def local_shards(module: torch.nn.Module) -> list[torch.Tensor]:
+    """This rank's part of every parameter: the local tensor of an FSDP2 DTensor, the flat shard under FSDP1."""
+    shards = []
+    for param in module.parameters():
+        data = param.data
+        to_local = getattr(data, "to_local", None)
+        shards.append(to_local() if callable(to_local) else data)
+    return shards
+
+
+def self_certainty_from_logits(logits: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    """Per token ``logsumexp(z) - mean(z)`` = KL(U || softmax(z)) + log V (z = logits / T, already scaled).
+
+    Drop-in for verl's ``entropy_from_logits`` (same signature, chunked like ``entropy_from_logits_with_chunking``
+    when ``chunk_size`` is given). The constant log V is removed on the driver (stages.score_dataproto).
+    """
+    if chunk_size is None:
+        logits = logits.float()
+        return torch.logsumexp(logits, dim=-1) - logits.mean(dim=-1)
+    out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
+    for start in range(0, logits.shape[0], chunk_size):
+        part = logits[start:start + chunk_size].float()
+        out[start:start + chunk_size] = torch.logsumexp(part, dim=-1) - part.mean(dim=-1)
+    return out
+
+
+class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
+    _mgrpo_ema: list[torch.Tensor] | None = None
+    _mgrpo_m: float = 0.99
+
+    def _actor_module(self) -> torch.nn.Module:
+        return self.actor.engine.module
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def mgrpo_setup(self, momentum: float, use_ema: bool, token_statistic: str = "entropy"):
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum m must be in [0, 1] (got {momentum})")
+        self._mgrpo_m = float(momentum)
+        if token_statistic == "self_certainty":
+            engine = self.actor.engine
+            if getattr(engine.engine_config, "entropy_checkpointing", False):
+                raise ValueError("self-certainty needs actor.entropy_checkpointing=false")
+            engine.compute_entropy_from_logits = self_certainty_from_logits
+        elif token_statistic != "entropy":
+            raise ValueError(f"unknown token statistic {token_statistic!r}")
+        if use_ema:
+            with torch.no_grad():
+                self._mgrpo_ema = [s.detach().to(torch.float32).clone() for s in local_shards(self._actor_module())]
+        return True
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def mgrpo_ema_update(self) -> float:
+        """EMA step on local shards; returns this rank's seconds (device-synchronised)."""
+        if self._mgrpo_ema is None:
+            return 0.0
+        started = time.perf_counter()
+        shards = local_shards(self._actor_module())
+        ema = self._mgrpo_ema
+        if shards and ema and shards[0].device != ema[0].device:  # parameters offloaded to the CPU
+            shards = [s.to(ema[0].device, non_blocking=True) for s in shards]
+        mcore.ema_update_(ema, shards, self._mgrpo_m)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL, blocking=False)
+    async def mgrpo_sync_momentum_weights(self, global_steps: int | None = None) -> float:
+        """Push the EMA weights to the (sleeping) rollout engine; the actor keeps the policy weights."""
+        if self._mgrpo_ema is None:
+            raise RuntimeError("mgrpo_sync_momentum_weights called without a momentum model (mgrpo_setup)")
+        started = time.perf_counter()
+        shards = local_shards(self._actor_module())
+        with torch.no_grad():
+            backup = [s.detach().clone() for s in shards]
+            for shard, ema in zip(shards, self._mgrpo_ema):
+                shard.copy_(ema.to(device=shard.device, dtype=shard.dtype))
+        try:
+            await ActorRolloutRefWorker.update_weights(self, global_steps=global_steps, mode="naive")
+        finally:
+            shards = local_shards(self._actor_module())  # offloading may have moved them
+            with torch.no_grad():
+                for shard, saved in zip(shards, backup):
+                    shard.copy_(saved.to(shard.device))
+            del backup
+        return time.perf_counter() - started
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def mgrpo_save_momentum(self, directory: str):
+        if self._mgrpo_ema is None:
+            return None
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        tmp = path / f".ema_rank_{rank}.pt.tmp"
+        torch.save([t.cpu() for t in self._mgrpo_ema], tmp)
+        tmp.replace(path / f"ema_rank_{rank}.pt")
+        return str(path)
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def mgrpo_load_momentum(self, directory: str):
+        if self._mgrpo_ema is None:
+            return False
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        saved = torch.load(Path(directory) / f"ema_rank_{rank}.pt", weights_only=True)
+        if len(saved) != len(self._mgrpo_ema):
+            raise ValueError(f"{directory}: {len(saved)} EMA tensors for {len(self._mgrpo_ema)} parameters")
+        with torch.no_grad():
+            for ema, value in zip(self._mgrpo_ema, saved):
+                ema.copy_(value.to(ema.device))
+        return True

@@ -1,0 +1,128 @@
+"""Checkpoint bookkeeping and conversion wiring (verl's FSDP model_merger) on a world-size-1 checkpoint."""
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("verl")
+from mgrpo.verl_backend import checkpoints as ckpt  # noqa: E402
+from mgrpo.verl_backend import metrics as metrics_io  # noqa: E402
+
+
+def test_steps_to_delete_keeps_latest_two_and_best():
+    assert ckpt.steps_to_delete([25, 50, 75, 100], latest=100, best=25, keep_last=2) == [50]
+    assert ckpt.steps_to_delete([25, 50, 75, 100], latest=100, best=100, keep_last=2) == [25, 50]
+    # a directory above the tracker (an interrupted save) is never touched, nor counted as newest
+    assert ckpt.steps_to_delete([25, 50, 75], latest=50, best=None, keep_last=1) == [25]
+    with pytest.raises(ValueError):
+        ckpt.steps_to_delete([1], latest=1, best=None, keep_last=0)
+
+
+def test_best_step_is_highest_saved_val_acc_earliest_on_ties():
+    assert ckpt.best_step({25: 0.4, 50: 0.6, 75: 0.6, 80: 0.9}, saved_steps=[25, 50, 75]) == 50
+    assert ckpt.best_step({10: 0.5}, saved_steps=[25]) is None
+
+
+def test_latest_complete_step_reads_verl_tracker(tmp_path):
+    assert ckpt.latest_complete_step(tmp_path) is None
+    (tmp_path / "global_step_50" / "actor").mkdir(parents=True)
+    (tmp_path / "global_step_75" / "actor").mkdir(parents=True)
+    (tmp_path / ckpt.TRACKER).write_text("50")
+    assert ckpt.latest_complete_step(tmp_path) == 50
+    assert ckpt.checkpoint_steps(tmp_path) == [50, 75]
+    removed = ckpt.prune(tmp_path, best=None, keep_last=1)
+    assert removed == [] and ckpt.checkpoint_steps(tmp_path) == [50, 75]
+
+
+def _tiny_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def test_convert_to_hf_through_verl_model_merger(tmp_path):
+    # verl's FSDP layout at world size 1: model_world_size_1_rank_0.pt (plain tensors), fsdp_config.json,
+    # huggingface/ (config). The merger must give back exactly these weights in an HF directory.
+    model = _tiny_model()
+    actor = tmp_path / "global_step_3" / "actor"
+    (actor / "huggingface").mkdir(parents=True)
+    model.config.architectures = ["LlamaForCausalLM"]  # as in the HF config verl saves beside the shards
+    model.config.save_pretrained(actor / "huggingface")
+    from mgrpo.toy.model import build_tokenizer
+
+    build_tokenizer().save_pretrained(actor / "huggingface")  # verl saves the tokenizer there too
+    torch.save(model.state_dict(), actor / "model_world_size_1_rank_0.pt")
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+
+    target = ckpt.convert_to_hf(actor, tmp_path / "run" / "final")
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(target, dtype="auto").state_dict()
+    for name, value in model.state_dict().items():
+        # the merger stores the dtype verl chose (bf16 for fp32 shards): equal up to that cast
+        assert torch.equal(loaded[name], value.to(loaded[name].dtype)), name
+    assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temp dir left
+    with pytest.raises(FileNotFoundError, match="fsdp_config.json"):
+        ckpt.convert_to_hf(tmp_path, tmp_path / "x")
+
+
+def test_metrics_rows_follow_the_schema_and_resume_rule(tmp_path):
+    verl_metrics = {"actor/kl_loss": 0.01, "actor/loss": 0.5, "actor/lr": 1e-6, "actor/grad_norm": 2.0,
+                    "timing_s/step": 4.0, "val-core/math/acc/mean@1": 0.25, "val-core/math/acc/mean@4": 0.5}
+    row = metrics_io.metrics_row(7, {"reward": 0.5, "momentum_agreement": None}, verl_metrics, rollouts=256)
+    assert set(metrics_io.METRIC_KEYS) <= set(row)
+    assert row["step"] == 7 and row["kl"] == 0.01 and row["loss"] == 0.5 and row["grad_norm"] == 2.0
+    assert row["rollouts_per_s"] == 64.0 and row["val_acc"] == 0.5 and row["momentum_agreement"] is None
+    path = tmp_path / "metrics.jsonl"
+    for step in (0, 1, 2, 3):
+        metrics_io.append_row(path, {"step": step})
+    metrics_io.append_row(path, {"step": 2, "again": True})  # re-run of a step after a crash
+    rows = metrics_io.truncate_after(path, 2)
+    assert [r["step"] for r in rows] == [0, 1, 2] and rows[2].get("again")
+    assert [r["step"] for r in metrics_io.read_rows(path)] == [0, 1, 2]
+
+
+def _write_actor_checkpoint(actor, model):
+    from mgrpo.toy.model import build_tokenizer
+
+    (actor / "huggingface").mkdir(parents=True)
+    model.config.architectures = ["LlamaForCausalLM"]
+    model.config.save_pretrained(actor / "huggingface")
+    build_tokenizer().save_pretrained(actor / "huggingface")
+    torch.save(model.state_dict(), actor / "model_world_size_1_rank_0.pt")
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+
+
+def test_finalize_run_dir_converts_final_and_best(tmp_path):
+    from mgrpo.core import get_method
+    from mgrpo.run_spec import RunSpec
+    from mgrpo.verl_backend.trainer import VerlSettings, finalize_run_dir
+    from transformers import AutoModelForCausalLM
+
+    work, out = tmp_path / "work", tmp_path / "runs" / "r1"
+    root = work / "checkpoints"
+    models = {}
+    for step in (2, 4):
+        models[step] = _tiny_model()
+        with torch.no_grad():
+            models[step].lm_head.weight.fill_(float(step))  # tells the two checkpoints apart
+        _write_actor_checkpoint(root / f"global_step_{step}" / "actor", models[step])
+    (root / ckpt.TRACKER).write_text("4")
+    rows = [{"step": 0, "val_acc": 0.9}, {"step": 1}, {"step": 2, "val_acc": 0.5}, {"step": 3},
+            {"step": 4, "val_acc": 0.4}]
+    metrics_io.write_rows(work / "metrics.jsonl", rows)
+    spec = RunSpec(backend="verl", method="srt", base_model=tmp_path, data=tmp_path, out=out, work=work, G=4,
+                   temperature=1.0, seed=0, N=0)
+    finalize_run_dir(spec, VerlSettings(), get_method("srt"))
+    assert sorted(p.name for p in out.iterdir()) == ["best", "final", "metrics.jsonl", "run.json"]
+    final = AutoModelForCausalLM.from_pretrained(out / "final").lm_head.weight
+    best = AutoModelForCausalLM.from_pretrained(out / "best").lm_head.weight
+    assert torch.all(final == 4.0) and torch.all(best == 2.0)  # best: step 2 (step 0 is the base model)
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"] == "verl" and run["best_step"] == 2 and run["final_step"] == 4
+    assert run["spec"]["method"] == "srt" and run["versions"]["verl"] == "0.9.1"
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3, 4]

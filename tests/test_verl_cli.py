@@ -1,0 +1,45 @@
+"""The backend's subcommands through the `mgrpo` CLI."""
+import json
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("verl")
+from mgrpo.cli import main  # noqa: E402
+
+
+def test_prepare_data_subcommand(tmp_path, capsys):
+    src = tmp_path / "math"
+    src.mkdir()
+    rows = [{"problem": f"p{i}", "solution": f"\\boxed{{{i}}}"} for i in range(3)]
+    for split in ("train", "test"):
+        (src / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["verl-prepare-data", "--source", str(src), "--out", str(tmp_path / "out"), "--test-limit", "2"]) == 0
+    assert len(pd.read_parquet(tmp_path / "out" / "test.parquet")) == 2
+    assert list(pd.read_parquet(tmp_path / "out" / "train.parquet")["mgrpo_gold"]) == ["0", "1", "2"]
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main(["verl-prepare-data", "--source", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no train split" in capsys.readouterr().err
+    assert main(["verl-convert", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "hf")]) == 2
+    assert "fsdp_config.json" in capsys.readouterr().err
+
+
+def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    model, data = tmp_path / "model", tmp_path / "data"
+    model.mkdir()
+    data.mkdir()
+    (model / "config.json").write_text("{}")
+    for name in ("train.parquet", "test.parquet"):
+        (data / name).write_bytes(b"")
+    args = ["train", "--backend", "verl", "--method", "mgrpo_iqr", "--base-model", str(model), "--data", str(data),
+            "--out", str(tmp_path / "run"), "--work", str(tmp_path / "work"), "--G", "32", "--T", "1.1"]
+    assert main(args + ["--set", "trainer.no_such_key=1"]) == 2
+    err = capsys.readouterr().err
+    assert "trainer.no_such_key" in err and len(err.strip().splitlines()) == 1
+    assert main(args + ["--set", "keep_fraction=2"]) == 2
+    assert "keep_fraction" in capsys.readouterr().err

@@ -1,0 +1,154 @@
+"""Config composition (paper config through Hydra/OmegaConf) and validation before Ray starts."""
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+pytest.importorskip("hydra")
+
+from mgrpo.core import UnknownMethodError  # noqa: E402
+from mgrpo.run_spec import RunSpec  # noqa: E402
+from mgrpo.verl_backend import trainer  # noqa: E402
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen3", "vocab_size": 64}))
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.parquet", "test.parquet"):
+        (data / name).write_bytes(b"")  # only existence is checked before Ray
+    return tmp_path, model, data
+
+
+def spec_for(dirs, method="mgrpo", G=32, N=8, settings=None, **kwargs):
+    tmp, model, data = dirs
+    fields = dict(backend="verl", method=method, base_model=kwargs.pop("base_model", model), data=data,
+                  out=tmp / "run", work=tmp / "work", G=G, temperature=1.1, seed=3, N=N,
+                  settings=settings or {})
+    fields.update(kwargs)
+    return RunSpec(**fields)
+
+
+def test_paper_config_resolves_with_table4_values(dirs):
+    method, settings, cfg = trainer.validate_spec(spec_for(dirs))
+    arr = cfg.actor_rollout_ref
+    assert cfg.data.train_batch_size == 8
+    assert (cfg.data.max_prompt_length, cfg.data.max_response_length) == (512, 3072)
+    assert arr.actor.clip_ratio == 0.2 and arr.actor.clip_ratio_low == 0.2 and arr.actor.clip_ratio_high == 0.2
+    assert arr.actor.optim.optimizer == "AdamW"
+    assert list(arr.actor.optim.betas) == [0.9, 0.999] and arr.actor.optim.override_optimizer_config.eps == 1e-8
+    assert arr.actor.optim.lr == 1e-6 and arr.actor.optim.lr_scheduler_type == "cosine"
+    assert arr.actor.optim.lr_warmup_steps_ratio == 0.1
+    assert arr.actor.use_kl_loss and arr.actor.kl_loss_coef == 0.005 and arr.actor.kl_loss_type == "low_var_kl"
+    assert arr.rollout.temperature == 1.1 and arr.rollout.n == 32
+    assert cfg.mgrpo.momentum_rollouts == 8 and cfg.mgrpo.momentum == 0.99 and cfg.mgrpo.iqr_k == 0.75
+    assert cfg.trainer.use_v1 and cfg.trainer.v1.trainer_mode == "mgrpo_sync"
+    # run values filled in by the harness
+    assert Path(arr.model.path) == dirs[1].resolve()
+    assert cfg.data.train_files.endswith("train.parquet") and cfg.data.seed == 3
+    assert cfg.reward.custom_reward_function.path.endswith("mgrpo/verl_backend/reward.py")
+    assert cfg.trainer.default_local_dir == str((dirs[0] / "work" / "checkpoints").resolve())
+    assert cfg.trainer.val_before_train is True  # nothing to resume
+
+
+def test_the_yaml_itself_is_the_paper_default():
+    # The defaults live in the shipped YAML (the Snakemake rule only passes overrides).
+    text = (trainer.CONFIG_DIR / "mgrpo_paper.yaml").read_text()
+    for line in ("train_batch_size: 8", "max_response_length: 3072", "kl_loss_coef: 0.005", "temperature: 1.1",
+                 "n: 32", "momentum_rollouts: 8", "momentum: 0.99", "iqr_k: 0.75", "lr: 1.0e-06",
+                 "lr_warmup_steps_ratio: 0.1", "path: Qwen/Qwen3-4B-Base"):
+        assert line in text, line
+
+
+def test_any_verl_option_overridable_and_settings_applied(dirs):
+    settings = {"actor_rollout_ref.rollout.gpu_memory_utilization": "0.65", "trainer.project_name": "x y",
+                "steps": "40", "n_gpus_per_node": "4", "save_every": "10", "eval_every": "20", "wandb": "false"}
+    _, s, cfg = trainer.validate_spec(spec_for(dirs, settings=settings))
+    assert cfg.actor_rollout_ref.rollout.gpu_memory_utilization == 0.65
+    assert cfg.trainer.project_name == "x y"
+    assert cfg.trainer.total_training_steps == 40 and s.steps == 40
+    assert cfg.trainer.n_gpus_per_node == 4 and cfg.trainer.save_freq == 10 and cfg.trainer.test_freq == 20
+    assert list(cfg.trainer.logger) == ["console"]
+
+
+def test_bad_override_names_its_key(dirs):
+    with pytest.raises(ValueError, match="actor_rollout_ref.actor.optim.lrr"):
+        trainer.validate_spec(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lrr": "1e-5"}))
+
+
+def test_bad_setting_lists_known_ones(dirs):
+    with pytest.raises(ValueError, match="'stepz'.*known settings: steps"):
+        trainer.validate_spec(spec_for(dirs, settings={"stepz": "3"}))
+    with pytest.raises(ValueError, match="eval_every"):
+        trainer.validate_spec(spec_for(dirs, settings={"save_every": "10", "eval_every": "15"}))
+
+
+def test_validation_before_ray(dirs, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    with pytest.raises(UnknownMethodError, match="registered methods"):
+        trainer.validate_spec(spec_for(dirs, method="no_such_method"))
+    with pytest.raises(ValueError, match="N .*must be >= 1"):
+        trainer.validate_spec(spec_for(dirs, N=0))
+    with pytest.raises(ValueError, match="N .*must be 0"):
+        trainer.validate_spec(spec_for(dirs, method="srt", N=8))
+    with pytest.raises(FileNotFoundError, match="base model directory not found"):
+        trainer.validate_spec(spec_for(dirs, base_model=dirs[0] / "missing"))
+    (dirs[2] / "test.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="test.parquet"):
+        trainer.validate_spec(spec_for(dirs))
+
+
+def test_train_refuses_bad_input_without_starting_ray(dirs, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    with pytest.raises(ValueError, match="lrr"):
+        trainer.train(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lrr": "1"}))
+
+
+def test_verl_rejects_inconsistent_batch_sizes(dirs):
+    # 8 prompts x 32 rollouts do not split over 3 GPUs: verl's own validation says so before Ray starts
+    with pytest.raises(ValueError, match="validate_config"):
+        trainer.validate_spec(spec_for(dirs, settings={"n_gpus_per_node": "3"}))
+
+
+def test_resume_disables_validation_before_training(dirs):
+    ckpts = dirs[0] / "work" / "checkpoints"
+    (ckpts / "global_step_5" / "actor").mkdir(parents=True)
+    (ckpts / "latest_checkpointed_iteration.txt").write_text("5")
+    _, _, cfg = trainer.validate_spec(spec_for(dirs))
+    assert cfg.trainer.val_before_train is False
+
+
+def test_fingerprint_guards_the_work_dir(tmp_path):
+    trainer.check_fingerprint(tmp_path, {"G": 32})
+    trainer.check_fingerprint(tmp_path, {"G": 32})
+    with pytest.raises(ValueError, match="different arguments \\(G\\)"):
+        trainer.check_fingerprint(tmp_path, {"G": 16})
+
+
+def test_hydra_values_are_quoted_when_needed():
+    own, hydra = trainer.split_settings({"steps": "3", "trainer.project_name": "a b", "+x.y": True})
+    assert own == {"steps": "3"}
+    assert hydra == ["trainer.project_name='a b'", "+x.y=true"]
+
+
+def test_self_certainty_needs_the_unfused_fsdp_path(dirs):
+    trainer.validate_spec(spec_for(dirs, method="intuitor", N=0))
+    with pytest.raises(ValueError, match="use_fused_kernels"):
+        trainer.validate_spec(spec_for(dirs, method="intuitor", N=0,
+                                       settings={"actor_rollout_ref.model.use_fused_kernels": "true"}))
+
+
+def test_missing_verl_gives_install_hint(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transfer_queue", None)  # import of it now raises ImportError
+    with pytest.raises(SystemExit, match="verl backend not installed.*pip install"):
+        trainer.require_verl()

@@ -1,0 +1,88 @@
+"""MATH -> verl parquet on small fixture files, read back through verl's own RLHFDataset; the reward function."""
+import json
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("verl")
+from mgrpo.verl_backend import data as vdata  # noqa: E402
+from mgrpo.verl_backend.reward import compute_score, extract_answer  # noqa: E402
+
+TRAIN = [
+    {"problem": "What is $1+1$?", "solution": "We add: $1+1=\\boxed{2}$.", "level": "Level 1", "type": "Algebra"},
+    {"problem": "Half of 1?", "solution": "It is $\\boxed{\\frac12}$.", "level": "Level 2", "type": "Algebra"},
+    {"problem": "Name the root of $x-3$.", "solution": "$x=\\boxed{3}$ since ...", "level": "Level 1",
+     "type": "Algebra"},
+]
+TEST = [{"problem": "What is $2+2$?", "solution": "$\\boxed{4}$", "answer": "4"},
+        {"problem": "What is $3 \\cdot 3$?", "solution": "$\\boxed{9}$"}]
+
+
+@pytest.fixture()
+def source(tmp_path):
+    src = tmp_path / "math"
+    src.mkdir()
+    (src / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in TRAIN))
+    (src / "test.json").write_text(json.dumps(TEST))
+    return src
+
+
+def test_prepare_writes_verl_format_with_hidden_labels(source, tmp_path):
+    written = vdata.prepare(source, tmp_path / "out")
+    train = pd.read_parquet(written["train"])
+    test = pd.read_parquet(written["test"])
+    assert len(train) == 3 and len(test) == 2
+    row = train.iloc[1]
+    assert list(row["prompt"][0].values()) == ["system", vdata.SYSTEM_PROMPT] or row["prompt"][0]["role"] == "system"
+    assert row["prompt"][0]["content"] == "Let's think step by step and output the final answer within \\boxed{}."
+    assert row["prompt"][1] == {"role": "user", "content": "Half of 1?"}
+    # training rows: nothing where the reward reads labels; the hidden column keeps the canonical gold
+    assert all(rm["ground_truth"] == "" for rm in train["reward_model"])
+    assert list(train["mgrpo_gold"]) == ["2", "\\frac{1}{2}", "3"]
+    assert [e["split"] for e in train["extra_info"]] == ["train"] * 3
+    # test rows: reference answer for validation accuracy ("answer" column wins over the solution's box)
+    assert [rm["ground_truth"] for rm in test["reward_model"]] == ["4", "9"]
+    assert set(train.columns) == {"data_source", "prompt", "ability", "reward_model", "extra_info", "mgrpo_gold"}
+
+
+def test_verl_loader_reads_prepared_files(source, tmp_path):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    written = vdata.prepare(source, tmp_path / "out", test_limit=1)
+    config = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 512, "filter_overlong_prompts": False,
+                               "cache_dir": str(tmp_path / "cache")})
+    dataset = RLHFDataset(data_files=[str(written["train"])], tokenizer=None, config=config)
+    assert len(dataset) == 3
+    item = dataset[0]
+    assert item["raw_prompt"][1]["content"] == "What is $1+1$?"
+    assert item["reward_model"]["ground_truth"] == ""
+    assert item["mgrpo_gold"] == "2"  # travels with the prompt (to the trainer stage), not inside reward_model
+    assert len(pd.read_parquet(written["test"])) == 1
+
+
+def test_bad_inputs_name_the_file_and_row(tmp_path):
+    src = tmp_path / "bad"
+    src.mkdir()
+    with pytest.raises(FileNotFoundError, match="no train split"):
+        vdata.prepare(src, tmp_path / "o")
+    (src / "train.jsonl").write_text(json.dumps({"problem": "p", "solution": "no box"}) + "\n")
+    (src / "test.jsonl").write_text(json.dumps({"problem": "p", "answer": "1"}) + "\n")
+    with pytest.raises(ValueError, match=r"train.jsonl row 0: no \\boxed"):
+        vdata.prepare(src, tmp_path / "o")
+    (src / "train.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match="train.jsonl:1"):
+        vdata.prepare(src, tmp_path / "o")
+    assert not (tmp_path / "o" / "train.parquet").exists()
+
+
+def test_reward_extracts_answer_and_never_scores_training_rows():
+    response = "so the answer is \\boxed{\\frac12}. Wait, \\boxed{0.5}"
+    assert extract_answer(response) == "\\frac{1}{2}"  # last box, MATH-normalised
+    assert extract_answer("no box here") is None
+    train = compute_score("math", response, "\\frac{1}{2}", {"split": "train"})
+    assert train == {"score": 0.0, "mgrpo_answer": "\\frac{1}{2}"}  # a gold passed by mistake changes nothing
+    test = compute_score("math", response, "\\frac{1}{2}", {"split": "test"})
+    assert test["score"] == 1.0
+    assert compute_score("math", "\\boxed{3}", "4", {"split": "test"})["score"] == 0.0
+    assert compute_score("math", "nothing", "4", {"split": "test"}) == {"score": 0.0, "mgrpo_answer": ""}

@@ -1,0 +1,56 @@
+"""bench/gpu_smoke.py: its CPU-side pieces (model/data building, the summary against targets). Running it needs a GPU."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def timing(steps, **extra):
+    return [{"global_step": i + 1, "timing_s": {"step": s, **extra}} for i, s in enumerate(steps)]
+
+
+def test_summary_checks_targets(smoke):
+    results = {"srt": {"timing": timing([50.0, 10.0, 10.0, 10.0])},
+               "mgrpo": {"timing": timing([60.0, 10.4, 10.5, 10.6], mgrpo_ema=0.05, mgrpo_momentum_swap=3.0,
+                                          update_weights=2.0)}}
+    summary = smoke.summarise(results, warmup=1)
+    assert summary["step_s"] == {"srt": 10.0, "mgrpo": 10.5}
+    assert summary["mgrpo_over_srt_step"] == pytest.approx(1.05)
+    assert summary["ema_fraction_of_step"] == pytest.approx(0.05 / 10.5)
+    assert summary["swap_over_sync"] == pytest.approx(1.5)
+    assert summary["checks"] == {"mgrpo_over_srt_step": True, "ema_fraction_of_step": True, "swap_over_sync": True}
+    slow = {"srt": results["srt"], "mgrpo": {"timing": timing([1, 12.0, 12.0], mgrpo_ema=0.5,
+                                                              mgrpo_momentum_swap=5.0, update_weights=2.0)}}
+    assert smoke.summarise(slow, warmup=1)["checks"] == {"mgrpo_over_srt_step": False,
+                                                         "ema_fraction_of_step": False, "swap_over_sync": False}
+
+
+def test_builds_tiny_model_and_data(smoke, tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    model = smoke.build_tiny_model(tmp_path / "model")
+    assert AutoConfig.from_pretrained(model).num_hidden_layers == 2
+    tok = AutoTokenizer.from_pretrained(model)
+    assert tok.apply_chat_template([{"role": "user", "content": "What is 1 + 2?"}], tokenize=False,
+                                   add_generation_prompt=True).endswith("assistant: ")
+    data = smoke.build_data(tmp_path / "data")
+    assert (data / "train.parquet").is_file() and (data / "test.parquet").is_file()
+
+
+def test_refuses_without_gpu(smoke, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the script would really run")
+    assert smoke.main(["--out", str(tmp_path / "r.json")]) == 2

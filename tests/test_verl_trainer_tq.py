@@ -1,0 +1,123 @@
+"""The trainer's TransferQueue glue on CPU (real TransferQueue on a local Ray), as verl's *_on_cpu tests do.
+
+MGRPOTrainer's stage methods run against rows laid out the way verl's agent loop writes them; the GPU-only parts
+(workers, vLLM, update_weights) are not involved. Starting Ray + TransferQueue takes ~15-20 s on 2 cores.
+"""
+import math
+import uuid
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl")
+tq = pytest.importorskip("transfer_queue")
+ray = pytest.importorskip("ray")
+
+from mgrpo.core import get_method  # noqa: E402
+from mgrpo.verl_backend import stages  # noqa: E402
+
+S3 = 1 / math.sqrt(3)
+
+
+@pytest.fixture(scope="module")
+def session():
+    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)  # num_cpus: avoids a hang on 2 cores
+    tq.init()
+    yield
+    tq.close()
+    ray.shutdown()
+
+
+def make_trainer(method="mgrpo"):
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+
+    trainer = object.__new__(MGRPOTrainer)  # no Ray workers: only the driver-side stage is exercised
+    trainer.method = get_method(method)
+    trainer.iqr_k, trainer.keep_fraction, trainer.momentum_in_loss = 0.75, 1.0, False
+    trainer.token_statistic, trainer._vocab_size, trainer._method_metrics = "entropy", None, {}
+    trainer.G, trainer.N, trainer.M = 4, 1, 3
+    trainer.global_steps = 1
+    return trainer
+
+
+def trajectory(uid, n_tokens, answer, momentum, gold, entropy=1.0):
+    return {"uid": uid, "response_mask": torch.ones(n_tokens, dtype=torch.int64),
+            "loss_mask": torch.ones(n_tokens, dtype=torch.int64),
+            "entropy": torch.full((n_tokens,), entropy),
+            "extra_fields": {"reward_extra_info": {stages.ANSWER: answer}},
+            stages.IS_MOMENTUM: torch.tensor(int(momentum)), stages.GOLD: gold}
+
+
+def put(rows, keys, tags):
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(rows), tags=tags)
+
+
+def test_compute_advantage_through_transfer_queue(session):
+    from transfer_queue import KVBatchMeta
+
+    a = uuid.uuid4().hex
+    pad = "pad" + uuid.uuid4().hex
+    spec = [(f"{a}_0_0", a, 3, "5", False), (f"{a}_1_0", a, 4, "7", False), (f"{a}{stages.MOMENTUM_UID_SUFFIX}_0_0",
+            a + stages.MOMENTUM_UID_SUFFIX, 2, "5", True), (f"{a}_2_0", a, 2, "5", False),
+            (f"{pad}_0_0", pad, 1, "7", False)]  # verl's padding row: same fields, never votes
+    rows = [trajectory(uid, n, ans, mom, "5") for _, uid, n, ans, mom in spec]
+    keys = [k for k, *_ in spec]
+    tags = [{"seq_len": 4}] * 4 + [{"seq_len": 2, "is_padding": True}]
+    put(rows, keys, tags)
+    batch = KVBatchMeta(keys=keys, tags=tags, partition_id="train")
+    metrics = {}
+    make_trainer()._compute_advantage(batch, metrics)
+
+    out = tq.kv_batch_get(keys=keys, partition_id="train",
+                          select_fields=["advantages", "returns", "response_mask", "loss_mask"]).to_padded_tensor()
+    # votes 5, 7, 5 (momentum), 5 -> label 5; policy rewards [1, 0, 1] -> [S3, -2 S3, S3]; momentum/pad: 0
+    assert out["advantages"][:, 0].tolist() == pytest.approx([S3, -2 * S3, 0, S3, 0], abs=1e-5)
+    assert torch.equal(out["returns"], out["advantages"])
+    assert out["response_mask"].sum(dim=1).tolist() == [3, 4, 0, 2, 0]
+    assert torch.equal(out["loss_mask"], out["response_mask"])
+    assert metrics["mgrpo/momentum_agreement"] == 1.0 and metrics["mgrpo/pseudo_label_acc"] == 1.0
+    assert metrics["mgrpo/reward"] == pytest.approx(2 / 3)
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_generate_momentum_collects_rows_under_suffixed_uids(session):
+    from verl.utils import tensordict_utils as tu
+
+    trainer = make_trainer()
+    uids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    prompts = tu.get_tensordict({"uid": np.array(uids, dtype=object), "index": torch.tensor([0, 1]),
+                                 stages.IS_MOMENTUM: torch.zeros(2, dtype=torch.int64),
+                                 "__rollout_n__": torch.full((2,), 3)})
+    trainer._submitted = [prompts]
+    seen = {}
+
+    class FakeAgentLoop:  # what verl's AgentLoopWorkerTQ does: trajectories under {uid}_{session}_0, then status
+        def generate_sequences(self, batch):
+            seen["uids"] = list(batch["uid"])
+            seen["n"] = batch["__rollout_n__"].tolist()
+            seen["momentum"] = batch[stages.IS_MOMENTUM].tolist()
+            for uid, n in zip(seen["uids"], seen["n"]):
+                put([trajectory(uid, 2, "1", True, "1") for _ in range(n)], [f"{uid}_{s}_0" for s in range(n)],
+                    [{"seq_len": 3, "status": "success"}] * n)
+                tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
+
+    trainer.agent_loop_manager = FakeAgentLoop()
+    keys, tags = trainer._generate_momentum(uids)
+    assert seen == {"uids": [u + stages.MOMENTUM_UID_SUFFIX for u in uids], "n": [1, 1], "momentum": [1, 1]}
+    assert sorted(keys) == sorted(f"{u}{stages.MOMENTUM_UID_SUFFIX}_0_0" for u in uids)
+    assert all(t["seq_len"] == 3 for t in tags)
+    listed = tq.kv_list("train")["train"]
+    assert not any(u + stages.MOMENTUM_UID_SUFFIX in listed for u in uids)  # status markers cleared
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_trainer_registered_for_verl_lookup():
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    from mgrpo.verl_backend.verl_trainer import TRAINER_MODE, MGRPOTrainer
+
+    assert get_trainer_cls(TRAINER_MODE) is MGRPOTrainer
+    assert TRAINER_MODE == "mgrpo_sync"

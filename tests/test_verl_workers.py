@@ -1,0 +1,114 @@
+"""Worker-side pieces that run on any device: self-certainty per token, shard-local EMA; GPU paths skipped."""
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("verl")
+from mgrpo.verl_backend.workers import local_shards, self_certainty_from_logits  # noqa: E402
+
+
+def test_self_certainty_is_kl_uniform_plus_log_v():
+    torch.manual_seed(0)
+    z = torch.randn(7, 5)
+    p = torch.softmax(z, dim=-1)
+    V = z.shape[-1]
+    kl_u_p = (1 / V * (torch.log(torch.full_like(p, 1 / V)) - torch.log(p))).sum(-1)  # KL(U || p)
+    assert torch.allclose(self_certainty_from_logits(z), kl_u_p + math.log(V), atol=1e-5)
+    assert torch.allclose(self_certainty_from_logits(z, chunk_size=3), kl_u_p + math.log(V), atol=1e-5)
+    uniform = torch.zeros(2, V)
+    assert torch.allclose(self_certainty_from_logits(uniform), torch.full((2,), math.log(V)))
+
+
+def test_local_shards_are_views_so_the_ema_never_gathers():
+    from mgrpo.core import ema_update_
+
+    module = torch.nn.Linear(3, 2)
+    shards = local_shards(module)
+    assert all(s.data_ptr() == p.data.data_ptr() for s, p in zip(shards, module.parameters()))
+    ema = [s.detach().float().clone() for s in shards]
+    with torch.no_grad():
+        module.weight.add_(1.0)
+    before = [e.clone() for e in ema]
+    ema_update_(ema, local_shards(module), 0.99)
+    for b, e, p in zip(before, ema, module.parameters()):
+        assert torch.allclose(e, 0.99 * b + 0.01 * p.detach(), atol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: FSDP workers, the vLLM rollout engine "
+                    "and the momentum weight swap only run under verl's Ray trainer on a GPU")
+def test_gpu_end_to_end_srt_and_mgrpo(tmp_path):
+    """Two methods, three steps each, through bench/gpu_smoke.py (tiny random model); RUN_DIRs must be complete."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
+    spec = importlib.util.spec_from_file_location("gpu_smoke", script)
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    out = tmp_path / "smoke.json"
+    assert smoke.main(["--methods", "srt,mgrpo", "--steps", "3", "--warmup", "1", "--out", str(out)]) == 0
+
+
+class _Engine:
+    def __init__(self, module):
+        self.module = module
+        self.engine_config = type("Cfg", (), {"entropy_checkpointing": False})()
+        self.compute_entropy_from_logits = None
+
+
+def _worker(module):
+    from types import SimpleNamespace
+
+    from mgrpo.verl_backend.workers import MGRPOActorRolloutRefWorker
+
+    worker = object.__new__(MGRPOActorRolloutRefWorker)  # no Ray / torch.distributed: the methods' own logic
+    worker.actor = SimpleNamespace(engine=_Engine(module))
+    return worker
+
+
+def test_worker_ema_setup_update_save_load(tmp_path):
+    module = torch.nn.Linear(4, 3)
+    worker = _worker(module)
+    worker.mgrpo_setup(momentum=0.9, use_ema=True, token_statistic="self_certainty")
+    assert worker.actor.engine.compute_entropy_from_logits is self_certainty_from_logits
+    initial = [p.detach().clone() for p in module.parameters()]
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    worker.mgrpo_ema_update()
+    for ema, p0, p in zip(worker._mgrpo_ema, initial, module.parameters()):
+        assert ema.dtype == torch.float32
+        assert torch.allclose(ema, 0.9 * p0 + 0.1 * p.detach(), atol=1e-6)
+    worker.mgrpo_save_momentum(str(tmp_path / "momentum"))
+    saved = [e.clone() for e in worker._mgrpo_ema]
+    for e in worker._mgrpo_ema:
+        e.zero_()
+    worker.mgrpo_load_momentum(str(tmp_path / "momentum"))
+    assert all(torch.equal(a, b) for a, b in zip(worker._mgrpo_ema, saved))
+    with pytest.raises(ValueError, match="momentum m"):
+        worker.mgrpo_setup(momentum=1.5, use_ema=True)
+
+
+def test_momentum_push_sends_ema_and_restores_policy(monkeypatch):
+    import asyncio
+
+    from verl.workers.engine_workers import ActorRolloutRefWorker
+
+    module = torch.nn.Linear(2, 2)
+    worker = _worker(module)
+    worker.mgrpo_setup(momentum=0.5, use_ema=True)
+    for e in worker._mgrpo_ema:
+        e.fill_(7.0)
+    policy = [p.detach().clone() for p in module.parameters()]
+    pushed = {}
+
+    async def fake_update_weights(self, global_steps=None, mode="auto"):  # verl's sync path reads the shards
+        pushed["weights"] = [p.detach().clone() for p in self.actor.engine.module.parameters()]
+        pushed["mode"] = mode
+
+    monkeypatch.setattr(ActorRolloutRefWorker, "update_weights", fake_update_weights)
+    asyncio.run(worker.mgrpo_sync_momentum_weights(global_steps=3))
+    assert pushed["mode"] == "naive" and all(torch.all(w == 7.0) for w in pushed["weights"])
+    assert all(torch.equal(p, q) for p, q in zip(module.parameters(), policy))  # policy restored
