@@ -1,0 +1,1 @@
+"""Tables, figures and the report of mgrpo-bench, from local run files only (``python -m analysis ...``)."""

@@ -1,0 +1,113 @@
+"""``python -m analysis {table,figure,report}``: what the workflow's analysis rules run.
+
+    python -m analysis table --job JSON --paper analysis/paper_numbers.yaml --out results/tables
+    python -m analysis figure --job JSON --out results/figures
+    python -m analysis paper-table --paper analysis/paper_numbers.yaml --name table2
+    python -m analysis report --out results/report.md --tables T.md ... --figures F.png ...
+
+JOB is the JSON that workflow/rules/analyse.smk builds (kind, name, spec, results, runs, benchmarks, collapse).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .io import write_text
+
+
+def _job(text: str) -> dict:
+    try:
+        job = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--job is not JSON ({err.msg})") from None
+    for key in ("name", "spec", "results", "runs"):
+        if key not in job:
+            raise ValueError(f"--job lacks {key!r}")
+    return job
+
+
+def _table(args) -> int:
+    from .tables import build_table, load_paper_numbers
+
+    job = _job(args.job)
+    table = build_table(job, load_paper_numbers(args.paper))
+    out = Path(args.out)
+    write_text(out / f"{job['name']}.md", table.markdown())
+    write_text(out / f"{job['name']}.tex", table.latex())
+    write_text(out / f"{job['name']}.csv", table.csv())
+    print(table.markdown())
+    if table.missing:
+        print(f"missing: {', '.join(table.missing)}", file=sys.stderr)
+    return 0
+
+
+def _figure(args) -> int:
+    from .figures import plot_curves
+
+    job = _job(args.job)
+    missing = plot_curves(job, Path(args.out))
+    print(f"wrote {args.out}/{job['name']}.png and .pdf")
+    if missing:
+        print(f"missing: {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+def _paper_table(args) -> int:
+    from .tables import load_paper_numbers, render_paper_table
+
+    print(render_paper_table(load_paper_numbers(args.paper), args.name).markdown(), end="")
+    return 0
+
+
+def _report(args) -> int:
+    out = Path(args.out)
+    parts = ["# mgrpo-bench results", ""]
+    for table in args.tables:
+        parts += [f"## {Path(table).stem}", "", Path(table).read_text().rstrip(), ""]
+    for figure in args.figures:
+        relative = os.path.relpath(figure, out.parent)
+        pdf = os.path.splitext(relative)[0] + ".pdf"
+        parts += [f"## {Path(figure).stem}", "", f"![{Path(figure).stem}]({relative}) ([PDF]({pdf}))", ""]
+    write_text(out, "\n".join(parts))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("table", help="one table as Markdown, LaTeX and CSV")
+    p.add_argument("--job", required=True)
+    p.add_argument("--paper", default="analysis/paper_numbers.yaml")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=_table)
+    p = sub.add_parser("figure", help="one figure as PNG and PDF")
+    p.add_argument("--job", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=_figure)
+    p = sub.add_parser("paper-table", help="print the paper's own numbers for one table (Markdown)")
+    p.add_argument("--paper", default="analysis/paper_numbers.yaml")
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=_paper_table)
+    p = sub.add_parser("report", help="one Markdown page with every table and figure")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tables", nargs="*", default=[])
+    p.add_argument("--figures", nargs="*", default=[])
+    p.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"analysis {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

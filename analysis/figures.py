@@ -1,0 +1,94 @@
+"""Training curves (validation accuracy, reward, entropy, ... vs step) with peaks and collapses marked."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import plan  # noqa: E402
+from .io import write_with  # noqa: E402
+from .runs import CollapseRule, series  # noqa: E402
+from .tables import Results  # noqa: E402
+
+METRIC_LABELS = {"val_acc": "validation accuracy", "reward": "training reward", "entropy": "policy entropy (nats/token)",
+                 "agreement": "agreement with the vote", "pseudo_label_acc": "pseudo-label accuracy",
+                 "kl": "KL to the initial policy", "filtered_frac": "filtered fraction"}
+
+
+def _value(run: plan.Run, field: str):
+    return plan.format_temperature(run.T) if field == "T" else getattr(run, field)
+
+
+def plot_curves(job: dict, out_dir: Path) -> list[str]:
+    """Draw one figure (PNG and PDF) for job['spec']; returns the run ids that were missing."""
+    spec = job["spec"]
+    rule = CollapseRule.from_config(job.get("collapse"))
+    results = Results(job["results"], rule)
+    runs = [plan.Run(r["model"], r["method"], int(r["G"]), float(r["T"]), int(r["seed"])) for r in job["runs"]]
+    runs = plan.select_runs(runs, spec.get("select") or {})
+    metrics: Sequence[str] = spec["metrics"]
+    color_by = spec.get("color_by", "method")
+    facet_by = spec.get("facet_by")
+    facets = sorted({_value(r, facet_by) for r in runs}, key=str) if facet_by else [None]
+    keys = sorted({_value(r, color_by) for r in runs}, key=lambda v: (isinstance(v, str), v))
+    colors = {k: plt.get_cmap("tab10")(i % 10) for i, k in enumerate(keys)}
+
+    fig, axes = plt.subplots(len(metrics), len(facets), figsize=(4.8 * len(facets), 2.8 * len(metrics)),
+                             squeeze=False, sharex="col")
+    missing, labelled = [], set()
+    for column, facet in enumerate(facets):
+        for run in runs:
+            if facet_by and _value(run, facet_by) != facet:
+                continue
+            data = results.run(run)
+            if not data.rows:
+                missing.append(run.run_id)
+                continue
+            key = _value(run, color_by)
+            label = f"{color_by}={key}" if color_by in ("G", "T", "seed") else str(key)
+            for row, metric in enumerate(metrics):
+                ax = axes[row][column]
+                points = series(data.rows, metric)
+                if not points:
+                    continue
+                steps, values = zip(*points)
+                show_label = (column, row, label) not in labelled
+                labelled.add((column, row, label))
+                ax.plot(steps, values, color=colors[key], lw=1.4, alpha=0.9, label=label if show_label else None,
+                        marker="." if metric == "val_acc" else None, ms=3)
+                curve = data.curve
+                if curve is None:
+                    continue
+                if metric == "val_acc":
+                    ax.plot([curve.best_step], [curve.best], "o", color=colors[key], ms=6, mfc="none")
+                    if curve.collapsed and curve.collapse_step is not None:
+                        at = dict(points).get(curve.collapse_step)
+                        ax.plot([curve.collapse_step], [at], "x", color="black", ms=8, mew=2)
+                if curve.collapsed and curve.collapse_step is not None:
+                    ax.axvline(curve.collapse_step, color=colors[key], ls=":", lw=1)
+        for row, metric in enumerate(metrics):
+            ax = axes[row][column]
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.grid(alpha=0.3)
+            if row == 0 and facet_by:
+                ax.set_title(f"{facet_by} = {facet}")
+            if row == len(metrics) - 1:
+                ax.set_xlabel("step")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+    drop = f"{100 * rule.min_drop:.0f}% of peak" if rule.relative else f"{rule.min_drop:.2f}"
+    caption = f"o: best checkpoint; x and dotted line: collapse (val_acc {drop} below its peak)"
+    if missing:
+        caption += f"; missing runs: {', '.join(sorted(set(missing)))}"
+    fig.suptitle(spec.get("title", job["name"]), fontsize=11)
+    fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out_dir = Path(out_dir)
+    for suffix in ("png", "pdf"):
+        write_with(out_dir / f"{job['name']}.{suffix}", lambda tmp, s=suffix: fig.savefig(tmp, format=s, dpi=150))
+    plt.close(fig)
+    return sorted(set(missing))

@@ -1,0 +1,162 @@
+"""The workflow's grid: which runs, evaluations, tables and figures a configuration asks for.
+
+Pure functions of the (validated) config dict, shared by the Snakefile and the analysis so that both agree on
+paths. A run is one (model, method, G, T, seed); it is trained once however many experiments name it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Iterable, Mapping
+
+CHECKPOINTS = ("best", "final")
+
+
+def format_temperature(T: float) -> str:
+    """1 -> '1.0', 1.10 -> '1.1': one spelling per value, used in paths."""
+    return repr(float(T))
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    model: str
+    method: str
+    G: int
+    T: float
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}/{self.method}/G{self.G}_T{format_temperature(self.T)}_s{self.seed}"
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "method": self.method, "G": self.G, "T": self.T, "seed": self.seed}
+
+
+# Path templates (Snakemake wildcards); every path below is relative to the results directory.
+RUN_PATTERN = "runs/{model}/{method}/G{G}_T{T}_s{seed}"
+EVAL_PATTERN = "eval/{model}/{method}/G{G}_T{T}_s{seed}/{checkpoint}"
+BASE_EVAL_PATTERN = "eval/{model}/base"
+
+
+def run_dir(results: str, run: Run) -> str:
+    return str(PurePosixPath(results) / "runs" / run.run_id)
+
+
+def eval_dir(results: str, run: Run | None, checkpoint: str, model: str | None = None) -> str:
+    """Evaluation folder of a run's checkpoint, or of the base model (run None, checkpoint 'base')."""
+    if run is None:
+        return str(PurePosixPath(results) / "eval" / model / "base")
+    return str(PurePosixPath(results) / "eval" / run.run_id / checkpoint)
+
+
+def runs_of(config: Mapping[str, Any]) -> list[Run]:
+    """Every distinct run of every experiment, sorted."""
+    runs = set()
+    for experiment in config["experiments"]:
+        for model in experiment["models"]:
+            for method in experiment["methods"]:
+                for G in experiment["G"]:
+                    for T in experiment["T"]:
+                        for seed in experiment["seeds"]:
+                            runs.add(Run(model, method, int(G), float(T), int(seed)))
+    return sorted(runs)
+
+
+def evaluations_of(config: Mapping[str, Any]) -> list[tuple[Run, str]]:
+    """(run, checkpoint) pairs to evaluate: the union over the experiments that name the run."""
+    default = list(config["evaluation"].get("checkpoints", CHECKPOINTS))
+    wanted: dict[Run, set[str]] = {}
+    for experiment in config["experiments"]:
+        checkpoints = experiment.get("checkpoints", default)
+        single = {"experiments": [experiment], "evaluation": config["evaluation"]}
+        for run in runs_of(single):
+            wanted.setdefault(run, set()).update(checkpoints)
+    return sorted((run, c) for run, names in wanted.items() for c in names)
+
+
+def models_of(config: Mapping[str, Any]) -> list[str]:
+    return sorted({model for experiment in config["experiments"] for model in experiment["models"]})
+
+
+def methods_of(config: Mapping[str, Any]) -> list[str]:
+    return sorted({method for experiment in config["experiments"] for method in experiment["methods"]})
+
+
+def check_references(config: Mapping[str, Any], known_methods: Iterable[str]) -> None:
+    """Names the config uses must exist: methods in the registry, models in base_models."""
+    known = sorted(known_methods)
+    for experiment in config["experiments"]:
+        where = f"experiments[{experiment['name']}]"
+        unknown = [m for m in experiment["methods"] if m not in known]
+        if unknown:
+            raise ValueError(f"config {where}.methods: unknown method(s) {', '.join(unknown)}; "
+                             f"registered methods: {', '.join(known)}")
+        missing = [m for m in experiment["models"] if m not in config["base_models"]]
+        if missing:
+            raise ValueError(f"config {where}.models: {', '.join(missing)} not defined under base_models "
+                             f"(defined: {', '.join(sorted(config['base_models']))})")
+    unknown = [m for m in config.get("methods") or {} if m not in known]
+    if unknown:
+        raise ValueError(f"config methods: unknown method(s) {', '.join(unknown)}; "
+                         f"registered methods: {', '.join(known)}")
+
+
+def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """The per-run values that `mgrpo train` receives besides paths: only what this run's method uses.
+
+    Keeping this minimal is what makes an edit to one method's entry re-run only that method's jobs
+    (Snakemake's `params` rerun trigger).
+    """
+    training = config.get("training") or {}
+    override = (config.get("methods") or {}).get(run.method) or {}
+    settings = {**(training.get("settings") or {}), **(override.get("settings") or {})}
+    args: dict[str, Any] = {
+        "momentum": override.get("momentum", training.get("momentum", 0.99)),
+        "iqr_k": override.get("iqr_k", training.get("iqr_k", 0.75)),
+        "settings": dict(sorted(settings.items())),
+    }
+    if override.get("N") is not None:
+        args["N"] = override["N"]
+    return args
+
+
+def settings_flags(settings: Mapping[str, Any]) -> list[str]:
+    """{'steps': 60} -> ['--set', 'steps=60'] (booleans as true/false, None as none)."""
+    flags = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif value is None:
+            value = "none"
+        flags += ["--set", f"{key}={value}"]
+    return flags
+
+
+def option_flags(options: Mapping[str, Any]) -> list[str]:
+    """{'steps': 300, 'hidden_size': 64} -> ['--steps', '300', '--hidden-size', '64']."""
+    flags = []
+    for key, value in options.items():
+        flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
+
+
+def select_runs(runs: Iterable[Run], select: Mapping[str, Any]) -> list[Run]:
+    """Runs whose fields are in the selector's lists ({'method': ['srt'], 'G': [16, 32]}); {} selects all."""
+    fields = {"model", "method", "G", "T", "seed"}
+    unknown = set(select) - fields
+    if unknown:
+        raise ValueError(f"select: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(fields))}")
+
+    def matches(run: Run) -> bool:
+        for key, allowed in select.items():
+            allowed = allowed if isinstance(allowed, list) else [allowed]
+            value = getattr(run, key)
+            if key == "T":
+                if not any(abs(value - float(a)) < 1e-9 for a in allowed):
+                    return False
+            elif value not in allowed:
+                return False
+        return True
+
+    return [run for run in runs if matches(run)]

@@ -1,0 +1,321 @@
+"""Tables 1-3 in the paper's layout and the toy summary, as Markdown, LaTeX and CSV.
+
+Our numbers come only from the local run files; the paper's come only from analysis/paper_numbers.yaml and
+appear as their own rows, labelled "paper", never mixed into ours. Runs that a table needs but that are
+absent are shown as "missing" and listed under the table.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from . import plan
+from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, series, summarize_curve
+
+BENCHMARK_LABELS = {
+    "math500": "MATH500", "aime24": "AIME24", "aime25": "AIME25", "gpqa_diamond": "GPQA Diamond", "gpqa": "GPQA",
+    "mmlu_pro": "MMLU-Pro", "livecodebench": "LiveCodeBench", "mbpp_plus": "MBPP+", "toy": "Toy test",
+}
+MISSING = "missing"
+COLLAPSE_MARK = "↓"
+
+
+def benchmark_label(name: str) -> str:
+    return BENCHMARK_LABELS.get(name, name)
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += [""] + [f"- {note}" for note in self.notes]
+        if self.missing:
+            lines += [f"- missing ({len(self.missing)}): {', '.join(self.missing)}"]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def latex(self) -> str:
+        def esc(text: str) -> str:
+            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                         ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+                text = text.replace(a, b)
+            return text.replace(COLLAPSE_MARK, r"$\downarrow$")
+
+        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}",
+                 r"\begin{tabular}{" + "l" * len(self.columns) + "}", r"\toprule",
+                 " & ".join(esc(c) for c in self.columns) + r" \\", r"\midrule"]
+        lines += [" & ".join(esc(c) for c in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        notes = self.notes + ([f"missing: {', '.join(self.missing)}"] if self.missing else [])
+        lines += [rf"\par\footnotesize {esc(note)}" for note in notes]
+        lines += [r"\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows(self.rows)
+        return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading what exists
+
+
+@dataclass
+class RunData:
+    run: plan.Run
+    curve: Optional[CurveSummary]  # None: the run's metrics are missing
+    rows: list[dict]
+
+
+class Results:
+    """The local run files of one results directory, read lazily."""
+
+    def __init__(self, results_dir: str, rule: CollapseRule):
+        self.results_dir = str(results_dir)
+        self.rule = rule
+        self._runs: dict[plan.Run, RunData] = {}
+
+    def run(self, run: plan.Run) -> RunData:
+        if run not in self._runs:
+            path = Path(plan.run_dir(self.results_dir, run)) / "metrics.jsonl"
+            if not path.is_file():
+                self._runs[run] = RunData(run, None, [])
+            else:
+                rows = read_metrics(path)
+                points = series(rows, "val_acc")
+                self._runs[run] = RunData(run, summarize_curve(points, self.rule) if points else None, rows)
+        return self._runs[run]
+
+    def evaluation(self, run: Optional[plan.Run], checkpoint: str, benchmark: str, model: str = "") -> Optional[float]:
+        path = Path(plan.eval_dir(self.results_dir, run, checkpoint, model)) / f"{benchmark}.json"
+        return float(read_evaluation(path)["value"]) if path.is_file() else None
+
+
+def percent(value: Optional[float]) -> str:
+    return MISSING if value is None else f"{100 * value:.2f}"
+
+
+def paper_value(value: Optional[float]) -> str:
+    return "–" if value is None else f"{float(value):.2f}"
+
+
+def mean(values: Sequence[float]) -> Optional[float]:
+    return statistics.fmean(values) if values else None
+
+
+def load_paper_numbers(path: Path) -> dict:
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, dict) or "tables" not in data:
+        raise ValueError(f"{path}: expected a mapping with a 'tables' key")
+    return data
+
+
+def paper_table(paper: dict, name: str) -> Optional[dict]:
+    table = (paper.get("tables") or {}).get(name)
+    if not table or not table.get("rows"):
+        return None
+    return table
+
+
+def paper_status_note(paper: dict, name: str) -> str:
+    table = (paper.get("tables") or {}).get(name) or {}
+    status = table.get("status", "not transcribed")
+    return f"rows 'paper': {paper.get('paper', 'the paper')}, {name}: {status} (analysis/paper_numbers.yaml)"
+
+
+def paper_rows_for(paper: dict, name: str, benchmarks: Sequence[str]) -> list[dict]:
+    """The paper's rows for a table, or none when it reports none of the table's benchmarks (e.g. the toy)."""
+    table = paper_table(paper, name) or {}
+    if not set(benchmarks) & set(table.get("columns", [])):
+        return []
+    return table.get("rows", [])
+
+
+def render_paper_table(paper: dict, name: str) -> Table:
+    """The paper's own numbers for one table, in its layout (rows x benchmark columns)."""
+    table = paper_table(paper, name)
+    if table is None:
+        raise ValueError(f"paper numbers: table {name!r} has no transcribed rows "
+                         f"({((paper.get('tables') or {}).get(name) or {}).get('status', 'absent')})")
+    columns = [table.get("row_header", "Method")] + [benchmark_label(b) for b in table["columns"]]
+    rows = [[str(row["label"])] + [paper_value(row["values"].get(b)) for b in table["columns"]]
+            for row in table["rows"]]
+    return Table(f"{table.get('title', name)} (paper)", columns, rows, notes=[paper_status_note(paper, name)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table kinds
+
+
+def _grid_runs(job: dict) -> list[plan.Run]:
+    return [plan.Run(r["model"], r["method"], int(r["G"]), float(r["T"]), int(r["seed"])) for r in job["runs"]]
+
+
+def _collapse_note(rule: CollapseRule) -> str:
+    unit = f"{100 * rule.min_drop:.0f}% of its peak" if rule.relative else f"{100 * rule.min_drop:.1f} points"
+    return f"{COLLAPSE_MARK}: collapsed (final validation accuracy more than {unit} below its peak)"
+
+
+def _mark(label: str, curves: Sequence[Optional[CurveSummary]]) -> str:
+    return f"{label} {COLLAPSE_MARK}" if any(c is not None and c.collapsed for c in curves) else label
+
+
+def summary_table(job: dict, results: Results, paper: dict) -> Table:
+    """One row per run: validation accuracy at the start, at the best and final steps, collapse, evaluations."""
+    benchmarks = job["spec"].get("benchmarks", [])
+    checkpoints = sorted({c for _, c in job.get("evaluations", [])}) or list(plan.CHECKPOINTS)
+    columns = ["Model", "Method", "G", "T", "Seed", "Start", "Best (step)", "Final (step)", "Collapse"]
+    columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in checkpoints]
+    rows, missing = [], []
+    for run in _grid_runs(job):
+        data = results.run(run)
+        head = [run.model, run.method, str(run.G), plan.format_temperature(run.T), str(run.seed)]
+        if data.curve is None:
+            missing.append(run.run_id)
+            rows.append(head + [MISSING] * (len(columns) - len(head)))
+            continue
+        c = data.curve
+        collapse = f"yes (step {c.collapse_step})" if c.collapsed else "no"
+        cells = [percent(c.start), f"{percent(c.best)} ({c.best_step})",
+                 f"{percent(c.final)} ({c.final_step})" + (f" {COLLAPSE_MARK}" if c.collapsed else ""), collapse]
+        cells += [percent(results.evaluation(run, ck, b)) for b in benchmarks for ck in checkpoints]
+        rows.append(head + cells)
+    notes = ["accuracies in %; validation accuracy from metrics.jsonl, benchmark columns from mgrpo evaluate",
+             _collapse_note(results.rule)]
+    return Table(job["spec"].get("title", "Summary of every run"), columns, rows, notes, missing)
+
+
+def grid_table(job: dict, results: Results, paper: dict) -> Table:
+    """Table 1: one method's best/final accuracy and collapse per (G, T) cell, mean over seeds."""
+    spec = job["spec"]
+    benchmarks = spec.get("benchmarks", [])
+    columns = ["G", "T", "Source", "Seeds", "Val best (step)", "Val final", "Collapse step"]
+    columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in ("best", "final")]
+    all_runs = _grid_runs(job)
+    rows, missing = [], []
+    paper_rows = {(int(r["G"]), float(r["T"])): r for r in (paper_table(paper, job["name"]) or {}).get("rows", [])}
+    for G, T in spec["cells"]:
+        runs = plan.select_runs(all_runs, {"model": [spec["model"]], "method": [spec["method"]], "G": [int(G)],
+                                           "T": [float(T)]})
+        datas = [results.run(r) for r in runs]
+        present = [d for d in datas if d.curve is not None]
+        missing += [d.run.run_id for d in datas if d.curve is None]
+        if not runs:
+            missing.append(f"{spec['model']}/{spec['method']}/G{G}_T{plan.format_temperature(T)} (not in the grid)")
+        head = [str(G), plan.format_temperature(T)]
+        if present:
+            curves = [d.curve for d in present]
+            steps = sorted({c.collapse_step for c in curves if c.collapse_step is not None and c.collapsed})
+            cells = ["ours", str(len(present)),
+                     f"{percent(mean([c.best for c in curves]))} ({', '.join(str(c.best_step) for c in curves)})",
+                     percent(mean([c.final for c in curves])) + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
+                     ", ".join(map(str, steps)) or "–"]
+            for b in benchmarks:
+                for ck in ("best", "final"):
+                    values = [v for v in (results.evaluation(d.run, ck, b) for d in present) if v is not None]
+                    cells.append(percent(mean(values)))
+        else:
+            cells = ["ours", "0"] + [MISSING] * (len(columns) - 4)
+        rows.append(head + cells)
+        paper_row = paper_rows.get((int(G), float(T)))
+        if paper_row is not None:
+            values = paper_row.get("values", {})
+            rows.append(head + ["paper", "–"] + [paper_value(values.get(k)) for k in ("val_best", "val_final")]
+                        + ["–"] + [paper_value(values.get(f"{b}_{ck}")) for b in benchmarks for ck in ("best", "final")])
+    notes = [f"{spec['method']} on {spec['model']}; accuracies in %, mean over seeds", _collapse_note(results.rule),
+             paper_status_note(paper, job["name"])]
+    return Table(spec.get("title", f"Table 1: {spec['method']} per number of rollouts G and temperature T"),
+                 columns, rows, notes, missing)
+
+
+def _checkpoint_row(spec_row: dict, model: str, benchmarks: Sequence[str], all_runs, results: Results):
+    """Mean over seeds of one (method, G, T, checkpoint) or of the base model: values, curves, missing ids."""
+    if spec_row["checkpoint"] == "base":
+        values = [results.evaluation(None, "base", b, model) for b in benchmarks]
+        missing = [f"{model}/base/{b}" for b, v in zip(benchmarks, values) if v is None]
+        return values, [], missing
+    runs = plan.select_runs(all_runs, {"model": [model], "method": [spec_row["method"]], "G": [int(spec_row["G"])],
+                                       "T": [float(spec_row["T"])]})
+    if not runs:
+        return [None] * len(benchmarks), [], [f"{model}/{spec_row['method']}/G{spec_row['G']}_"
+                                              f"T{plan.format_temperature(spec_row['T'])} (not in the grid)"]
+    values, missing = [], []
+    for b in benchmarks:
+        found = [(r, results.evaluation(r, spec_row["checkpoint"], b)) for r in runs]
+        missing += [f"{r.run_id}/{spec_row['checkpoint']}/{b}" for r, v in found if v is None]
+        values.append(mean([v for _, v in found if v is not None]))
+    curves = [results.run(r).curve for r in runs]
+    return values, curves, missing
+
+
+def checkpoints_table(job: dict, results: Results, paper: dict) -> Table:
+    """Table 2: rows = (method, checkpoint) such as SRT_Best / SRT_Final, columns = benchmarks."""
+    spec = job["spec"]
+    benchmarks = spec["benchmarks"]
+    columns = ["Method", "Source"] + [benchmark_label(b) for b in benchmarks]
+    paper_rows = {str(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
+    rows, missing = [], []
+    all_runs = _grid_runs(job)
+    for spec_row in spec["rows"]:
+        values, curves, lost = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
+        missing += lost
+        rows.append([_mark(spec_row["label"], curves), "ours"] + [percent(v) for v in values])
+        if spec_row["label"] in paper_rows:
+            paper_values = paper_rows[spec_row["label"]]["values"]
+            rows.append([spec_row["label"], "paper"] + [paper_value(paper_values.get(b)) for b in benchmarks])
+    notes = [f"model {spec['model']}; accuracies in %, mean over seeds; Best = highest validation accuracy, "
+             "Final = last step", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
+    return Table(spec.get("title", "Table 2: best and final checkpoints"), columns, rows, notes, missing)
+
+
+def rollouts_table(job: dict, results: Results, paper: dict) -> Table:
+    """Table 3: one method's chosen checkpoint per number of rollouts G."""
+    spec = job["spec"]
+    benchmarks = spec["benchmarks"]
+    columns = ["G", "Source"] + [benchmark_label(b) for b in benchmarks]
+    paper_rows = {int(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
+    rows, missing = [], []
+    all_runs = _grid_runs(job)
+    for G in spec["G"]:
+        spec_row = {"method": spec["method"], "G": G, "T": spec["T"], "checkpoint": spec.get("checkpoint", "final")}
+        values, curves, lost = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
+        missing += lost
+        rows.append([_mark(str(G), curves), "ours"] + [percent(v) for v in values])
+        if int(G) in paper_rows:
+            rows.append([str(G), "paper"] + [paper_value(paper_rows[int(G)]["values"].get(b)) for b in benchmarks])
+    notes = [f"{spec['method']} on {spec['model']} at T = {spec['T']}, {spec.get('checkpoint', 'final')} checkpoint; "
+             "accuracies in %, mean over seeds", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
+    return Table(spec.get("title", f"Table 3: {spec['method']} per number of rollouts G"), columns, rows, notes,
+                 missing)
+
+
+KINDS = {"summary": summary_table, "grid": grid_table, "checkpoints": checkpoints_table, "rollouts": rollouts_table}
+
+
+def build_table(job: dict, paper: dict) -> Table:
+    kind = job["spec"]["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"table {job['name']!r}: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    results = Results(job["results"], CollapseRule.from_config(job.get("collapse")))
+    return KINDS[kind](job, results, paper)
+
+
+def paper_rows_as_dicts(paper: dict, name: str) -> list[dict[str, Any]]:
+    table = paper_table(paper, name) or {}
+    return [{"label": r["label"], **r["values"]} for r in table.get("rows", [])]

@@ -1,0 +1,65 @@
+"""Best / Final / collapse judged from hand-made validation curves."""
+import json
+
+import pytest
+
+from analysis.runs import CollapseRule, read_metrics, series, summarize_curve
+
+PEAK_THEN_CRASH = [(0, 0.30), (10, 0.50), (20, 0.70), (30, 0.65), (40, 0.40), (50, 0.20)]
+
+
+def test_peak_then_crash_is_a_collapse_at_the_first_step_past_the_threshold():
+    c = summarize_curve(PEAK_THEN_CRASH, CollapseRule(min_drop=0.10))
+    assert (c.start, c.start_step) == (0.30, 0)
+    assert (c.best, c.best_step) == (0.70, 20)
+    assert (c.final, c.final_step) == (0.20, 50)
+    assert c.drop == pytest.approx(0.50)
+    assert c.collapsed
+    # 0.65 is only 0.05 below the peak; 0.40 is 0.30 below: the collapse is seen at step 40.
+    assert c.collapse_step == 40
+
+
+def test_a_rising_curve_never_collapses_and_its_best_is_its_last_point():
+    c = summarize_curve([(0, 0.1), (10, 0.2), (20, 0.3)], CollapseRule(min_drop=0.05))
+    assert (c.best_step, c.final_step, c.collapsed, c.collapse_step) == (20, 20, False, None)
+
+
+def test_ties_pick_the_earliest_best_step_and_order_does_not_matter():
+    c = summarize_curve([(30, 0.5), (10, 0.5), (0, 0.2), (20, 0.4)])
+    assert c.best_step == 10
+    assert c.start_step == 0
+
+
+def test_a_dip_that_recovers_is_not_a_collapse_but_its_dip_is_recorded():
+    c = summarize_curve([(0, 0.5), (10, 0.8), (20, 0.5), (30, 0.79)], CollapseRule(min_drop=0.1))
+    assert not c.collapsed
+    assert c.collapse_step == 20  # where it fell, although it came back
+
+
+def test_threshold_is_strict_and_relative_mode_scales_with_the_peak():
+    points = [(0, 0.8), (10, 0.7)]  # 0.1 absolute, 12.5% relative
+    assert not summarize_curve(points, CollapseRule(min_drop=0.10)).collapsed
+    assert summarize_curve(points, CollapseRule(min_drop=0.09)).collapsed
+    assert summarize_curve(points, CollapseRule(min_drop=0.10, relative=True)).collapsed
+    assert not summarize_curve(points, CollapseRule(min_drop=0.13, relative=True)).collapsed
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="no validation points"):
+        summarize_curve([])
+    with pytest.raises(ValueError, match="min_drop"):
+        CollapseRule(min_drop=0)
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text('{"step": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2"):
+        read_metrics(bad)
+
+
+def test_series_keeps_only_rows_with_the_key(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": 0, "val_acc": 0.2}, {"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.6, "val_acc": 0.3},
+            {"step": 3, "val_acc": None}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    loaded = read_metrics(path)
+    assert series(loaded, "val_acc") == [(0, 0.2), (2, 0.3)]
+    assert series(loaded, "reward") == [(1, 0.5), (2, 0.6)]

@@ -1,0 +1,41 @@
+"""Figures: files written, collapses and missing runs noted."""
+import json
+from pathlib import Path
+
+from analysis import plan
+from analysis.figures import plot_curves
+
+
+def write_metrics(results: Path, run: plan.Run, val_acc):
+    directory = Path(plan.run_dir(str(results), run))
+    directory.mkdir(parents=True)
+    rows = [{"step": 10 * i, "val_acc": v, **({"reward": v, "entropy": 1 - v} if i else {})}
+            for i, v in enumerate(val_acc)]
+    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_curves_figure_is_written_as_png_and_pdf_and_lists_missing_runs(tmp_path):
+    crash, steady, absent = (plan.Run("toy", m, 8, 1.0, 0) for m in ("srt", "mgrpo", "intuitor"))
+    write_metrics(tmp_path, crash, [0.3, 0.7, 0.2])
+    write_metrics(tmp_path, steady, [0.3, 0.5, 0.6])
+    job = {"name": "toy_curves", "results": str(tmp_path), "collapse": {"min_drop": 0.1},
+           "runs": [r.to_dict() for r in (crash, steady, absent)],
+           "spec": {"select": {"method": ["srt", "mgrpo", "intuitor"]}, "color_by": "method",
+                    "metrics": ["val_acc", "reward", "entropy"]}}
+    out = tmp_path / "figures"
+    missing = plot_curves(job, out)
+    assert missing == [absent.run_id]
+    assert (out / "toy_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "toy_curves.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not list(out.glob(".*"))  # no temp files left behind
+
+
+def test_facets_and_selection(tmp_path):
+    runs = [plan.Run(model, method, 32, 1.1, 0) for model in ("a", "b") for method in ("srt", "intuitor")]
+    for run in runs:
+        write_metrics(tmp_path, run, [0.2, 0.4])
+    job = {"name": "figure5", "results": str(tmp_path), "runs": [r.to_dict() for r in runs],
+           "spec": {"select": {"model": ["a", "b"]}, "color_by": "method", "facet_by": "model",
+                    "metrics": ["reward", "val_acc"]}}
+    assert plot_curves(job, tmp_path / "f") == []
+    assert (tmp_path / "f" / "figure5.png").is_file()

@@ -1,0 +1,70 @@
+"""The grid expansion shared by the Snakefile and the analysis."""
+import pytest
+
+from analysis import plan
+
+
+def config(**extra):
+    base = {
+        "experiments": [
+            {"name": "a", "models": ["m"], "methods": ["srt", "mgrpo"], "G": [8], "T": [1.0], "seeds": [0, 1]},
+            {"name": "b", "models": ["m"], "methods": ["srt"], "G": [8, 16], "T": [1], "seeds": [0],
+             "checkpoints": ["final"]},
+        ],
+        "evaluation": {"benchmarks": ["toy"], "checkpoints": ["best", "final"]},
+        "base_models": {"m": {"pretrain": {}}},
+        "training": {"momentum": 0.99, "iqr_k": 0.75, "settings": {"steps": 50}},
+        "methods": {"mgrpo": {"N": 2, "settings": {"lr": 0.01}}},
+    }
+    base.update(extra)
+    return base
+
+
+def test_runs_named_twice_are_trained_once():
+    runs = plan.runs_of(config())
+    # a: 2 methods x 2 seeds; b: srt G8 s0 (already in a) + srt G16 s0
+    assert len(runs) == 5
+    assert plan.Run("m", "srt", 16, 1.0, 0) in runs
+
+
+def test_evaluated_checkpoints_are_the_union_over_experiments():
+    evaluations = plan.evaluations_of(config())
+    assert (plan.Run("m", "srt", 8, 1.0, 0), "best") in evaluations  # from a, although b asks for final only
+    assert (plan.Run("m", "srt", 16, 1.0, 0), "best") not in evaluations
+    assert len(evaluations) == 4 * 2 + 1
+
+
+def test_train_arguments_carry_only_the_runs_own_method_overrides():
+    c = config()
+    srt = plan.train_arguments(c, plan.Run("m", "srt", 8, 1.0, 0))
+    mgrpo = plan.train_arguments(c, plan.Run("m", "mgrpo", 8, 1.0, 0))
+    assert srt == {"momentum": 0.99, "iqr_k": 0.75, "settings": {"steps": 50}}
+    assert mgrpo == {"momentum": 0.99, "iqr_k": 0.75, "settings": {"lr": 0.01, "steps": 50}, "N": 2}
+
+
+def test_flags_and_paths():
+    assert plan.settings_flags({"steps": 5, "wandb": False, "x": None}) == [
+        "--set", "steps=5", "--set", "wandb=false", "--set", "x=none"]
+    assert plan.option_flags({"hidden_size": 64}) == ["--hidden-size", "64"]
+    run = plan.Run("qwen3_4b", "mgrpo_iqr", 32, 1.1, 0)
+    assert plan.run_dir("results", run) == "results/runs/qwen3_4b/mgrpo_iqr/G32_T1.1_s0"
+    assert plan.eval_dir("results", run, "best") == "results/eval/qwen3_4b/mgrpo_iqr/G32_T1.1_s0/best"
+    assert plan.eval_dir("results", None, "base", "qwen3_4b") == "results/eval/qwen3_4b/base"
+    assert plan.format_temperature(1) == "1.0"
+
+
+def test_references_are_checked():
+    with pytest.raises(ValueError, match=r"unknown method\(s\) nope; registered methods: mgrpo, srt"):
+        plan.check_references(config(methods={"nope": {}}), ["srt", "mgrpo"])
+    bad = config()
+    bad["experiments"][0]["models"] = ["absent"]
+    with pytest.raises(ValueError, match="absent not defined under base_models"):
+        plan.check_references(bad, ["srt", "mgrpo"])
+
+
+def test_select_runs():
+    runs = plan.runs_of(config())
+    assert [r.G for r in plan.select_runs(runs, {"method": ["srt"], "seed": [0]})] == [8, 16]
+    assert len(plan.select_runs(runs, {"T": [1.0]})) == 5
+    with pytest.raises(ValueError, match="unknown field"):
+        plan.select_runs(runs, {"temperature": [1.0]})

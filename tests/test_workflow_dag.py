@@ -1,0 +1,120 @@
+"""The DAG that the configurations build (dry runs), the config checks that run before any job, and drop-in
+baselines. Job counts are computed here by hand from each grid, not by the workflow's own code."""
+import itertools
+
+import pytest
+import yaml
+
+from test_workflow_helpers import REPO, copy_workflow, planned_jobs, snakemake, tiny_config, write_config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+def product(models, methods, Gs, Ts):
+    return set(itertools.product(models, methods, Gs, Ts))
+
+
+def test_paper_config_builds_the_papers_grid(workdir):
+    # The paper's runs, one set per table/figure (seed 0 only), straight from the paper's description.
+    table1 = product(["qwen3_4b"], ["srt"], [16], [0.8, 1.1, 1.2]) | product(["qwen3_4b"], ["srt"], [16, 32, 64, 128], [1.1])
+    table2 = product(["qwen3_4b"], ["srt", "mgrpo", "mgrpo_iqr"], [32], [1.1])
+    table3 = product(["qwen3_4b"], ["mgrpo_iqr"], [8, 16, 32, 256], [1.1])
+    figure4 = product(["qwen3_1.7b", "qwen3_4b", "qwen3_8b"], ["mgrpo"], [32], [1.1])
+    figure5 = product(["qwen2.5_3b", "qwen2.5_7b"], ["srt", "intuitor"], [32], [1.1])
+    trained = table1 | table2 | table3 | figure4 | figure5
+    evaluated = table1 | table2 | table3  # best + final each; figures 4 and 5 are curves only
+    assert len(trained) == 17 and len(evaluated) == 11
+    expected = {
+        "train": len(trained),
+        "evaluate_checkpoint": 2 * len(evaluated),
+        "evaluate_base_model": 1,  # Qwen3-4B-Base, "Original" in Table 2
+        "download_base_model": 5,
+        "prepare_math_source": 1, "verl_data": 1, "prepare_benchmarks": 1,
+        "table_table1": 1, "table_table2": 1, "table_table3": 1, "table_summary": 1,
+        "figure_figure1": 1, "figure_figure2": 1, "figure_figure4": 1, "figure_figure5": 1,
+        "summary_report": 1, "all": 1,
+    }
+    assert planned_jobs(workdir, "--configfile", "config/paper.yaml") == expected
+
+
+def test_default_config_builds_the_toy_grid(workdir):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    runs = sum(len(e["models"]) * len(e["methods"]) * len(e["G"]) * len(e["T"]) * len(e["seeds"])
+               for e in config["experiments"])
+    assert runs == 12  # 5 methods x 2 seeds at one (G, T) + SRT at a second G x 2 seeds
+    counts = planned_jobs(workdir)
+    assert counts["train"] == runs
+    assert counts["evaluate_checkpoint"] == 2 * runs
+    assert counts["evaluate_base_model"] == 1
+    assert counts["toy_data"] == counts["pretrain_base_model"] == 1
+    assert counts["summary_report"] == 1
+
+
+def test_train_rule_calls_the_contract_command(workdir):
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "results/runs/toy/mgrpo/G8_T1.0_s1/metrics.jsonl")
+    assert result.returncode == 0, result.stdout[-3000:]
+    command = next(line for line in result.stdout.splitlines() if "mgrpo train" in line)
+    for part in ("mgrpo train --backend cpu --method mgrpo --base-model results/base_models/toy",
+                 "--data results/data/toy --out results/runs/toy/mgrpo/G8_T1.0_s1",
+                 "--work work/runs/toy/mgrpo/G8_T1.0_s1", "--G 8 --T 1.0 --seed 1", "--momentum 0.99",
+                 "--iqr-k 0.75"):
+        assert part in command
+
+
+def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
+    config = tiny_config()
+    config["experiments"][0]["G"] = [1]
+    write_config(workdir / "bad_g.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "bad_g.yaml")
+    assert result.returncode != 0
+    assert "1 is less than the minimum of 2" in result.stdout
+    assert "['experiments'][0]['G'][0]" in result.stdout
+    assert "rule " not in result.stdout  # no job was planned
+
+    config = tiny_config()
+    config["evaluation"]["checkpoint"] = ["best"]  # typo of `checkpoints`
+    write_config(workdir / "typo.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "typo.yaml")
+    assert result.returncode != 0
+    assert "'checkpoint' was unexpected" in result.stdout
+
+
+def test_unknown_method_names_the_registered_ones(workdir):
+    write_config(workdir / "unknown.yaml", tiny_config(methods=("srt", "no_such_method")))
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "unknown.yaml")
+    assert result.returncode != 0
+    assert "unknown method(s) no_such_method" in result.stdout
+    for registered in ("srt", "intuitor", "mgrpo", "mgrpo_iqr", "ground_truth"):
+        assert registered in result.stdout.split("registered methods:")[1]
+
+
+BASELINE_PY = '''
+from mgrpo.core import Method, register_method
+
+register_method(Method("my_baseline", reward="agreement", description="test drop-in"), origin=__file__)
+'''
+BASELINE_SMK = '''
+rule my_baseline_asset:
+    output:
+        f"{R}/my_baseline/asset.txt",
+    shell:
+        "echo asset > {output}"
+'''
+
+
+def test_a_baseline_dropped_into_baselines_is_picked_up(tmp_path):
+    workdir = copy_workflow(tmp_path / "clone")
+    (workdir / "baselines" / "my_baseline.py").write_text(BASELINE_PY)
+    (workdir / "baselines" / "my_baseline.smk").write_text(BASELINE_SMK)
+    write_config(workdir / "with_baseline.yaml", tiny_config(methods=("srt", "my_baseline")))
+    counts = planned_jobs(workdir, "--configfile", "with_baseline.yaml")
+    assert counts["train"] == 2
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "with_baseline.yaml")
+    assert "--method my_baseline" in result.stdout
+    # The baseline's own rules are part of the workflow too.
+    result = snakemake(workdir, "results/my_baseline/asset.txt", "-n", "--cores", "1")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "rule my_baseline_asset" in result.stdout

@@ -1,0 +1,88 @@
+"""Re-run behaviour of the DAG, with a stand-in `mgrpo` that only writes the contract's files: a finished
+workflow does nothing again; editing one method's config re-runs that method's jobs and the analysis only;
+an interrupted training job finds its work folder again (the trainer's own resume is tested with the real CLI
+in test_workflow_toy_e2e.py)."""
+import json
+
+import pytest
+
+from test_workflow_helpers import (copy_workflow, environment, fake_log, install_fake_mgrpo, planned_jobs,
+                                   snakemake, tiny_config, write_config)
+
+ANALYSIS_JOBS = {"table_toy_summary", "table_table2", "figure_toy_curves", "summary_report", "all"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A tiny toy workflow (srt + mgrpo_iqr, one seed) run to the end with the stand-in mgrpo."""
+    root = tmp_path_factory.mktemp("reruns")
+    workdir = copy_workflow(root / "clone")
+    bin_dir = install_fake_mgrpo(root / "bin")
+    env = environment(bin_dir, FAKE_MGRPO_LOG=str(root / "mgrpo.jsonl"))
+    write_config(workdir / "tiny.yaml", tiny_config(html=True))
+    result = snakemake(workdir, "--cores", "2", "--configfile", "tiny.yaml", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return workdir, env, root
+
+
+def test_the_run_produced_every_stage(finished):
+    workdir, env, root = finished
+    results = workdir / "results"
+    for name in ("toy_summary", "table2"):
+        for suffix in ("md", "tex", "csv"):
+            assert (results / "tables" / f"{name}.{suffix}").is_file()
+    assert (results / "figures" / "toy_curves.png").is_file() and (results / "figures" / "toy_curves.pdf").is_file()
+    report = (results / "report.md").read_text()
+    assert "## table2" in report and "toy_curves.png" in report
+    html = results / "report.html"
+    assert html.is_file()
+    html_text = html.read_text()
+    for item in ("toy_curves.png", "table2.csv", "toy_summary.csv"):  # every table and figure, with captions
+        assert item in html_text
+    # The stand-in's SRT curve peaks (0.70 at step 20) then crashes: the table says so.
+    summary = (results / "tables" / "toy_summary.md").read_text()
+    assert "| toy | srt | 4 | 1.0 | 0 | 30.00 | 70.00 (20) | 10.00 (40) ↓ | yes (step 30) |" in summary
+    commands = [argv[0] for argv in fake_log(root / "mgrpo.jsonl")]
+    assert commands.count("train") == 2 and commands.count("evaluate") == 5
+
+
+def test_a_finished_workflow_has_nothing_to_do(finished):
+    workdir, env, _ = finished
+    assert planned_jobs(workdir, "--configfile", "tiny.yaml", env=env) == {}
+
+
+def test_editing_one_methods_config_reruns_only_that_method_and_the_analysis(finished):
+    workdir, env, _ = finished
+    config = tiny_config(html=True)
+    config["methods"]["mgrpo_iqr"] = {"iqr_k": 1.5}
+    write_config(workdir / "edited.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "edited.yaml", env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = planned_jobs(workdir, "--configfile", "edited.yaml", env=env)
+    assert counts.pop("train") == 1
+    assert counts.pop("evaluate_checkpoint") == 2  # best and final of that run
+    assert set(counts) == ANALYSIS_JOBS
+    assert "wildcards: model=toy, method=mgrpo_iqr" in result.stdout
+    assert "method=srt" not in result.stdout
+
+
+def test_an_interrupted_training_job_finds_its_work_folder_again(tmp_path):
+    workdir = copy_workflow(tmp_path / "clone")
+    bin_dir = install_fake_mgrpo(tmp_path / "bin")
+    config = tiny_config(methods=("srt",))
+    config["analysis"]["tables"] = {}
+    config["analysis"]["figures"] = {}
+    write_config(workdir / "one.yaml", config)
+    target = "results/runs/toy/srt/G4_T1.0_s0/metrics.jsonl"
+    env = environment(bin_dir, FAKE_MGRPO_LOG=str(tmp_path / "log.jsonl"), FAKE_MGRPO_INTERRUPT="1")
+    first = snakemake(workdir, target, "--cores", "1", "--configfile", "one.yaml", env=env)
+    assert first.returncode != 0
+    work = workdir / "work" / "runs" / "toy" / "srt" / "G4_T1.0_s0"
+    assert (work / "step_000002").is_dir()  # Snakemake removed the failed outputs, not the work folder
+    env = environment(bin_dir, FAKE_MGRPO_LOG=str(tmp_path / "log.jsonl"), FAKE_MGRPO_INTERRUPT="1")
+    second = snakemake(workdir, target, "--cores", "1", "--configfile", "one.yaml", env=env)
+    assert second.returncode == 0, second.stdout[-3000:]
+    run = json.loads((workdir / "results/runs/toy/srt/G4_T1.0_s0/run.json").read_text())
+    assert run["resumed_from"] == 2
+    trains = [argv for argv in fake_log(tmp_path / "log.jsonl") if argv[0] == "train"]
+    assert len(trains) == 2 and trains[0] == trains[1]  # the same command, the same --work

@@ -1,0 +1,81 @@
+# Shared definitions: the grid (analysis/plan.py), paths, and helpers that the stage files use.
+import json
+import re
+import shlex
+
+from analysis import plan as grid
+from mgrpo.core.methods import known_methods
+
+R = config.get("results_dir", "results")
+WORK = config.get("work_dir", "work")
+BACKEND = config["backend"]
+DATA_KIND = config["data"]["kind"]
+EVAL = config["evaluation"]
+BENCHMARKS = list(EVAL["benchmarks"])
+
+# Fail before any job: every method must be registered, every model defined.
+try:
+    grid.check_references(config, known_methods())
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+
+RUNS = grid.runs_of(config)
+EVALUATIONS = grid.evaluations_of(config)
+MODELS = grid.models_of(config)
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    method=r"[A-Za-z][A-Za-z0-9_]*",
+    G=r"\d+",
+    T=r"\d+\.\d+",
+    seed=r"\d+",
+    checkpoint=r"best|final",
+
+
+RUN = f"{R}/runs/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}"
+EVAL_RUN = f"{R}/eval/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}/{{checkpoint}}"
+EVAL_BASE = f"{R}/eval/{{model}}/base"
+LOGS = f"{R}/logs"
+
+
+def rule_resources(stage):
+    """Per-rule cluster resources from config `resources.<stage>` (gpu, cpus_per_task, mem_mb, runtime, ...)."""
+    return dict((config.get("resources") or {}).get(stage) or {})
+
+
+def backend_guard(module, what, extra):
+    """Shell prefix that stops a job with a clear message when its backend is not installed here."""
+    return (f"python -c 'import {module}' 2>/dev/null || {{ echo \"mgrpo-bench: {what} is not installed on "
+            f"$(hostname): pip install -e '.[{extra}]'\" >&2; exit 3; }}; ")
+
+
+def base_model_dir(model):
+    source = config["base_models"][model]
+    if "pretrain" in source:
+        return f"{R}/base_models/{model}"
+    if "hub" in source:
+        return f"models/{model}"
+    return source["path"]
+
+
+def run_of(wildcards):
+    return grid.Run(wildcards.model, wildcards.method, int(wildcards.G), float(wildcards.T), int(wildcards.seed))
+
+
+def metrics_files():
+    return [f"{grid.run_dir(R, run)}/metrics.jsonl" for run in RUNS]
+
+
+def evaluation_files():
+    files = [f"{grid.eval_dir(R, run, checkpoint)}/{b}.json" for run, checkpoint in EVALUATIONS for b in BENCHMARKS]
+    if EVAL.get("base_model", True):  # "Original": each base model that has an evaluated run
+        models = sorted({run.model for run, _ in EVALUATIONS})
+        files += [f"{grid.eval_dir(R, None, 'base', model)}/{b}.json" for model in models for b in BENCHMARKS]
+    return files
+
+
+for model in MODELS:
+    source = config["base_models"][model]
+    if "path" in source and not Path(source["path"], "config.json").is_file():
+        raise WorkflowError(f"config base_models.{model}.path: no HF model (config.json) in {source['path']}")

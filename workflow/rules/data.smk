@@ -1,0 +1,50 @@
+# Stage 1: training/test data.
+if DATA_KIND == "toy":
+    DATA_DIR = f"{R}/data/toy"
+    DATA_FILES = [f"{DATA_DIR}/{split}.jsonl" for split in ("pretrain", "train", "test")]
+
+    rule toy_data:
+        output:
+            DATA_FILES,
+        params:
+            out=DATA_DIR,
+            seed=config["data"].get("seed", 0),
+            options=shlex.join(grid.option_flags(config["data"].get("options") or {})),
+        log:
+            f"{LOGS}/toy_data.log",
+        shell:
+            "mgrpo toy-data --out {params.out} --seed {params.seed} {params.options} > {log} 2>&1"
+
+else:
+    DATA_DIR = f"{R}/data/{DATA_KIND}"
+    DATA_FILES = [f"{DATA_DIR}/train.parquet", f"{DATA_DIR}/test.parquet"]
+    MATH_SOURCE = config["data"]["source"]
+
+    localrules:
+        prepare_math_source,
+
+    # Needs hub access; skipped when the source directory is already there.
+    rule prepare_math_source:
+        output:
+            directory(MATH_SOURCE),
+        params:
+            command=lambda wildcards, output: config["data"]
+            .get("prepare_command", "mgrpo prepare-data --benchmarks math_train --out {out}")
+            .format(out=shlex.quote(output[0])),
+        log:
+            f"{LOGS}/prepare_math_source.log",
+        shell:
+            "{params.command} > {log} 2>&1"
+
+    rule verl_data:
+        input:
+            MATH_SOURCE,
+        output:
+            DATA_FILES,
+        params:
+            out=DATA_DIR,
+            test_limit=config["data"].get("test_limit", 0),
+        log:
+            f"{LOGS}/verl_data.log",
+        shell:
+            "mgrpo verl-prepare-data --source {input} --out {params.out} --test-limit {params.test_limit} > {log} 2>&1"

@@ -1,0 +1,71 @@
+# Stage 4: `mgrpo evaluate` on the chosen checkpoints (best, final) of every run and on each base model.
+if DATA_KIND == "toy":
+    EVAL_DATA_DIR = DATA_DIR
+    EVAL_DATA = DATA_FILES
+else:
+    EVAL_DATA_DIR = EVAL.get("data_dir", "data/benchmarks")
+    EVAL_DATA = [EVAL_DATA_DIR]
+
+    localrules:
+        prepare_benchmarks,
+
+    # Needs hub access; skipped when the directory is already there. GPQA stays out of any repository.
+    rule prepare_benchmarks:
+        output:
+            directory(EVAL_DATA_DIR),
+        params:
+            benchmarks=",".join(BENCHMARKS),
+        log:
+            f"{LOGS}/prepare_benchmarks.log",
+        shell:
+            "mgrpo prepare-data --benchmarks {params.benchmarks} --out {output} > {log} 2>&1"
+
+
+EVAL_PARAMS = dict(
+    benchmarks=",".join(BENCHMARKS),
+    backend=EVAL.get("backend", "hf"),
+    data_dir=EVAL_DATA_DIR,
+    temperature=EVAL.get("temperature", 0.8),
+    # Only when the config overrides it: otherwise `mgrpo evaluate` applies the paper's per-benchmark k.
+    samples=f" --samples {EVAL['samples']}" if "samples" in EVAL else "",
+    guard=backend_guard("vllm", "vllm (evaluation backend)", "verl") if EVAL.get("backend") == "vllm" else "",
+)
+EVALUATE_SHELL = (
+    "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"
+    " --backend {params.backend} --data-dir {params.data_dir} --temperature {params.temperature}"
+    "{params.samples} > {log} 2>&1"
+)
+
+
+rule evaluate_checkpoint:
+    input:
+        model=f"{RUN}/{{checkpoint}}",
+        data=EVAL_DATA,
+    output:
+        [f"{EVAL_RUN}/{b}.json" for b in BENCHMARKS],
+    params:
+        out=EVAL_RUN,
+        **EVAL_PARAMS,
+    resources:
+        **rule_resources("evaluate"),
+    log:
+        f"{LOGS}/eval/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}_{{checkpoint}}.log",
+    shell:
+        EVALUATE_SHELL
+
+
+rule evaluate_base_model:
+    input:
+        model=lambda wc: base_model_dir(wc.model),
+        data=EVAL_DATA,
+    output:
+        [f"{EVAL_BASE}/{b}.json" for b in BENCHMARKS],
+    params:
+        out=EVAL_BASE,
+        **EVAL_PARAMS,
+    resources:
+        **rule_resources("evaluate"),
+    log:
+        f"{LOGS}/eval/{{model}}/base.log",
+    shell:
+        EVALUATE_SHELL

@@ -1,0 +1,32 @@
+# Stage 6: results/report.md (every table and figure, one page), then, after a successful run, the
+# Snakemake HTML report (results/report.html) with the captions in workflow/report/.
+
+
+rule summary_report:
+    input:
+        tables=[f"{R}/tables/{name}.md" for name in TABLES],
+        figures=[f"{R}/figures/{name}.png" for name in FIGURES],
+    output:
+        f"{R}/report.md",
+    log:
+        f"{LOGS}/analysis/report.log",
+    shell:
+        "python -m analysis report --out {output} --tables {input.tables:q} --figures {input.figures:q} > {log} 2>&1"
+
+
+localrules:
+    summary_report,
+
+
+def all_targets():
+    return metrics_files() + evaluation_files() + table_files() + figure_files() + [f"{R}/report.md"]
+
+
+onsuccess:
+    if (config.get("report") or {}).get("html", True):
+        configfiles = " ".join(f"--configfile {shlex.quote(str(f))}" for f in workflow.configfiles)
+        shell(
+            f"snakemake --snakefile {shlex.quote(str(workflow.main_snakefile))} {configfiles} --nolock"
+            f" --report {R}/report.html > {LOGS}/report_html.log 2>&1"
+            " || echo 'mgrpo-bench: the HTML report failed, see the log' >&2"
+        )
