@@ -1,6 +1,7 @@
 """Training curves (validation accuracy, reward, entropy, ... vs step) with peaks and collapses marked."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,15 @@ from .tables import Results  # noqa: E402
 METRIC_LABELS = {"val_acc": "validation accuracy", "reward": "training reward", "entropy": "policy entropy (nats/token)",
                  "agreement": "agreement with the vote", "pseudo_label_acc": "pseudo-label accuracy",
                  "kl": "KL to the initial policy", "filtered_frac": "filtered fraction"}
+
+
+def moving_average(points: Sequence[tuple], window: int) -> list[tuple]:
+    """(step, trailing mean of the last `window` values) for each point; window 1 = the points themselves."""
+    if window <= 1:
+        return list(points)
+    values = [v for _, v in points]
+    return [(step, sum(values[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1)))
+            for i, (step, _) in enumerate(points)]
 
 
 def _value(run: plan.Run, field: str):
@@ -55,6 +65,8 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
                 points = series(data.rows, metric)
                 if not points:
                     continue
+                if metric != "val_acc":  # per-step metrics of a few prompts are noisy; val_acc is never smoothed
+                    points = moving_average(points, int(spec.get("smooth", 1)))
                 steps, values = zip(*points)
                 show_label = (column, row, label) not in labelled
                 labelled.add((column, row, label))
@@ -84,7 +96,9 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     caption = f"o: best checkpoint; x and dotted line: collapse (val_acc {drop} below its peak)"
     if missing:
         caption += f"; missing runs: {', '.join(sorted(set(missing)))}"
-    fig.suptitle(spec.get("title", job["name"]), fontsize=11)
+    if int(spec.get("smooth", 1)) > 1:
+        caption += f"; per-step metrics: trailing mean over {int(spec['smooth'])} steps"
+    fig.suptitle(textwrap.fill(spec.get("title", job["name"]), width=int(58 * len(facets))), fontsize=10)
     fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     out_dir = Path(out_dir)

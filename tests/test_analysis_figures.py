@@ -39,3 +39,12 @@ def test_facets_and_selection(tmp_path):
                     "metrics": ["reward", "val_acc"]}}
     assert plot_curves(job, tmp_path / "f") == []
     assert (tmp_path / "f" / "figure5.png").is_file()
+
+
+def test_moving_average_is_a_trailing_mean_over_the_window():
+    from analysis.figures import moving_average
+
+    points = [(1, 1.0), (2, 3.0), (3, 5.0), (4, 7.0)]
+    assert moving_average(points, 1) == points
+    # hand-computed: 1, (1+3)/2, (1+3+5)/3, (3+5+7)/3
+    assert moving_average(points, 3) == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 5.0)]

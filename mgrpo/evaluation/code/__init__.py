@@ -14,11 +14,18 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["evaluate_code", "BENCHMARKS"]
+__all__ = ["evaluate_code", "prepare_data", "BENCHMARKS"]
 
 BENCHMARKS = ("mbpp_plus", "livecodebench")
 KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", "workers",
                   "timeout_s", "memory_mb", "start_date", "end_date", "release_version"}
+
+
+def prepare_data(benchmark: str, out_dir) -> dict:
+    """`mgrpo prepare-data` for a code benchmark (mgrpo.evaluation.code.prepare; needs network access)."""
+    from mgrpo.evaluation.code.prepare import prepare_data as prepare
+
+    return prepare(benchmark, out_dir)
 
 
 def _settings_dict(settings) -> tuple[dict, object | None]:
