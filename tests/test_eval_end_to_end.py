@@ -7,7 +7,7 @@ import pytest
 
 from mgrpo.evaluation.benchmarks import UnknownBenchmarkError, known_benchmarks
 from mgrpo.evaluation.generation import ModelDirError
-from mgrpo.evaluation.runner import evaluate
+from mgrpo.evaluation import evaluate  # the public entry (lazy export of mgrpo.evaluation.runner.evaluate)
 from test_eval_fixtures import (
     ScriptedGenerator,
     save_tiny_chat_model,

@@ -1,10 +1,14 @@
 """Evaluation: benchmarks, generation backends, math grading and the sandbox for model-written code."""
 from __future__ import annotations
 
-__all__ = ["grade_math", "run_untrusted"]
+__all__ = ["evaluate", "grade_math", "run_untrusted"]
 
 
 def __getattr__(name):  # lazy: importing the package must not import math-verify or the sandbox
+    if name == "evaluate":  # the Python side of `mgrpo evaluate`
+        from mgrpo.evaluation.runner import evaluate
+
+        return evaluate
     if name == "grade_math":
         from mgrpo.evaluation.math_grading import grade_math
 
