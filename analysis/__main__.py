@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .io import write_text
+from mgrpo.atomic import write_text
 
 
 def _job(text: str) -> dict:

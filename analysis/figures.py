@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import plan  # noqa: E402
-from .io import write_with  # noqa: E402
+from mgrpo.atomic import atomic_path  # noqa: E402
 from .runs import CollapseRule, series  # noqa: E402
 from .tables import Results  # noqa: E402
 
@@ -103,6 +103,7 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     out_dir = Path(out_dir)
     for suffix in ("png", "pdf"):
-        write_with(out_dir / f"{job['name']}.{suffix}", lambda tmp, s=suffix: fig.savefig(tmp, format=s, dpi=150))
+        with atomic_path(out_dir / f"{job['name']}.{suffix}") as tmp:
+            fig.savefig(tmp, format=suffix, dpi=150)
     plt.close(fig)
     return sorted(set(missing))

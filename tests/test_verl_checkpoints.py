@@ -5,6 +5,7 @@ import pytest
 import torch
 
 pytest.importorskip("verl")
+from mgrpo.atomic import write_jsonl  # noqa: E402
 from mgrpo.verl_backend import checkpoints as ckpt  # noqa: E402
 from mgrpo.verl_backend import metrics as metrics_io  # noqa: E402
 
@@ -114,7 +115,7 @@ def test_finalize_run_dir_converts_final_and_best(tmp_path):
     (root / ckpt.TRACKER).write_text("4")
     rows = [{"step": 0, "val_acc": 0.9}, {"step": 1}, {"step": 2, "val_acc": 0.5}, {"step": 3},
             {"step": 4, "val_acc": 0.4}]
-    metrics_io.write_rows(work / "metrics.jsonl", rows)
+    write_jsonl(work / "metrics.jsonl", rows)
     spec = RunSpec(backend="verl", method="srt", base_model=tmp_path, data=tmp_path, out=out, work=work, G=4,
                    temperature=1.0, seed=0, N=0)
     finalize_run_dir(spec, VerlSettings(), get_method("srt"))

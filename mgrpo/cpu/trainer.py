@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import platform
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 
 from mgrpo import core as mcore
+from mgrpo.atomic import atomic_dir, write_json, write_text
 from mgrpo.cpu import rollout as ro
 
 METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
@@ -135,16 +134,8 @@ def _checkpoints(work: Path) -> list[tuple[int, Path]]:
 
 
 def _save_checkpoint(work: Path, step: int, state: dict) -> None:
-    tmp = Path(tempfile.mkdtemp(dir=work, prefix=f".step_{step:06d}."))
-    try:
+    with atomic_dir(work / f"step_{step:06d}") as tmp:
         torch.save(state, tmp / "state.pt")
-        final = work / f"step_{step:06d}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for _, old in _checkpoints(work)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -158,13 +149,6 @@ def _read_metrics(path: Path, up_to_step: int) -> list[str]:
         if line.strip() and json.loads(line)["step"] <= up_to_step:
             kept.append(line)
     return kept
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ one step
@@ -286,11 +270,11 @@ def train(spec) -> Path:
         torch.set_rng_state(state["torch_rng"])
         best = state["best"]
         lines = _read_metrics(metrics_path, start_step)
-        _write_text_atomic(metrics_path, "".join(line + "\n" for line in lines))
+        write_text(metrics_path, "".join(line + "\n" for line in lines))
     else:
         start_step = 0
         row = {key: None for key in METRIC_KEYS} | {"step": 0} | evaluate(0)
-        _write_text_atomic(metrics_path, json.dumps(row) + "\n")
+        write_text(metrics_path, json.dumps(row) + "\n")
 
     prompts_all = ro.encode_prompts(tokenizer, [r["prompt"] for r in train_rows])
     sample_kwargs = dict(temperature=T, max_new_tokens=settings.max_new_tokens,
@@ -383,9 +367,7 @@ def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, m
 
     import mgrpo
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         policy.save_pretrained(tmp / "final")
         tokenizer.save_pretrained(tmp / "final")
         best_model = copy.deepcopy(policy)
@@ -404,10 +386,4 @@ def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, m
                          "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
                          "numpy": np.__version__, "mgrpo": getattr(mgrpo, "__version__", None)},
         }
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / "run.json", run, sort_keys=True)

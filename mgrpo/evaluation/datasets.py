@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from mgrpo.atomic import write_json, write_jsonl
 
 MANIFEST = "MANIFEST.json"
 
@@ -178,37 +179,6 @@ def dataset_record(benchmark: str, path: Path) -> dict:
 
 # ---------------------------------------------------------------- downloading (prepare-data)
 
-def write_jsonl_atomic(path: Path, rows) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def hf_token() -> str | None:
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
 
@@ -225,12 +195,12 @@ def download(benchmark: str, out_dir: Path | str) -> dict:
     revision = HfApi().dataset_info(source.hf_id, revision=source.revision, token=token).sha
     rows = datasets.load_dataset(source.hf_id, source.config, split=source.split, revision=revision, token=token)
     path = Path(out_dir) / source.filename
-    count = write_jsonl_atomic(path, iter(rows))
+    count = write_jsonl(path, iter(rows), ensure_ascii=False, default=str)
     read_jsonl_rows(path, source.fields)  # fail now, not at evaluation time, if a column is missing
     entry = {**{k: v for k, v in asdict(source).items() if k in ("hf_id", "config", "split", "license")},
              "revision": revision, "path": source.filename, "rows": count, "sha256": file_sha256(path)}
     manifest_path = Path(out_dir) / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[benchmark] = entry
-    write_json_atomic(manifest_path, manifest)
+    write_json(manifest_path, manifest, ensure_ascii=False)
     return entry

@@ -11,13 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
-from mgrpo.evaluation.datasets import (
-    data_file,
-    dataset_record,
-    load_docs,
-    write_json_atomic,
-    write_jsonl_atomic,
-)
+from mgrpo.atomic import write_json, write_jsonl
+from mgrpo.evaluation.datasets import data_file, dataset_record, load_docs
 from mgrpo.evaluation.generation import (
     BACKENDS,
     EvalSettings,
@@ -156,7 +151,7 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
 
                 metrics, records = run_lm_eval(benchmark.name, generator, path, k, params, limit)
             result = _result(benchmark, generator, str(model), k, params, metrics, path, backend)
-            write_jsonl_atomic(out_dir / f"{benchmark.name}.samples.jsonl", records)
-        write_json_atomic(out_dir / f"{benchmark.name}.json", result)
+            write_jsonl(out_dir / f"{benchmark.name}.samples.jsonl", records, ensure_ascii=False, default=str)
+        write_json(out_dir / f"{benchmark.name}.json", result, ensure_ascii=False)
         results[benchmark.name] = result
     return results

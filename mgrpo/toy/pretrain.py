@@ -1,16 +1,13 @@
 """Supervised pre-training of the tiny toy model on the labelled ``pretrain.jsonl`` split."""
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from mgrpo.atomic import atomic_dir, write_json
 from mgrpo.toy.model import ModelSize, build_model, build_tokenizer, count_parameters
 from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
 
@@ -126,17 +123,8 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
 
 def save_model_atomic(model, tokenizer, out_dir: Path, extra: dict | None = None) -> None:
     """save_pretrained into a temp dir beside ``out_dir``, then rename over it."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name, payload in (extra or {}).items():
-            (tmp / name).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_json(tmp / name, payload, sort_keys=True)

@@ -14,12 +14,12 @@ splits.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from mgrpo.atomic import write_jsonl
 
 OPERATORS = "+-*"
 MODULUS = 10
@@ -120,26 +120,12 @@ def generate_splits(seed: int, config: TaskConfig = TaskConfig()) -> dict[str, l
     return splits
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_splits(out_dir: Path, seed: int, config: TaskConfig = TaskConfig()) -> dict[str, Path]:
     splits = generate_splits(seed, config)
     paths = {}
     for split, rows in splits.items():
         paths[split] = Path(out_dir) / f"{split}.jsonl"
-        write_jsonl_atomic(paths[split], rows)
+        write_jsonl(paths[split], rows)
     return paths
 
 

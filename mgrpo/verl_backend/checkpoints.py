@@ -8,12 +8,12 @@ step directory named there is complete. We add ``global_step_<N>/momentum/`` (EM
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
+
+from mgrpo.atomic import atomic_dir
 
 STEP_DIR = re.compile(r"^global_step_(\d+)$")
 TRACKER = "latest_checkpointed_iteration.txt"
@@ -78,20 +78,12 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
     actor_dir, target_dir = Path(actor_dir), Path(target_dir)
     if not (actor_dir / "fsdp_config.json").is_file():
         raise FileNotFoundError(f"not a verl FSDP actor checkpoint (no fsdp_config.json): {actor_dir}")
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target_dir.parent, prefix=f".{target_dir.name}."))
-    try:
+    with atomic_dir(target_dir) as tmp:
         config = ModelMergerConfig(operation="merge", backend="fsdp", local_dir=str(actor_dir),
                                    target_dir=str(tmp), hf_model_config_path=str(actor_dir / "huggingface"))
         merger = FSDPModelMerger(config)
         merger.merge_and_save()
         merger.cleanup()
-        if target_dir.exists():
-            shutil.rmtree(target_dir)
-        os.replace(tmp, target_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target_dir
 
 
@@ -100,11 +92,3 @@ def read_state(step_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)

@@ -13,12 +13,12 @@ separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test r
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
+
+from mgrpo.atomic import atomic_path
 
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
@@ -93,16 +93,8 @@ def convert_rows(rows: list[dict], split: str, source: str, system_prompt: str =
 
 
 def write_parquet_atomic(rows: list[dict], path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare(source_dir: Path, out_dir: Path, test_limit: Optional[int] = None,

@@ -5,9 +5,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional
+
+from mgrpo.atomic import write_jsonl
 
 METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
                "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
@@ -90,18 +91,8 @@ def truncate_after(path: Path, step: int) -> list[dict]:
         if row["step"] <= step:
             kept[row["step"]] = row  # a repeated step (crash between write and checkpoint) keeps the last
     rows = [kept[s] for s in sorted(kept)]
-    write_rows(path, rows)
+    write_jsonl(path, rows)
     return rows
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-    os.replace(tmp, path)
 
 
 def append_row(path: Path, row: dict) -> None:

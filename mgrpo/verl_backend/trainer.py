@@ -21,12 +21,12 @@ import platform
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from mgrpo import core as mcore
+from mgrpo.atomic import atomic_dir, write_json
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import metrics as metrics_io
 from mgrpo.verl_backend import stages
@@ -269,7 +269,7 @@ def check_fingerprint(work: Path, fingerprint: dict) -> None:
             raise ValueError(f"{work} holds a run with different arguments ({', '.join(differing)}); "
                              f"use another --work dir or delete it")
     else:
-        ckpt.write_json_atomic(path, fingerprint)
+        write_json(path, fingerprint, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------------- the run
@@ -307,19 +307,11 @@ def finalize_run_dir(spec, settings: VerlSettings, method, config=None) -> Path:
     saved = ckpt.checkpoint_steps(root)
     best = ckpt.best_step({s: v for s, v in val_by_step.items() if s > 0}, saved)
     best = latest if best is None else best
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out) as tmp:
         ckpt.convert_to_hf(root / f"global_step_{latest}" / "actor", tmp / "final")
         ckpt.convert_to_hf(root / f"global_step_{best}" / "actor", tmp / "best")
         shutil.copyfile(work / "metrics.jsonl", tmp / "metrics.jsonl")
-        ckpt.write_json_atomic(tmp / "run.json", run_record(spec, settings, method, config, latest, best))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / "run.json", run_record(spec, settings, method, config, latest, best), sort_keys=True)
     return out
 
 

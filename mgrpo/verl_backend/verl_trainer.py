@@ -31,6 +31,7 @@ from tensordict import TensorDict
 from transfer_queue import KVBatchMeta
 
 from mgrpo import core as mcore
+from mgrpo.atomic import write_json, write_jsonl
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import metrics as metrics_io
 from mgrpo.verl_backend import stages
@@ -102,8 +103,8 @@ class MGRPOTrainer(PPOTrainerSync):
             rows = metrics_io.truncate_after(self.metrics_path, self.global_steps)
         else:
             rows = []
-            metrics_io.write_rows(self.metrics_path, rows)
-            metrics_io.write_rows(self.timing_path, [])
+            write_jsonl(self.metrics_path, rows)
+            write_jsonl(self.timing_path, [])
         self._val_by_step = {r["step"]: r["val_acc"] for r in rows if r.get("val_acc") is not None}
 
     def _vocab(self) -> int:
@@ -260,8 +261,8 @@ class MGRPOTrainer(PPOTrainerSync):
         PPOTrainer._save_checkpoint(self)  # writes verl's tracker last
         saved = ckpt.checkpoint_steps(self.ckpt_root)
         best = ckpt.best_step(self._val_by_step, saved)
-        ckpt.write_json_atomic(self.ckpt_root / "mgrpo_best.json",
-                               {"best_step": best, "val_by_step": {str(k): v for k, v in self._val_by_step.items()}})
+        write_json(self.ckpt_root / "mgrpo_best.json",
+                   {"best_step": best, "val_by_step": {str(k): v for k, v in self._val_by_step.items()}}, sort_keys=True)
         ckpt.prune(self.ckpt_root, best=best, keep_last=KEEP_LAST_CHECKPOINTS)
 
 

@@ -7,12 +7,12 @@ memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from mgrpo.atomic import write_json, write_jsonl
 
 __all__ = ["evaluate_code", "prepare_data", "BENCHMARKS"]
 
@@ -117,8 +117,8 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
             for i in range(len(problems))]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out / f"{benchmark}.samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    _write_atomically(out / f"{benchmark}.json", json.dumps(summary, indent=2) + "\n")
+    write_jsonl(out / f"{benchmark}.samples.jsonl", rows)
+    write_json(out / f"{benchmark}.json", summary)
     return summary
 
 
@@ -157,10 +157,3 @@ def _livecodebench(data_path, settings: dict) -> dict:
         "id": lambda problem: problem.question_id,
     }
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
-                                     encoding="utf-8") as handle:
-        handle.write(text)
-        temp = Path(handle.name)
-    os.replace(temp, path)

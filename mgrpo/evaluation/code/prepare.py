@@ -10,12 +10,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token, write_json_atomic
+from mgrpo.atomic import atomic_dir, atomic_path, write_json
+from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token
 
 # Where the code benchmarks come from (the math / multiple-choice sources are in mgrpo.evaluation.datasets.SOURCES).
 MBPP_PLUS_RELEASE = "v0.2.0"  # evalplus 0.3.1's default MBPP+ version
@@ -28,7 +27,7 @@ def _record(out_dir: Path, benchmark: str, entry: dict) -> dict:
     manifest_path = out_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[benchmark] = entry
-    write_json_atomic(manifest_path, manifest)
+    write_json(manifest_path, manifest, ensure_ascii=False)
     return entry
 
 
@@ -40,16 +39,9 @@ def prepare_mbpp_plus(out_dir: Path) -> dict:
     url, cached = get_dataset_metadata("MbppPlus", MBPP_PLUS_RELEASE, mini=False, noextreme=False)
     make_cache(url, cached)  # evalplus downloads and un-gzips into its cache (no-op when already there)
     problems = mbpp_plus.load_problems(cached)  # names the file, line and field when malformed
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "mbpp_plus.jsonl"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".mbpp_plus.jsonl.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(cached, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return _record(out_dir, "mbpp_plus", {"source": url, "revision": MBPP_PLUS_RELEASE, "path": target.name,
                                           "rows": len(problems), "sha256": file_sha256(target)})
 
@@ -61,21 +53,13 @@ def prepare_livecodebench(out_dir: Path) -> dict:
 
     token = hf_token()
     revision = HfApi().dataset_info(LCB_REPO, revision=LCB_REVISION, token=token).sha
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "livecodebench"
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".livecodebench."))
-    try:
+    with atomic_dir(target) as staging:
         snapshot_download(repo_id=LCB_REPO, repo_type="dataset", revision=revision, allow_patterns=[LCB_FILES],
                           local_dir=staging, token=token)
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
         files = livecodebench.release_files(staging)
         problems = livecodebench.load_problems(staging)  # every row parses, or the file and field are named
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return _record(out_dir, "livecodebench", {
         "source": LCB_REPO, "revision": revision, "path": target.name, "rows": len(problems),
         "files": {f.name: file_sha256(target / f.name) for f in files}})

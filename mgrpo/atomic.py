@@ -1,0 +1,78 @@
+"""Write files and folders so that a reader sees the old version or the new one, never half of one.
+
+Everything goes to a temp name beside the target (same folder, so the rename is atomic) and is renamed only when
+complete; on any error the temp is removed and the target is left as it was. A crash (SIGKILL) can leave a
+`.name.*` temp behind, never a truncated target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(target: Path | str) -> Iterator[Path]:
+    """A temp file path beside `target`; written by the caller, renamed onto `target` when the block succeeds.
+
+    The temp keeps the target's suffix (for writers that infer the format from it) and gets ordinary
+    permissions (mkstemp's 0600 would make results unreadable to the rest of a group)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix or ".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(target: Path | str) -> Iterator[Path]:
+    """A temp folder beside `target`; filled by the caller, then it replaces `target` (removed if it exists)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path | str, obj, **dump_options) -> None:
+    """`json.dump(obj, **dump_options)` plus a final newline (default: indent=2)."""
+    dump_options.setdefault("indent", 2)
+    write_text(path, json.dumps(obj, **dump_options) + "\n")
+
+
+def write_jsonl(path: Path | str, rows: Iterable[dict], **dump_options) -> int:
+    """One JSON object per line (streamed, so large row sources are fine); returns the number of rows."""
+    count = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, **dump_options) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,83 @@
+"""mgrpo.atomic: a reader sees the old file or folder or the new one, never half, and no temp is left behind."""
+import json
+import os
+import stat
+
+import pytest
+
+from mgrpo.atomic import atomic_dir, atomic_path, write_json, write_jsonl, write_text
+
+
+class Boom(Exception):
+    pass
+
+
+def test_write_text_creates_parents_and_replaces(tmp_path):
+    target = tmp_path / "a" / "b" / "out.txt"
+    write_text(target, "one")
+    write_text(target, "two")
+    assert target.read_text() == "two"
+    assert os.listdir(target.parent) == ["out.txt"]
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(Boom):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise Boom
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_temp_keeps_the_suffix_and_result_has_ordinary_permissions(tmp_path):
+    with atomic_path(tmp_path / "figure.png") as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path and tmp.name.startswith(".figure.png.")
+        tmp.write_bytes(b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "figure.png").stat().st_mode) == 0o666 & ~mask
+
+
+def test_write_json_and_jsonl(tmp_path):
+    write_json(tmp_path / "x.json", {"b": 1, "a": "é"}, sort_keys=True, ensure_ascii=False)
+    assert (tmp_path / "x.json").read_text(encoding="utf-8") == '{\n  "a": "é",\n  "b": 1\n}\n'
+    count = write_jsonl(tmp_path / "x.jsonl", ({"i": i} for i in range(3)))
+    assert count == 3
+    assert [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()] == [{"i": 0}, {"i": 1},
+                                                                                              {"i": 2}]
+
+
+def test_failed_jsonl_stream_keeps_the_old_file(tmp_path):
+    target = tmp_path / "rows.jsonl"
+    target.write_text('{"old": true}\n')
+
+    def rows():
+        yield {"i": 0}
+        raise Boom
+
+    with pytest.raises(Boom):
+        write_jsonl(target, rows())
+    assert target.read_text() == '{"old": true}\n' and os.listdir(tmp_path) == ["rows.jsonl"]
+
+
+def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "stale.txt").write_text("from the last run")
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(os.listdir(target)) == ["new.txt"]
+    assert os.listdir(tmp_path) == ["run"]
+
+
+def test_failed_atomic_dir_keeps_the_old_folder_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "kept.txt").write_text("kept")
+    with pytest.raises(Boom):
+        with atomic_dir(target) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise Boom
+    assert os.listdir(target) == ["kept.txt"] and os.listdir(tmp_path) == ["run"]
