@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from mgrpo.jsonl import DataError, iter_jsonl
+
 
 @dataclass(frozen=True)
 class CollapseRule:
@@ -71,19 +73,11 @@ def summarize_curve(points: Sequence[tuple[int, float]], rule: CollapseRule = Co
 
 def read_metrics(path: Path) -> list[dict]:
     """metrics.jsonl -> rows; a bad line is an error naming the file and line."""
-    path = Path(path)
     rows = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "step" not in row:
-                raise ValueError(f"{path}:{number}: a metrics row needs a 'step' key")
-            rows.append(row)
+    for where, row in iter_jsonl(path, "metrics file"):
+        if "step" not in row:
+            raise DataError(f"{where}: a metrics row needs a 'step' key")
+        rows.append(row)
     return rows
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
+from mgrpo.jsonl import DataError, iter_jsonl
 
 MANIFEST = "MANIFEST.json"
 
@@ -68,26 +69,14 @@ def data_file(benchmark: str, data_dir: Path | str | None) -> Path:
 
 def read_jsonl_rows(path: Path, fields: tuple[str, ...]) -> list[dict]:
     """Rows of a JSONL file; every row an object with every field in ``fields`` present and non-empty."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            for field in fields:
-                if field not in row:
-                    raise ValueError(f"{path}:{line_no}: missing field {field!r}")
-                if row[field] is None or (isinstance(row[field], (str, list)) and not row[field]):
-                    raise ValueError(f"{path}:{line_no}: field {field!r} is empty")
-            rows.append(row)
+    for where, row in iter_jsonl(path, "data file"):
+        for field in fields:
+            if field not in row:
+                raise DataError(f"{where}: missing field {field!r}")
+            if row[field] is None or (isinstance(row[field], (str, list)) and not row[field]):
+                raise DataError(f"{where}: field {field!r} is empty")
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows

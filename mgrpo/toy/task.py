@@ -13,13 +13,13 @@ splits.
 """
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mgrpo.atomic import write_jsonl
+from mgrpo.jsonl import DataError, iter_jsonl
 
 OPERATORS = "+-*"
 MODULUS = 10
@@ -131,25 +131,15 @@ def write_splits(out_dir: Path, seed: int, config: TaskConfig = TaskConfig()) ->
 
 def read_jsonl(path: Path, require_answer: bool = True) -> list[dict]:
     """Rows of a task JSONL file, checked: bad rows raise ValueError naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"task file not found: {path}")
     rows = []
-    with open(path) as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err})") from None
-            keys = ("id", "prompt", "answer") if require_answer else ("id", "prompt")
-            for key in keys:
-                if key not in row:
-                    raise ValueError(f"{path}:{line_no}: missing key {key!r}")
-            if not isinstance(row["prompt"], str) or not row["prompt"]:
-                raise ValueError(f"{path}:{line_no}: 'prompt' must be a non-empty string")
-            rows.append(row)
+    for where, row in iter_jsonl(path, "task file"):
+        keys = ("id", "prompt", "answer") if require_answer else ("id", "prompt")
+        for key in keys:
+            if key not in row:
+                raise DataError(f"{where}: missing key {key!r}")
+        if not isinstance(row["prompt"], str) or not row["prompt"]:
+            raise DataError(f"{where}: 'prompt' must be a non-empty string")
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mgrpo.evaluation.sandbox import run_untrusted
+from mgrpo.jsonl import DataError, iter_jsonl
 
 REQUIRED_FIELDS = ("question_title", "question_content", "platform", "question_id", "contest_date", "starter_code",
                    "difficulty", "public_test_cases", "private_test_cases", "metadata")
@@ -36,10 +37,6 @@ FORMAT_WITH_STARTER = ("You will use the following starter code to write the sol
 FORMAT_WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not directly "
                           "test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when "
                           "the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.")
-
-
-class DataError(ValueError):
-    """A malformed data file: the message names the file, the line and the field."""
 
 
 @dataclass(frozen=True)
@@ -165,20 +162,10 @@ def load_problems(data_path: str | Path, start_date: str | None = None, end_date
     end = datetime.strptime(end_date, "%Y-%m-%d") if end_date else None
     problems = []
     for file in release_files(data_path, release_version):
-        with open(file, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                where = f"{file}:{number}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DataError(f"{where}: not valid JSON: {error}") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{where}: a line must be a JSON object")
-                problem = parse_problem(row, where)
-                if (start is None or start <= problem.contest_date) and (end is None or problem.contest_date <= end):
-                    problems.append(problem)
+        for where, row in iter_jsonl(file, "LiveCodeBench release file"):
+            problem = parse_problem(row, where)
+            if (start is None or start <= problem.contest_date) and (end is None or problem.contest_date <= end):
+                problems.append(problem)
     return problems
 
 

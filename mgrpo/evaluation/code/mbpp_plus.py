@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 
 from mgrpo.evaluation.sandbox import run_untrusted
+from mgrpo.jsonl import DataError, iter_jsonl
 
 REQUIRED_FIELDS = ("task_id", "prompt", "canonical_solution", "entry_point", "base_input", "plus_input", "atol")
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a "
@@ -27,39 +28,23 @@ INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves
 DRIVER_SOURCE = Path(__file__).with_name("_mbpp_driver.py")
 
 
-class DataError(ValueError):
-    """A malformed data file: the message names the file, the line and the field."""
-
-
 def load_problems(data_path: str | Path) -> list[dict]:
     """The raw MbppPlus problems (JSON values, as in the file), validated, then loaded once through evalplus."""
     path = Path(data_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"MBPP+ data file not found: {path}")
     problems = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{where}: not valid JSON: {error}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: a line must be a JSON object")
-            missing = [f for f in REQUIRED_FIELDS if f not in row]
-            if missing:
-                raise DataError(f"{where}: missing field(s) {missing}")
-            for field in ("base_input", "plus_input"):
-                if not isinstance(row[field], list) or not all(isinstance(x, list) for x in row[field]):
-                    raise DataError(f"{where}: field '{field}' must be a list of argument lists")
-            if not isinstance(row["atol"], (int, float)):
-                raise DataError(f"{where}: field 'atol' must be a number, got {row['atol']!r}")
-            for field in ("task_id", "prompt", "canonical_solution", "entry_point"):
-                if not isinstance(row[field], str):
-                    raise DataError(f"{where}: field '{field}' must be a string")
-            problems.append(row)
+    for where, row in iter_jsonl(path, "MBPP+ data file"):
+        missing = [f for f in REQUIRED_FIELDS if f not in row]
+        if missing:
+            raise DataError(f"{where}: missing field(s) {missing}")
+        for field in ("base_input", "plus_input"):
+            if not isinstance(row[field], list) or not all(isinstance(x, list) for x in row[field]):
+                raise DataError(f"{where}: field '{field}' must be a list of argument lists")
+        if not isinstance(row["atol"], (int, float)):
+            raise DataError(f"{where}: field 'atol' must be a number, got {row['atol']!r}")
+        for field in ("task_id", "prompt", "canonical_solution", "entry_point"):
+            if not isinstance(row[field], str):
+                raise DataError(f"{where}: field '{field}' must be a string")
+        problems.append(row)
     if not problems:
         raise DataError(f"{path}: no problems")
     _check_with_evalplus(path, problems)
