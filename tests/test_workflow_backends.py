@@ -18,7 +18,7 @@ def test_vllm_evaluation_without_vllm_fails_saying_so(tmp_path):
     assert result.returncode != 0
     log = (workdir / "results" / "logs" / "eval" / "toy" / "base.log").read_text()
     assert "vllm (evaluation backend) is not installed" in log + result.stdout
-    assert "pip install -e '.[verl]'" in log + result.stdout
+    assert "conda env create -f environment.yml" in log + result.stdout
     assert not (workdir / "results" / "eval" / "toy" / "base" / "toy.json").exists()
     # The stand-in evaluator was never called.
     assert "evaluate" not in (tmp_path / "log.jsonl").read_text()

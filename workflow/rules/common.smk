@@ -44,10 +44,10 @@ def rule_resources(stage):
     return dict((config.get("resources") or {}).get(stage) or {})
 
 
-def backend_guard(module, what, extra):
-    """Shell prefix that stops a job with a clear message when its backend is not installed here."""
+def backend_guard(module, what):
+    """Shell prefix that stops a job with a clear message when its GPU backend is not installed on the node."""
     return (f"python -c 'import {module}' 2>/dev/null || {{ echo \"mgrpo-bench: {what} is not installed on "
-            f"$(hostname): pip install -e '.[{extra}]'\" >&2; exit 3; }}; ")
+            f"$(hostname): create the GPU environment there (conda env create -f environment.yml)\" >&2; exit 3; }}; ")
 
 
 def base_model_dir(model):

@@ -28,7 +28,7 @@ EVAL_PARAMS = dict(
     temperature=EVAL.get("temperature", 0.8),
     # Only when the config overrides it: otherwise `mgrpo evaluate` applies the paper's per-benchmark k.
     samples=f" --samples {EVAL['samples']}" if "samples" in EVAL else "",
-    guard=backend_guard("vllm", "vllm (evaluation backend)", "verl") if EVAL.get("backend") == "vllm" else "",
+    guard=backend_guard("vllm", "vllm (evaluation backend)") if EVAL.get("backend") == "vllm" else "",
 )
 EVALUATE_SHELL = (
     "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"

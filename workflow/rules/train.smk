@@ -32,7 +32,7 @@ rule train:
         out=RUN,
         work=f"{WORK}/{RUN.removeprefix(R + '/')}",
         extra=train_extra_args,
-        guard=backend_guard("verl", "the verl backend", "verl") if BACKEND == "verl" else "",
+        guard=backend_guard("verl", "the verl backend") if BACKEND == "verl" else "",
     threads: train_threads()
     resources:
         **rule_resources("train"),
