@@ -86,3 +86,35 @@ def test_reward_extracts_answer_and_never_scores_training_rows():
     assert test["score"] == 1.0
     assert compute_score("math", "\\boxed{3}", "4", {"split": "test"})["score"] == 0.0
     assert compute_score("math", "nothing", "4", {"split": "test"}) == {"score": 0.0, "mgrpo_answer": ""}
+
+
+def test_prepare_math_downloads_pinned_splits_that_verl_prepare_data_reads(tmp_path, monkeypatch, capsys):
+    """`mgrpo prepare-math` (the paper config's data step) -> train/test JSONL -> `mgrpo verl-prepare-data`."""
+    import types
+
+    datasets = pytest.importorskip("datasets")
+    hub = pytest.importorskip("huggingface_hub")
+    from mgrpo.cli import main
+
+    splits = {"train": [{"problem": "What is $1+1$?", "solution": "It is $\\\\boxed{2}$.", "level": "Level 1",
+                         "type": "Algebra"}],
+              "test": [{"problem": "What is $2+3$?", "solution": "So $\\\\boxed{5}$.", "level": "Level 2",
+                        "type": "Algebra"}]}
+    loads = []
+
+    def fake_load_dataset(path, name=None, split=None, revision=None, token=None):
+        loads.append((path, name, split, revision))
+        return splits[split]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(hub.HfApi, "dataset_info",
+                        lambda self, repo, revision=None, token=None: types.SimpleNamespace(sha=revision))
+    assert main(["prepare-math", "--out", str(tmp_path / "MATH")]) == 0
+    pinned = "0530c78699ea5e8eb5530600900e1f328b48acad"
+    assert loads == [("DigitalLearningGmbH/MATH-lighteval", "default", "train", pinned),
+                     ("DigitalLearningGmbH/MATH-lighteval", "default", "test", pinned)]
+    assert main(["verl-prepare-data", "--source", str(tmp_path / "MATH"), "--out", str(tmp_path / "verl")]) == 0
+    train = pd.read_parquet(tmp_path / "verl" / "train.parquet")
+    test = pd.read_parquet(tmp_path / "verl" / "test.parquet")
+    assert train["mgrpo_gold"].tolist() == ["2"] and test["mgrpo_gold"].tolist() == ["5"]
+    assert train["reward_model"][0]["ground_truth"] == ""  # label-free training: the reward never sees it

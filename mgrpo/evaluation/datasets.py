@@ -53,6 +53,17 @@ SOURCES: dict[str, DatasetSource] = {s.benchmark: s for s in (
                   ("question_id", "question", "options", "answer"), license="MIT"),
 )}
 
+# Training data, not benchmarks: the MATH splits the paper trains on (train; its labels never reach the reward)
+# and validates on (test), as verl's own MATH example reads them. `mgrpo prepare-math` writes them.
+MATH_SOURCES: dict[str, DatasetSource] = {s.benchmark: s for s in (
+    DatasetSource("math_train", "DigitalLearningGmbH/MATH-lighteval", "default", "train",
+                  "0530c78699ea5e8eb5530600900e1f328b48acad", "train.jsonl", ("problem", "solution"),
+                  license="MIT (MATH by Hendrycks et al.)"),
+    DatasetSource("math_test", "DigitalLearningGmbH/MATH-lighteval", "default", "test",
+                  "0530c78699ea5e8eb5530600900e1f328b48acad", "test.jsonl", ("problem", "solution"),
+                  license="MIT (MATH by Hendrycks et al.)"),
+)}
+
 # The toy task has no public source: its splits are generated (mgrpo.toy.task.write_splits).
 TOY_FILE = "test.jsonl"
 
@@ -174,10 +185,16 @@ def hf_token() -> str | None:
 
 def download(benchmark: str, out_dir: Path | str) -> dict:
     """Download one benchmark into ``out_dir`` and record it in MANIFEST.json; returns the manifest entry."""
-    source = SOURCES[benchmark]
+    if benchmark not in SOURCES:
+        raise ValueError(f"no public source for {benchmark!r}; known: {', '.join(SOURCES)}")
+    return download_source(SOURCES[benchmark], out_dir)
+
+
+def download_source(source: DatasetSource, out_dir: Path | str) -> dict:
+    """Download one source's split to ``out_dir/<filename>`` (JSONL, its own columns), record it in MANIFEST.json."""
     token = hf_token()
     if source.gated and not token:
-        raise ValueError(f"{source.hf_id} ({benchmark}) is gated: accept its terms on the Hub and set HF_TOKEN")
+        raise ValueError(f"{source.hf_id} ({source.benchmark}) is gated: accept its terms on the Hub and set HF_TOKEN")
     import datasets
     from huggingface_hub import HfApi
 
@@ -190,6 +207,6 @@ def download(benchmark: str, out_dir: Path | str) -> dict:
              "revision": revision, "path": source.filename, "rows": count, "sha256": file_sha256(path)}
     manifest_path = Path(out_dir) / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[benchmark] = entry
+    manifest[source.benchmark] = entry
     write_json(manifest_path, manifest, ensure_ascii=False)
     return entry

@@ -1,10 +1,15 @@
-"""Subcommands of the verl backend: ``mgrpo verl-prepare-data`` and ``mgrpo verl-convert``."""
+"""Subcommands of the verl backend: ``mgrpo prepare-math``, ``mgrpo verl-prepare-data`` and ``mgrpo verl-convert``."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
 def add_subcommands(subparsers) -> None:
+    p = subparsers.add_parser("prepare-math", help="download the MATH train/test splits (needs Hub access) for "
+                                                   "`mgrpo verl-prepare-data`")
+    p.add_argument("--out", required=True, type=Path, help="output directory (train.jsonl, test.jsonl, MANIFEST.json)")
+    p.set_defaults(handler=_download_math)
+
     p = subparsers.add_parser("verl-prepare-data",
                               help="MATH train/test splits -> verl parquet files (labels hidden from the reward)")
     p.add_argument("--source", required=True, type=Path,
@@ -18,6 +23,15 @@ def add_subcommands(subparsers) -> None:
                    help="global_step_N directory (or its actor/ subdirectory)")
     p.add_argument("--out", required=True, type=Path, help="target HF model directory")
     p.set_defaults(handler=_convert)
+
+
+def _download_math(args) -> int:
+    from mgrpo.evaluation.datasets import MATH_SOURCES, download_source
+
+    for source in MATH_SOURCES.values():
+        entry = download_source(source, args.out)
+        print(f"{source.benchmark}: {entry['rows']} rows at {source.hf_id}@{entry['revision']} -> {entry['path']}")
+    return 0
 
 
 def _prepare(args) -> int:

@@ -19,6 +19,7 @@ from typing import Optional
 import pandas as pd
 
 from mgrpo.atomic import atomic_path
+from mgrpo.jsonl import iter_jsonl
 
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
@@ -42,20 +43,12 @@ def read_rows(path: Path) -> list[dict]:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path).to_dict(orient="records")
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        rows = json.loads(text)
+        rows = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON list of objects")
         return rows
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    return rows
+    return [row for _, row in iter_jsonl(path, "MATH split")]
 
 
 def gold_answer(row: dict, where: str) -> str:

@@ -29,7 +29,7 @@ else:
             directory(MATH_SOURCE),
         params:
             command=lambda wildcards, output: config["data"]
-            .get("prepare_command", "mgrpo prepare-data --benchmarks math_train --out {out}")
+            .get("prepare_command", "mgrpo prepare-math --out {out}")
             .format(out=shlex.quote(output[0])),
         log:
             f"{LOGS}/prepare_math_source.log",
