@@ -28,12 +28,16 @@ EVAL_PARAMS = dict(
     temperature=EVAL.get("temperature", 0.8),
     # Only when the config overrides it: otherwise `mgrpo evaluate` applies the paper's per-benchmark k.
     samples=f" --samples {EVAL['samples']}" if "samples" in EVAL else "",
+    # vLLM engines: GPUs per engine (tensor parallel) and engines per job (data parallel); keep their product
+    # equal to resources.evaluate.gpu.
+    parallel="".join(f" --{key.replace('_', '-')} {EVAL[key]}"
+                     for key in ("tensor_parallel_size", "data_parallel_size") if key in EVAL),
     guard=backend_guard("vllm", "vllm (evaluation backend)") if EVAL.get("backend") == "vllm" else "",
 )
 EVALUATE_SHELL = (
     "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"
     " --backend {params.backend} --data-dir {params.data_dir} --temperature {params.temperature}"
-    "{params.samples} > {log} 2>&1"
+    "{params.samples}{params.parallel} > {log} 2>&1"
 )
 
 
