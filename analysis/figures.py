@@ -10,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import plan  # noqa: E402
 from mgrpo.atomic import atomic_path  # noqa: E402
+
+from . import plan  # noqa: E402
 from .runs import CollapseRule, series  # noqa: E402
 from .tables import Results  # noqa: E402
 

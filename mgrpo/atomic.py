@@ -58,6 +58,7 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
 
 
 def write_text(path: Path | str, text: str) -> None:
+    """`path` holds `text` (UTF-8) whole, or keeps what it had."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 

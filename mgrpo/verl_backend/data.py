@@ -20,7 +20,6 @@ import pandas as pd
 
 from mgrpo.atomic import atomic_path
 from mgrpo.jsonl import iter_jsonl
-
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
 # The released code's system prompt for models other than the Qwen2.5 1.5B/3B/7B variants

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from mgrpo import core as mcore
+from mgrpo.atomic import atomic_path
 from verl.single_controller.base.decorator import Dispatch, register
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
@@ -117,11 +118,9 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         if self._mgrpo_ema is None:
             return None
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        tmp = path / f".ema_rank_{rank}.pt.tmp"
-        torch.save([t.cpu() for t in self._mgrpo_ema], tmp)
-        tmp.replace(path / f"ema_rank_{rank}.pt")
+        with atomic_path(path / f"ema_rank_{rank}.pt") as tmp:
+            torch.save([t.cpu() for t in self._mgrpo_ema], tmp)
         return str(path)
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
