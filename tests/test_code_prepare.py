@@ -1,7 +1,6 @@
 """`mgrpo prepare-data` for MBPP+ and LiveCodeBench, offline: the network edge is replaced by local files."""
 import gzip
 import json
-import shutil
 import sys
 from pathlib import Path
 

@@ -69,7 +69,6 @@ def test_output_over_the_cap_is_an_error_and_truncated():
 
 
 def test_fallback_without_namespaces_still_kills_leftovers_and_times_out():
-    import os
     import time
 
     daemon = ("import os, sys\nif os.fork() == 0:\n    os.setsid()\n    pid = os.fork()\n    if pid == 0:\n"
