@@ -62,3 +62,10 @@ def test_the_gpu_stack_is_pinned():
                           "lm-eval": "0.4.13", "evalplus": "0.3.1", "snakemake": "9.27.1",
                           "snakemake-executor-plugin-slurm": "2.8.0"}.items():
         assert conda_pins.get(name) == version, name
+
+
+def test_torch_is_the_cuda13_build_that_vllm_links():
+    # vllm 0.24.0's wheel needs libcudart.so.13; PyPI's torch 2.11.0 is that build (it requires nvidia-*-cu13),
+    # while a cu12x index's "2.11.0+cu12x" would outrank it and break vLLM's kernels.
+    _, pip, _ = environment_pins()
+    assert not [line for line in pip if line.startswith("--") and re.search(r"/cu1[0-2]\d\b", line)]
