@@ -91,10 +91,24 @@ def test_worker_ema_setup_update_save_load(tmp_path):
         worker.mgrpo_setup(momentum=1.5, use_ema=True)
 
 
-def test_momentum_push_sends_ema_and_restores_policy(monkeypatch):
+def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
+    """verl 0.9.1's decorated ``ActorRolloutRefWorker.update_weights`` itself (not a stand-in) runs inside
+    ``mgrpo_sync_momentum_weights``: the rollout engine is woken, receives the EMA weights through the engine's
+    per-tensor generator, gets its KV cache back after the ranks' barrier, and the actor keeps the policy weights.
+    Only device plumbing (CUDA allocator settings, cache flushes, the barrier) is stubbed: there is no GPU here."""
     import asyncio
+    from types import SimpleNamespace
 
-    from verl.workers.engine_workers import ActorRolloutRefWorker
+    from omegaconf import OmegaConf
+
+    import verl.workers.engine_workers as engine_workers
+
+    events = []
+    monkeypatch.setattr(engine_workers, "set_expandable_segments", lambda enable: None)
+    monkeypatch.setattr(engine_workers, "get_torch_device",
+                        lambda: SimpleNamespace(empty_cache=lambda: None, synchronize=lambda: None))
+    monkeypatch.setattr(engine_workers, "log_gpu_memory_usage", lambda *a, **k: None)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: events.append("barrier"))
 
     module = torch.nn.Linear(2, 2)
     worker = _worker(module)
@@ -102,13 +116,29 @@ def test_momentum_push_sends_ema_and_restores_policy(monkeypatch):
     for e in worker._mgrpo_ema:
         e.fill_(7.0)
     policy = [p.detach().clone() for p in module.parameters()]
-    pushed = {}
 
-    async def fake_update_weights(self, global_steps=None, mode="auto"):  # verl's sync path reads the shards
-        pushed["weights"] = [p.detach().clone() for p in self.actor.engine.module.parameters()]
-        pushed["mode"] = mode
+    engine = worker.actor.engine
+    engine.is_param_offload_enabled = False
+    engine.get_per_tensor_param = lambda layered_summon=False, base_sync_done=True: (
+        ((name, p.detach()) for name, p in module.named_parameters()), None)
 
-    monkeypatch.setattr(ActorRolloutRefWorker, "update_weights", fake_update_weights)
+    class Rollout:
+        async def resume(self, tags):
+            events.append(("resume", tuple(tags)))
+
+        async def update_weights(self, weights, peft_config=None, base_sync_done=True, global_steps=None):
+            events.append(("update", {name: t.clone() for name, t in weights}, global_steps))
+
+    worker.rollout = Rollout()
+    worker.config = OmegaConf.create({"rollout": {"name": "vllm", "free_cache_engine": True,
+                                                  "checkpoint_engine": {"backend": "naive"}}})
+    worker.peft_merge, worker.base_sync_done, worker.layered_summon = False, False, False
+
     asyncio.run(worker.mgrpo_sync_momentum_weights(global_steps=3))
-    assert pushed["mode"] == "naive" and all(torch.all(w == 7.0) for w in pushed["weights"])
-    assert all(torch.equal(p, q) for p, q in zip(module.parameters(), policy))  # policy restored
+
+    assert [e if isinstance(e, str) else e[0] for e in events] == ["resume", "update", "barrier", "resume"]
+    assert events[0] == ("resume", ("weights",)) and events[3] == ("resume", ("kv_cache",))
+    sent, step = events[1][1], events[1][2]
+    assert step == 3 and set(sent) == {"weight", "bias"} and all(torch.all(t == 7.0) for t in sent.values())
+    assert all(torch.equal(p, q) for p, q in zip(module.parameters(), policy))  # the actor keeps the policy
+    assert worker.base_sync_done is True
