@@ -1,9 +1,10 @@
 """GPU smoke test of the verl backend: a few steps of each method on a tiny randomly initialised model.
 
-NOT RUN YET: written in a session without a GPU. Run it on one CUDA GPU with the GPU environment
-(``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package):
+NOT RUN YET: written in sessions without a GPU. Run it on one CUDA GPU with the GPU environment
+(``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package; on a host without a package index,
+carry the stack with bench/offline_wheelhouse.py, see docs/verl_backend.md):
 
-    python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,intuitor,mgrpo,mgrpo_iqr]
+    python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,mgrpo,mgrpo_iqr,intuitor]
 
 For each method it runs ``mgrpo train --backend verl`` (one GPU, G = 8, N = 2 for momentum methods, short prompts
 and responses) in its own process, then reads the per-step timings the trainer writes
@@ -15,7 +16,8 @@ and responses) in its own process, then reads the per-step timings the trainer w
   update_weights) vs. the policy weight sync (``update_weights``)           (target <= 2x).
 
 A tiny model makes the rollout short, so the fixed costs (weight sync, EMA) weigh more than they do for a 4B
-model: a miss here is a warning sign, not proof of a miss at scale. Prints a table and writes JSON.
+model: a miss here is a warning sign, not proof of a miss at scale. Writes JSON after every method (a run cut
+short keeps what it measured) and prints the summary.
 """
 from __future__ import annotations
 
@@ -32,6 +34,21 @@ REPO = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
 TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
+# Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
+PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
+                     "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
+                     "mgrpo.verl_backend.verl_trainer")
+
+
+def preflight(modules=PREFLIGHT_MODULES) -> list[str]:
+    """``module: error`` for each module that does not import (each in a fresh interpreter, as the runs will)."""
+    failures = []
+    for module in modules:
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            failures.append(f"{module}: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return failures
 
 
 def build_tiny_model(directory: Path) -> Path:
@@ -71,9 +88,13 @@ def build_data(directory: Path) -> Path:
     return directory / "prepared"
 
 
-def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int) -> dict:
-    work, out = root / method / "work", root / method / "run"
-    G, N = 8, (2 if method.startswith("mgrpo") else 0)
+def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> list[str]:
+    """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), 64-token prompts and
+    responses, vLLM in eager mode (no CUDA-graph capture or compilation at each engine start: the smoke is about
+    the method's extra work per step, and every method pays the same eager decoding)."""
+    from mgrpo.core import get_method
+
+    G, N = 8, (2 if get_method(method).momentum else 0)
     settings = {
         "steps": steps, "n_gpus_per_node": 1, "save_every": steps, "eval_every": steps, "wandb": "false",
         "ray_num_cpus": os.cpu_count() or 8,
@@ -83,25 +104,38 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": 16,
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": 16,
         "actor_rollout_ref.rollout.gpu_memory_utilization": 0.3,
+        "actor_rollout_ref.rollout.enforce_eager": "true",
         "actor_rollout_ref.model.enable_gradient_checkpointing": "false",
         "actor_rollout_ref.rollout.val_kwargs.n": 1,
         "reward.num_workers": 2,
     }
-    cmd = [sys.executable, "-m", "mgrpo", "train", "--backend", "verl", "--method", method,
-           "--base-model", str(model), "--data", str(data), "--out", str(out), "--work", str(work),
-           "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"]
+    argv = ["train", "--backend", "verl", "--method", method, "--base-model", str(model), "--data", str(data),
+            "--out", str(root / method / "run"), "--work", str(root / method / "work"),
+            "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"]
     for key, value in settings.items():
-        cmd += ["--set", f"{key}={value}"]
+        argv += ["--set", f"{key}={value}"]
+    return argv
+
+
+def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int) -> dict:
+    work, out = root / method / "work", root / method / "run"
+    cmd = [sys.executable, "-m", "mgrpo", *train_argv(method, model, data, root, steps)]
     started = time.perf_counter()
     log = root / method / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout_s)
-    result = {"method": method, "returncode": proc.returncode, "wall_s": time.perf_counter() - started,
+        try:
+            returncode = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
+                                        timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            returncode = "timeout"
+    result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
               "log": str(log)}
     timing = work / "verl_timing.jsonl"
     result["timing"] = [json.loads(line) for line in timing.read_text().splitlines()] if timing.is_file() else []
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
+    if returncode != 0:  # the reason, where a remote caller sees only the output's tail
+        print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:]), flush=True)
     return result
 
 
@@ -135,15 +169,22 @@ def main(argv=None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="scratch directory (default: next to --out)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the medians")
-    parser.add_argument("--methods", default="srt,intuitor,mgrpo,mgrpo_iqr")
+    parser.add_argument("--methods", default="srt,mgrpo,mgrpo_iqr,intuitor", help="in this order (the targets need "
+                        "srt and mgrpo, so they come first)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per method")
     args = parser.parse_args(argv)
 
     import torch
 
+    from mgrpo.atomic import write_json
+
     if not torch.cuda.is_available():
         print("gpu_smoke: no CUDA GPU visible; nothing run", file=sys.stderr)
         return 2
+    failures = preflight()
+    if failures:
+        print("gpu_smoke: the GPU stack does not import; nothing run:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 3
     root = args.root or args.out.parent / "gpu_smoke_work"
     root.mkdir(parents=True, exist_ok=True)
     model = build_tiny_model(root / "model")
@@ -153,12 +194,12 @@ def main(argv=None) -> int:
         print(f"== {method}", flush=True)
         results[method] = run_method(method, model, data, root, args.steps, args.timeout)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
-              f"steps timed={len(results[method]['timing'])} run_dir={results[method]['run_dir_complete']}")
-    summary = summarise(results, args.warmup)
-    payload = {"device": torch.cuda.get_device_name(0), "steps": args.steps, "warmup": args.warmup,
-               "targets": TARGETS, "summary": summary, "runs": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
+              f"steps timed={len(results[method]['timing'])} run_dir={results[method]['run_dir_complete']}",
+              flush=True)
+        summary = summarise(results, args.warmup)
+        payload = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
+                   "warmup": args.warmup, "targets": TARGETS, "summary": summary, "runs": results}
+        write_json(args.out, payload)  # after every method: a run cut short still leaves what it measured
     print(json.dumps(summary, indent=2))
     ok = all(r["returncode"] == 0 and r["run_dir_complete"] for r in results.values())
     return 0 if ok else 1

@@ -33,12 +33,17 @@ def _add_train(subparsers) -> None:
     p.set_defaults(handler=_train)
 
 
-def _train(args) -> int:
-    spec = RunSpec.create(
+def train_spec(args) -> RunSpec:
+    """The RunSpec of parsed ``mgrpo train`` arguments."""
+    return RunSpec.create(
         backend=args.backend, method=args.method, G=args.G, N=args.N, base_model=args.base_model, data=args.data,
         out=args.out, work=args.work, temperature=args.T, seed=args.seed, momentum=args.momentum,
         iqr_k=args.iqr_k, settings=parse_assignments(args.set),
     )
+
+
+def _train(args) -> int:
+    spec = train_spec(args)
     try:
         trainer = importlib.import_module(TRAINERS[spec.backend])
     except ImportError as err:

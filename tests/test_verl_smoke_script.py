@@ -54,3 +54,27 @@ def test_refuses_without_gpu(smoke, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the script would really run")
     assert smoke.main(["--out", str(tmp_path / "r.json")]) == 2
+
+
+@pytest.mark.parametrize("method", ["srt", "mgrpo", "mgrpo_iqr", "intuitor"])
+def test_smoke_arguments_pass_every_check_before_ray(smoke, tmp_path, method):
+    """Each method's `mgrpo train` arguments, parsed by the real CLI, compose with verl's config and pass verl's own
+    validation on one GPU: a bad key or batch arithmetic would otherwise surface only on the GPU host."""
+    pytest.importorskip("hydra")
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import trainer
+
+    model = smoke.build_tiny_model(tmp_path / "model")
+    data = smoke.build_data(tmp_path / "data")
+    args = build_parser().parse_args(smoke.train_argv(method, model, data, tmp_path / "runs", steps=3))
+    _, settings, config = trainer.validate_spec(train_spec(args))
+    assert config.trainer.n_gpus_per_node == 1 and config.actor_rollout_ref.rollout.n == 8
+    assert config.actor_rollout_ref.rollout.enforce_eager is True
+    assert config.mgrpo.momentum_rollouts == (2 if method.startswith("mgrpo") else 0)
+    assert settings.steps == 3
+
+
+def test_preflight_names_each_module_that_does_not_import(smoke):
+    failures = smoke.preflight(["json", "mgrpo_no_such_module", "mgrpo.core"])
+    assert len(failures) == 1
+    assert failures[0].startswith("mgrpo_no_such_module: ModuleNotFoundError") and "mgrpo_no_such_module" in failures[0]

@@ -1,0 +1,370 @@
+"""Carry a Python stack to a GPU host that reaches no package index, in parts small enough to transfer.
+
+Here, with the index (``build``):
+
+    python bench/offline_wheelhouse.py build --host bench/hosts/nvidia-h200.txt --out .whl
+
+resolves the GPU stack (default: this project's ``verl`` extra and runtime dependencies, plus environment.yml's
+vLLM pin) for the host's Python and platform, keeps what the host already has in a version that every
+requirement accepts, leaves out the optional packages named by ``--skip``, downloads the remaining wheels and
+packs them into parts of at most ``--part-mib`` MiB plus ``MANIFEST.json`` (what was carried, left on the host or
+skipped, and why; the sha256 of every wheel and part).
+
+On the host (``install``; standard library and pip only):
+
+    python3 bench/offline_wheelhouse.py install --parts STAGE_DIR --target /tmp/site
+    export PYTHONPATH=/tmp/site
+
+checks every part against the manifest (a missing or damaged part is named), reassembles and unpacks them, checks
+every wheel, and installs them with ``pip install --no-index --no-deps --target``; the host's own packages stay
+where they are and the carried ones come first on PYTHONPATH.
+
+The host file lists what the host has, one ``name==version`` (or a bare ``name`` when the version is unknown) per
+line. The ``--fixed`` packages (default: the CUDA build of torch and its companions) are taken as the host has them
+and never replaced: the resolution fails, naming them, if a requirement needs another version. A bare name is
+assumed to satisfy every requirement.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = "MANIFEST.json"
+ARCHIVE = "wheelhouse.tar"
+PART_PREFIX = "part-"
+FIXED = ("torch", "torchvision", "torchaudio", "triton")
+# Not needed on a GPU host that only trains (the workflow and figures run where Snakemake runs).
+NOT_FOR_GPU_HOST = ("snakemake", "snakemake-executor-plugin-slurm", "matplotlib")
+# Left out by default (~1 GiB of the ~1.4 GiB the host lacks): what vLLM 0.24.0 imports only for features the smoke
+# test and the paper's runs do not use (FlashInfer, MLA / Mamba / FP4 kernels and their CUDA compilers, audio and
+# video, an outlines backend), and tools rather than libraries. Checked on 2026-12-01 by importing vLLM's engine,
+# worker and OpenAI server, verl's trainer, workers and vLLM server, and mgrpo's verl backend under Python 3.12 with
+# PyPI's torch 2.11.0 and this wheelhouse (xgrammar and llguidance are imported there, so they are carried).
+# numpy: the host's stays (numba's and mistral-common's upper bounds concern paths not taken here; a second numpy
+# under the host's compiled packages is the larger risk).
+SKIP = ("numpy", "flashinfer-cubin", "flashinfer-python", "tokenspeed-triton", "tokenspeed-mla", "tilelang",
+        "quack-kernels", "humming-kernels", "nvidia-cutlass-dsl*", "cuda-tile", "nvidia-cuda-tileiras",
+        "nvidia-cuda-nvcc", "nvidia-nvvm", "nvidia-cuda-crt", "nvidia-cuda-cccl", "outlines-core", "av", "torchcodec",
+        "z3-solver", "wandb", "tensorboard", "tensorboard-data-server", "py-spy", "virtualenv")
+# Sdist-only packages built here into pure-Python wheels (hydra-core needs antlr 4.9.*, which has no wheel).
+BUILD = ("antlr4-python3-runtime==4.9.3",)
+MANYLINUX = [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux2010_x86_64",
+                                                                       "manylinux1_x86_64", "linux_x86_64"]
+NAME_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+))?$")
+
+
+class WheelhouseError(RuntimeError):
+    """Bad input or a failed step; the message names the file, package or part."""
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- what to carry
+
+def read_host(path: Path) -> dict[str, str | None]:
+    """``{canonical name: version or None}`` from a host file (pip-freeze lines; ``#`` comments)."""
+    host = {}
+    for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = NAME_LINE.match(line)
+        if not match:
+            raise WheelhouseError(f"{path}:{number}: expected 'name' or 'name==version', got {raw.strip()!r}")
+        host[canonical(match.group(1))] = match.group(2)
+    return host
+
+
+def default_requirements(repo: Path = REPO) -> list[str]:
+    """The project's runtime dependencies and ``verl`` extra (less NOT_FOR_GPU_HOST) plus environment.yml's vllm."""
+    import yaml
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"]) + list(project["optional-dependencies"]["verl"])
+    requirements = [r for r in wanted if canonical(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) not in NOT_FOR_GPU_HOST]
+    env = yaml.safe_load((repo / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    requirements += [line for line in pip if canonical(line.split("==")[0]) == "vllm"]
+    return requirements
+
+
+def target_environment(python_version: str) -> dict[str, str]:
+    """Marker values of a CPython Linux x86-64 host (for the requirements' environment markers)."""
+    return {"python_version": python_version, "python_full_version": f"{python_version}.0",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython", "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"}
+
+
+def requirements_on(report: dict, top_level: list[str], python_version: str) -> dict[str, list]:
+    """``{canonical name: [Requirement, ...]}``: every requirement that the resolved packages (and the top level)
+    place on a package, with environment markers evaluated for the host (an extra counts where it was asked for)."""
+    from packaging.requirements import Requirement
+
+    env = target_environment(python_version)
+    on: dict[str, list] = {}
+
+    def add(text: str, extras: set[str]) -> None:
+        req = Requirement(text)
+        if req.marker is not None and not any(req.marker.evaluate(env | {"extra": e}) for e in (extras or {""})):
+            return
+        on.setdefault(canonical(req.name), []).append(req)
+
+    for text in top_level:
+        add(text, set())
+    for item in report["install"]:
+        extras = set(item.get("requested_extras") or [])
+        for text in item["metadata"].get("requires_dist") or []:
+            add(text, extras)
+    return on
+
+
+def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: list[str], top_level: list[str],
+           python_version: str) -> dict[str, list[dict]]:
+    """Split pip's resolution into what to carry, what the host has, and what is skipped (each with the reason)."""
+    from packaging.version import Version
+
+    on = requirements_on(report, top_level, python_version)
+    chosen: dict[str, list[dict]] = {"carry": [], "on_host": [], "skipped": []}
+    for item in report["install"]:
+        name, version = canonical(item["metadata"]["name"]), item["metadata"]["version"]
+        entry = {"name": name, "version": version, "url": item["download_info"]["url"],
+                 "sha256": (item["download_info"].get("archive_info") or {}).get("hashes", {}).get("sha256")}
+        if name in fixed:
+            chosen["on_host"].append(entry | {"why": f"fixed: the host's {host.get(name)}"})
+        elif any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip):
+            chosen["skipped"].append(entry | {"why": "--skip"})
+        elif name in host and host[name] is None:
+            chosen["on_host"].append(entry | {"why": "on the host (version unknown: assumed to satisfy)"})
+        elif name in host:
+            rejecting = [str(r) for r in on.get(name, []) if not r.specifier.contains(Version(host[name]), prereleases=True)]
+            if rejecting:
+                chosen["carry"].append(entry | {"why": f"the host's {host[name]} is rejected by {', '.join(rejecting)}"})
+            else:
+                chosen["on_host"].append(entry | {"why": f"the host's {host[name]} satisfies every requirement"})
+        else:
+            chosen["carry"].append(entry | {"why": "not on the host"})
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------- pip
+
+def platform_args(python_version: str, platforms: list[str]) -> list[str]:
+    args = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
+    for platform in platforms:
+        args += ["--platform", platform]
+    return args
+
+
+def run_pip(args: list[str], what: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr + proc.stdout).splitlines() if "WARNING: Location" not in line]
+        raise WheelhouseError(f"pip failed to {what}:\n" + "\n".join(lines[-15:]))
+
+
+def stub_wheel(directory: Path, name: str, version: str) -> Path:
+    """A metadata-only wheel standing for a package the host has: the resolver takes it and follows no dependency."""
+    dist = f"{re.sub(r'[-.]+', '_', name)}-{version}"
+    path = directory / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        whl.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: offline_wheelhouse\n"
+                                                "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
+
+
+def resolve(requirements: list[str], host: dict[str, str | None], fixed: set[str], build: list[str],
+            target: list[str], scratch: Path, pip_args: list[str]) -> dict:
+    """pip's resolution for the host (``pip install --dry-run --report``), the fixed packages stubbed at the host's
+    versions and the BUILD sdists built into local wheels."""
+    links = scratch / "links"
+    links.mkdir(parents=True, exist_ok=True)
+    constraints = []
+    for name in sorted(fixed):
+        version = host.get(name)
+        if not version:
+            raise WheelhouseError(f"fixed package {name!r} needs a version in the host file (name==version)")
+        # A local label makes the stub the only candidate the constraint admits (indexes carry no local versions).
+        version = version if "+" in version else f"{version}+host"
+        stub_wheel(links, name, version)
+        constraints.append(f"{name}=={version}")
+    (scratch / "constraints.txt").write_text("\n".join(constraints) + "\n")
+    if build:
+        run_pip(["wheel", "--no-deps", "--quiet", "-w", str(links), *pip_args, *build], f"build {', '.join(build)}")
+    report = scratch / "report.json"
+    run_pip(["install", "--dry-run", "--ignore-installed", "--report", str(report),
+             "--target", str(scratch / "unused"), "--find-links", str(links), "-c", str(scratch / "constraints.txt"),
+             *target, *pip_args, *requirements],
+            f"resolve the requirements for the host with its fixed packages ({', '.join(constraints) or 'none'})")
+    return json.loads(report.read_text())
+
+
+def fetch(entries: list[dict], dest: Path, target: list[str], pip_args: list[str]) -> list[dict]:
+    """Each carried wheel into ``dest`` (copied from a local link, else ``pip download`` of its URL), hash-checked."""
+    dest.mkdir(parents=True, exist_ok=True)
+    remote = [e["url"] for e in entries if not e["url"].startswith("file:")]
+    if remote:
+        run_pip(["download", "--no-deps", "--quiet", "-d", str(dest), *target, *pip_args, *remote], "download the wheels")
+    wheels = []
+    for entry in entries:
+        filename = unquote(entry["url"].rsplit("/", 1)[-1].split("#", 1)[0])
+        path = dest / filename
+        if entry["url"].startswith("file:"):
+            shutil.copyfile(unquote(urlparse(entry["url"]).path), path)
+        digest = sha256(path)
+        if entry.get("sha256") and digest != entry["sha256"]:
+            raise WheelhouseError(f"{filename}: sha256 {digest} differs from the index's {entry['sha256']}")
+        wheels.append({"name": entry["name"], "version": entry["version"], "file": filename, "sha256": digest,
+                       "bytes": path.stat().st_size, "why": entry["why"]})
+    return wheels
+
+
+# ---------------------------------------------------------------------------------------------- parts
+
+def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manifest: dict) -> dict:
+    """``out/part-NNN`` (consecutive slices of one tar of the wheels, each at most ``part_bytes``) + MANIFEST.json.
+    ``out`` is written whole or not at all."""
+    from mgrpo.atomic import atomic_dir
+
+    if part_bytes < 1:
+        raise WheelhouseError(f"part size must be at least 1 byte (got {part_bytes})")
+    with atomic_dir(out) as tmp:
+        archive = tmp / ARCHIVE
+        with tarfile.open(archive, "w") as tar:
+            for wheel in wheels:
+                tar.add(wheel_dir / wheel["file"], arcname=wheel["file"])
+        parts = []
+        with open(archive, "rb") as handle:
+            for index, block in enumerate(iter(lambda: handle.read(part_bytes), b"")):
+                part = tmp / f"{PART_PREFIX}{index:03d}"
+                part.write_bytes(block)
+                parts.append({"file": part.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
+        manifest = manifest | {"wheels": wheels, "archive": {"file": ARCHIVE, "bytes": archive.stat().st_size,
+                                                             "sha256": sha256(archive)}, "parts": parts}
+        archive.unlink()
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def unpack(parts_dir: Path, dest: Path) -> list[Path]:
+    """Check every part, reassemble the tar, unpack it into ``dest`` and check every wheel; returns the wheels."""
+    manifest_path = parts_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise WheelhouseError(f"{manifest_path}: no manifest (carry it with the parts)")
+    manifest = json.loads(manifest_path.read_text())
+    missing = [p["file"] for p in manifest["parts"] if not (parts_dir / p["file"]).is_file()]
+    if missing:
+        raise WheelhouseError(f"{parts_dir}: {len(missing)} of {len(manifest['parts'])} parts missing: {', '.join(missing)}")
+    damaged = [p["file"] for p in manifest["parts"] if sha256(parts_dir / p["file"]) != p["sha256"]]
+    if damaged:
+        raise WheelhouseError(f"{parts_dir}: damaged parts (sha256 differs from {MANIFEST}): {', '.join(damaged)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / ARCHIVE
+    with open(archive, "wb") as out:
+        for part in manifest["parts"]:
+            with open(parts_dir / part["file"], "rb") as handle:
+                shutil.copyfileobj(handle, out)
+    if sha256(archive) != manifest["archive"]["sha256"]:
+        raise WheelhouseError(f"{archive}: the reassembled archive's sha256 differs from {MANIFEST}")
+    names = {w["file"] for w in manifest["wheels"]}
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        stray = [m.name for m in members if m.name not in names or not m.isfile()]
+        if stray:
+            raise WheelhouseError(f"{archive}: entries not in {MANIFEST}: {', '.join(stray)}")
+        tar.extractall(dest, members=members)
+    archive.unlink()
+    for wheel in manifest["wheels"]:
+        if sha256(dest / wheel["file"]) != wheel["sha256"]:
+            raise WheelhouseError(f"{dest / wheel['file']}: sha256 differs from {MANIFEST}")
+    return [dest / w["file"] for w in manifest["wheels"]]
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+def build(args) -> int:
+    host = read_host(args.host)
+    fixed = {canonical(n) for n in args.fixed}
+    requirements = args.requirements or default_requirements()
+    target = platform_args(args.python_version, args.platform or MANYLINUX)
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
+        scratch = Path(scratch)
+        report = resolve(requirements, host, fixed, list(args.build), target, scratch, args.pip_arg)
+        chosen = select(report, host, fixed, list(args.skip), requirements, args.python_version)
+        wheels = fetch(chosen["carry"], scratch / "wheels", target, args.pip_arg)
+        manifest = {"requirements": requirements, "host_file": str(args.host), "python_version": args.python_version,
+                    "fixed": sorted(fixed), "skip": list(args.skip),
+                    "on_host": chosen["on_host"], "skipped": chosen["skipped"]}
+        manifest = pack(scratch / "wheels", wheels, args.out, int(args.part_mib * 2**20), manifest)
+    mib = sum(w["bytes"] for w in wheels) / 2**20
+    print(f"{len(wheels)} wheels ({mib:.0f} MiB) in {len(manifest['parts'])} parts under {args.out}; "
+          f"{len(chosen['on_host'])} left to the host, {len(chosen['skipped'])} skipped")
+    for wheel in sorted(wheels, key=lambda w: -w["bytes"])[:10]:
+        print(f"  {wheel['bytes'] / 2**20:7.1f} MiB  {wheel['name']}=={wheel['version']}  ({wheel['why']})")
+    return 0
+
+
+def install(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
+        wheels = unpack(args.parts, Path(scratch))
+        pip = ["install", "--no-index", "--no-deps", "--no-compile", "--upgrade", "--quiet", "--target",
+               str(args.target), *map(str, wheels)]
+        run_pip(pip, f"install {len(wheels)} wheels into {args.target}")
+    print(f"installed {len(wheels)} wheels into {args.target}: export PYTHONPATH={args.target}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("build", help="resolve, download and pack the wheels a host lacks (needs the index)")
+    b.add_argument("--host", type=Path, required=True, help="what the host has: name==version or name per line")
+    b.add_argument("--out", type=Path, required=True, help="folder for the parts and MANIFEST.json (replaced)")
+    b.add_argument("--part-mib", type=float, default=60.0, help="largest part, MiB (default 60)")
+    b.add_argument("--python-version", default="3.12", help="the host's Python (default 3.12)")
+    b.add_argument("--platform", action="append", help="the host's wheel platform tags (default: manylinux x86-64)")
+    b.add_argument("--fixed", nargs="*", default=list(FIXED), help="host packages never replaced")
+    b.add_argument("--skip", nargs="*", default=list(SKIP), help="packages (globs) left out")
+    b.add_argument("--build", nargs="*", default=list(BUILD), help="sdist-only packages to build into wheels here")
+    b.add_argument("--pip-arg", action="append", default=[], help="extra pip argument (e.g. --no-index)")
+    b.add_argument("requirements", nargs="*", help="default: the project's GPU stack")
+    b.set_defaults(handler=build)
+    i = commands.add_parser("install", help="check, reassemble and install the parts (on the host)")
+    i.add_argument("--parts", type=Path, required=True, help="folder holding every part and MANIFEST.json")
+    i.add_argument("--target", type=Path, required=True, help="pip --target folder (put it on PYTHONPATH)")
+    i.set_defaults(handler=install)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (WheelhouseError, FileNotFoundError) as err:
+        print(f"offline_wheelhouse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""bench/offline_wheelhouse.py: what to carry to an offline GPU host, the parts, and their reassembly (no network:
+the end-to-end case resolves against a local folder of tiny wheels made here)."""
+import hashlib
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "offline_wheelhouse.py"
+
+
+@pytest.fixture(scope="module")
+def wh():
+    spec = importlib.util.spec_from_file_location("offline_wheelhouse", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_wheel(directory: Path, name: str, version: str, requires=(), body: str = "") -> Path:
+    dist = f"{name.replace('-', '_')}-{version}"
+    path = directory / f"{dist}-py3-none-any.whl"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr(f"{name.replace('-', '_')}/__init__.py", body or f"__version__ = {version!r}\n")
+        whl.writestr(f"{dist}.dist-info/METADATA", meta)
+        whl.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                "Tag: py3-none-any\n")
+        whl.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
+
+
+def item(name, version, requires=(), extras=None):
+    return {"metadata": {"name": name, "version": version, "requires_dist": list(requires)},
+            "download_info": {"url": f"https://example.invalid/{name}-{version}-py3-none-any.whl"},
+            "requested_extras": extras}
+
+
+# ---------------------------------------------------------------------------------------------- host file
+
+def test_host_file_lines(wh, tmp_path):
+    path = tmp_path / "host.txt"
+    path.write_text("# comment\nTorch==2.11.0+cu130\n\nnumpy == 2.5.2  # pinned\nPyYAML\n")
+    assert wh.read_host(path) == {"torch": "2.11.0+cu130", "numpy": "2.5.2", "pyyaml": None}
+    path.write_text("numpy==2.5.2\nnot a requirement line\n")
+    with pytest.raises(wh.WheelhouseError, match=r"host.txt:2: .*'not a requirement line'"):
+        wh.read_host(path)
+
+
+def test_shipped_host_file_parses_and_pins_the_fixed_packages(wh):
+    host = wh.read_host(SCRIPT.parent / "hosts" / "nvidia-h200.txt")
+    assert host["torch"] == "2.11.0+cu130"  # the CUDA build vllm 0.24.0's wheel links (libcudart.so.13)
+    assert all(host.get(name) for name in wh.FIXED)
+
+
+# ---------------------------------------------------------------------------------------------- selection
+
+def test_selection_keeps_what_the_host_has_in_an_accepted_version(wh):
+    report = {"install": [
+        item("app", "1.0", ["lib>=2", "old<3", "opt; extra == 'x'", "winonly<1; sys_platform == 'win32'",
+                            "py2only<1; python_version < '3'"]),
+        item("lib", "2.1"), item("old", "2.0"), item("vague", "9.0"), item("torch", "2.11.0+cu130"),
+        item("big-kernels", "1.0"), item("fresh", "0.1"), item("winonly", "5.0"), item("py2only", "5.0"),
+    ]}
+    host = {"lib": "1.5", "old": "2.0", "vague": None, "torch": "2.11.0+cu130", "winonly": "5.0", "py2only": "5.0"}
+    chosen = wh.select(report, host, fixed={"torch"}, skip=["big-*"], top_level=["app"], python_version="3.12")
+    names = {key: sorted(e["name"] for e in entries) for key, entries in chosen.items()}
+    # lib: the host's 1.5 fails lib>=2; fresh: absent. A marker that is false on the host places no requirement.
+    assert names == {"carry": ["app", "fresh", "lib"], "on_host": ["old", "py2only", "torch", "vague", "winonly"],
+                     "skipped": ["big-kernels"]}
+    lib = next(e for e in chosen["carry"] if e["name"] == "lib")
+    assert "1.5" in lib["why"] and "lib>=2" in lib["why"]
+
+
+def test_an_extra_counts_only_where_it_was_asked_for(wh):
+    report = {"install": [item("app", "1.0", ["lib>=2; extra == 'gpu'"], extras=["gpu"]),
+                          item("tool", "1.0", ["lib>=3; extra == 'docs'"]), item("lib", "2.5")]}
+
+    def lib(host_version):
+        chosen = wh.select(report, {"lib": host_version}, fixed=set(), skip=["app", "tool"], top_level=[],
+                           python_version="3.12")
+        return [(key, e["why"]) for key, entries in chosen.items() for e in entries if e["name"] == "lib"][0]
+
+    where, why = lib("1.5")  # app[gpu] was asked for: its lib>=2 applies
+    assert where == "carry" and "lib>=2" in why and "lib>=3" not in why
+    assert lib("2.1")[0] == "on_host"  # tool[docs] was not asked for: its lib>=3 does not apply
+
+
+def test_default_requirements_are_the_gpu_stack(wh):
+    requirements = wh.default_requirements()
+    assert "verl==0.9.1" in requirements and "vllm==0.24.0" in requirements and "TransferQueue==0.1.11" in requirements
+    assert not [r for r in requirements if r.lower().startswith(("snakemake", "matplotlib"))]
+
+
+# ---------------------------------------------------------------------------------------------- parts
+
+def fake_wheels(directory: Path, sizes):
+    directory.mkdir(parents=True, exist_ok=True)
+    wheels = []
+    for i, size in enumerate(sizes):
+        data = bytes((i * 7 + j) % 251 for j in range(size))
+        path = directory / f"w{i}-1.0-py3-none-any.whl"
+        path.write_bytes(data)
+        wheels.append({"name": f"w{i}", "version": "1.0", "file": path.name,
+                       "sha256": hashlib.sha256(data).hexdigest(), "bytes": size, "why": "test"})
+    return wheels
+
+
+def test_parts_are_bounded_and_reassemble_byte_for_byte(wh, tmp_path):
+    wheels = fake_wheels(tmp_path / "wheels", [5000, 1, 12345])
+    out = tmp_path / "parts"
+    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=4096, manifest={"note": "kept"})
+    tar_bytes = manifest["archive"]["bytes"]
+    assert tar_bytes > 5000 + 1 + 12345
+    assert len(manifest["parts"]) == math.ceil(tar_bytes / 4096)
+    assert all(p["bytes"] <= 4096 for p in manifest["parts"]) and sum(p["bytes"] for p in manifest["parts"]) == tar_bytes
+    on_disk = json.loads((out / "MANIFEST.json").read_text())
+    assert on_disk["note"] == "kept" and sorted(p.name for p in out.iterdir()) == sorted(
+        ["MANIFEST.json"] + [p["file"] for p in manifest["parts"]])
+    unpacked = wh.unpack(out, tmp_path / "unpacked")
+    for wheel, path in zip(wheels, unpacked):
+        assert path.read_bytes() == (tmp_path / "wheels" / wheel["file"]).read_bytes()
+
+
+def test_a_missing_or_damaged_part_is_named(wh, tmp_path):
+    wheels = fake_wheels(tmp_path / "wheels", [3000])
+    out = tmp_path / "parts"
+    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1024, manifest={})
+    (out / "part-001").rename(tmp_path / "aside")
+    with pytest.raises(wh.WheelhouseError, match=r"1 of \d+ parts missing: part-001"):
+        wh.unpack(out, tmp_path / "u1")
+    (tmp_path / "aside").rename(out / "part-001")
+    data = bytearray((out / "part-002").read_bytes())
+    data[10] ^= 0xFF
+    (out / "part-002").write_bytes(bytes(data))
+    with pytest.raises(wh.WheelhouseError, match=r"damaged parts .*part-002"):
+        wh.unpack(out, tmp_path / "u2")
+    (out / "MANIFEST.json").unlink()
+    with pytest.raises(wh.WheelhouseError, match=r"MANIFEST.json: no manifest"):
+        wh.unpack(out, tmp_path / "u3")
+
+
+def test_an_archive_entry_outside_the_manifest_is_refused(wh, tmp_path):
+    wheels = fake_wheels(tmp_path / "wheels", [100])
+    out = tmp_path / "parts"
+    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={})
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        tar.add(tmp_path / "wheels" / wheels[0]["file"], arcname="../escape.whl")
+    data = evil.read_bytes()
+    (out / "part-000").write_bytes(data)
+    manifest["parts"] = [{"file": "part-000", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
+    manifest["archive"] = {"file": "wheelhouse.tar", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(wh.WheelhouseError, match=r"entries not in MANIFEST.json: \.\./escape\.whl"):
+        wh.unpack(out, tmp_path / "u")
+    assert not (tmp_path / "escape.whl").exists()
+
+
+def test_a_failed_pack_leaves_the_previous_parts(wh, tmp_path):
+    wheels = fake_wheels(tmp_path / "wheels", [10])
+    out = tmp_path / "parts"
+    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={"run": 1})
+    gone = wheels + [{"name": "absent", "version": "1", "file": "absent.whl", "sha256": "0", "bytes": 0, "why": ""}]
+    with pytest.raises(FileNotFoundError):
+        wh.pack(tmp_path / "wheels", gone, out, part_bytes=1 << 20, manifest={"run": 2})
+    assert json.loads((out / "MANIFEST.json").read_text())["run"] == 1
+
+
+# ---------------------------------------------------------------------------------------------- end to end (pip)
+
+def test_build_then_install_against_a_local_index(wh, tmp_path):
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, "app", "1.0", ["lib>=2", "kept", "heavyfixed==1.0", "optional-big"])
+    make_wheel(index, "lib", "1.0")
+    make_wheel(index, "lib", "2.0")
+    make_wheel(index, "kept", "3.0")
+    make_wheel(index, "heavyfixed", "1.0", ["huge-dep"])  # the host's build stands in for it: huge-dep never comes
+    make_wheel(index, "huge-dep", "1.0")
+    make_wheel(index, "optional-big", "1.0")
+    host = tmp_path / "host.txt"
+    host.write_text("lib==1.0\nkept==3.0\nheavyfixed==1.0\n")
+    out = tmp_path / "parts"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    rc = wh.main(["build", "--host", str(host), "--out", str(out), "--part-mib", "0.001", "--python-version", version,
+                  "--fixed", "heavyfixed", "--skip", "optional-*", "--build", "--pip-arg=--no-index",
+                  f"--pip-arg=--find-links={index}", "app"])
+    assert rc == 0
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert sorted((w["name"], w["version"]) for w in manifest["wheels"]) == [("app", "1.0"), ("lib", "2.0")]
+    assert sorted(e["name"] for e in manifest["on_host"]) == ["heavyfixed", "kept"]
+    assert [e["name"] for e in manifest["skipped"]] == ["optional-big"]
+    assert len(manifest["parts"]) > 1  # 1 KiB parts: the tar is split
+    target = tmp_path / "site"
+    assert wh.main(["install", "--parts", str(out), "--target", str(target)]) == 0
+    proc = subprocess.run([sys.executable, "-c", "import app, lib; print(app.__version__, lib.__version__)"],
+                          env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert proc.stdout.split() == ["1.0", "2.0"], proc.stderr
+
+
+def test_a_fixed_package_in_the_wrong_version_stops_the_build(wh, tmp_path, capsys):
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, "app", "1.0", ["heavyfixed==2.0"])
+    make_wheel(index, "heavyfixed", "2.0")
+    host = tmp_path / "host.txt"
+    host.write_text("heavyfixed==1.0\n")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    rc = wh.main(["build", "--host", str(host), "--out", str(tmp_path / "parts"), "--python-version", version,
+                  "--fixed", "heavyfixed", "--build", "--pip-arg=--no-index", f"--pip-arg=--find-links={index}", "app"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "pip failed to resolve" in err and "heavyfixed" in err
+    assert not (tmp_path / "parts").exists()
