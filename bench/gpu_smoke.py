@@ -89,8 +89,9 @@ def build_data(directory: Path) -> Path:
 
 
 def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> list[str]:
-    """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), 64-token prompts and
-    responses, vLLM in eager mode (no CUDA-graph capture or compilation at each engine start: the smoke is about
+    """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), prompts up to 128
+    tokens (the smoke's prompts are ~91 characters-as-tokens with the system prompt: verl drops longer ones, and a
+    shorter limit leaves no training data), 64-token responses, vLLM in eager mode (no CUDA-graph capture or compilation at each engine start: the smoke is about
     the method's extra work per step, and every method pays the same eager decoding)."""
     from mgrpo.core import get_method
 
@@ -98,7 +99,7 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
     settings = {
         "steps": steps, "n_gpus_per_node": 1, "save_every": steps, "eval_every": steps, "wandb": "false",
         "ray_num_cpus": os.cpu_count() or 8,
-        "data.train_batch_size": 8, "data.max_prompt_length": 64, "data.max_response_length": 64,
+        "data.train_batch_size": 8, "data.max_prompt_length": 128, "data.max_response_length": 64,
         "actor_rollout_ref.actor.ppo_mini_batch_size": 8,
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 16,
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": 16,

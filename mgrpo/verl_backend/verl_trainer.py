@@ -134,14 +134,19 @@ class MGRPOTrainer(PPOTrainerSync):
         parts = [tu.index_select_tensor_dict(by_uid[u][0], [by_uid[u][1]]) for u in uids]
         return parts[0] if len(parts) == 1 else tu.concat_tensordict(parts)
 
-    def _generate_momentum(self, uids: list[str]) -> tuple[list, list]:
-        """N rollouts per prompt from the rollout engine (which holds the EMA weights now)."""
+    def _momentum_prompts(self, uids: list[str]):
+        """The submitted prompts of ``uids`` again, as groups of N momentum rollouts under ``<uid>-momentum``."""
         prompts = self._prompts_for(uids)
         momentum_uids = [u + stages.MOMENTUM_UID_SUFFIX for u in uids]
         tu.assign_non_tensor_stack(prompts, "uid", momentum_uids)
         prompts["__rollout_n__"] = torch.full((len(uids),), self.N, dtype=torch.int64)
         prompts[stages.IS_MOMENTUM] = torch.ones(len(uids), dtype=torch.int64)
         tu.assign_non_tensor_data(prompts, "global_steps", self.global_steps)
+        return prompts, momentum_uids
+
+    def _generate_momentum(self, uids: list[str]) -> tuple[list, list]:
+        """N rollouts per prompt from the rollout engine (which holds the EMA weights now)."""
+        prompts, momentum_uids = self._momentum_prompts(uids)
         # Not tagged is_prompt: the replay buffer must never sample these groups on their own.
         tq.kv_batch_put(keys=momentum_uids, partition_id="train",
                         tags=[{"status": "pending", "global_steps": self.global_steps} for _ in uids])

@@ -1,0 +1,174 @@
+"""The trainer's rollout requests through verl 0.9.1's own TransferQueue agent-loop worker, on the CPU.
+
+Prompts come from verl's RL dataset and collate function over data prepared by `mgrpo verl-prepare-data`, the
+trainer marks and submits them (policy: M rollouts each; momentum: the same prompts, N rollouts each, under
+`<uid>-momentum`), and verl's `AgentLoopWorkerTQ.generate_sequences` / `_run_prompt` fan them out. Only the single
+agent loop (which would call vLLM) and TransferQueue's status writes are recorded instead of run: what is checked is
+how many rollouts verl starts for each prompt and which fields reach the agent loop, which verl then stores with the
+rollout (`_agent_loop_postprocess`: `field.update(kwargs)`).
+"""
+import asyncio
+import importlib.util
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl")
+pytest.importorskip("transfer_queue")
+pytest.importorskip("hydra")
+
+from mgrpo.verl_backend import stages  # noqa: E402
+
+SMOKE = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("gpu_smoke", SMOKE)
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    root = tmp_path_factory.mktemp("agent_loop")
+    model, data = smoke.build_tiny_model(root / "model"), smoke.build_data(root / "data")
+
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import trainer
+
+    args = build_parser().parse_args(smoke.train_argv("mgrpo", model, data, root / "runs", steps=2))
+    _, _, config = trainer.validate_spec(train_spec(args))
+    return config
+
+
+def train_dataset(config):
+    from transformers import AutoTokenizer
+
+    from verl.trainer.ppo.utils import create_rl_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(config.actor_rollout_ref.model.path)
+    return create_rl_dataset(config.data.train_files, config.data, tokenizer, None, is_train=True)
+
+
+def dataloader_batch(config, n_prompts: int):
+    """What verl's V1 trainer hands to `_submit_batch_to_rollout` (`_fetch_one_gen_batch` + `_next_train_batch`)."""
+    import uuid
+
+    from verl.utils import tensordict_utils as tu
+    from verl.utils.dataset.rl_dataset import collate_fn
+
+    dataset = train_dataset(config)
+    batch_dict = collate_fn([dataset[i] for i in range(n_prompts)])
+    batch_dict["uid"] = np.array([str(uuid.uuid4()) for _ in range(n_prompts)], dtype=object)
+    batch = tu.get_tensordict(batch_dict)
+    tu.assign_non_tensor_data(batch, "global_steps", 5)
+    return batch
+
+
+def test_every_smoke_prompt_survives_verls_length_filter(setup):
+    # verl drops prompts longer than data.max_prompt_length; the smoke's (~91 tokens with the character tokenizer
+    # and the system prompt) once exceeded its 64-token limit, which would have left no training data on the GPU.
+    assert len(train_dataset(setup)) == 64
+
+
+def test_policy_and_momentum_requests_through_verls_agent_loop_worker(setup, monkeypatch):
+    import transfer_queue
+
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+
+    config = setup
+    G, N = int(config.actor_rollout_ref.rollout.n), int(config.mgrpo.momentum_rollouts)
+    assert (G, N) == (8, 2)
+
+    statuses, puts = defaultdict(list), []
+
+    async def async_kv_put(key, partition_id, tag=None, **_):
+        statuses[key].append(tag["status"])
+
+    monkeypatch.setattr(transfer_queue, "async_kv_put", async_kv_put)
+    monkeypatch.setattr(transfer_queue, "kv_batch_put", lambda **kw: puts.append(kw))
+
+    class Manager:  # the trainer's handle on the agent-loop workers: keep what it is asked to generate
+        def __init__(self):
+            self.requests = []
+
+        def generate_sequences(self, batch):
+            self.requests.append(batch)
+
+    trainer = object.__new__(MGRPOTrainer)  # no Ray workers: the trainer's rollout-request side only
+    trainer.G, trainer.N, trainer.M = G, N, G - N
+    trainer.global_steps, trainer.trainer_mode, trainer._submitted = 5, "sync", []
+    trainer.agent_loop_manager = Manager()
+
+    batch = dataloader_batch(config, n_prompts=3)
+    uids = [str(u) for u in batch["uid"]]
+    raw_prompts = {u: p for u, p in zip(uids, batch["raw_prompt"])}
+    trainer._submit_batch_to_rollout(batch)
+    momentum_batch, momentum_uids = trainer._momentum_prompts(uids[:2])
+    assert momentum_uids == [u + stages.MOMENTUM_UID_SUFFIX for u in uids[:2]]
+    assert [p["keys"] for p in puts] == [uids]  # the policy prompts registered with TransferQueue, as verl does
+
+    worker = object.__new__(AgentLoopWorkerTQ.__ray_actor_class__)  # verl's worker, without its Ray actor
+    worker.config, worker.background_tasks = config, set()
+    sessions = defaultdict(list)
+
+    async def run_agent_loop(sampling_params, trajectory, *, agent_name, trace=False, **kwargs):
+        sessions[kwargs["uid"]].append({"sampling": sampling_params, "trajectory": trajectory,
+                                        "agent": agent_name, **kwargs})
+
+    worker._run_agent_loop = run_agent_loop
+
+    async def generate_all():
+        for request in trainer.agent_loop_manager.requests + [momentum_batch]:
+            await worker.generate_sequences(request)
+        await asyncio.gather(*list(worker.background_tasks))
+
+    asyncio.run(generate_all())
+
+    M = G - N
+    assert {u: len(s) for u, s in sessions.items()} == {**{u: M for u in uids}, **{u: N for u in momentum_uids}}
+    for uid, runs in sessions.items():
+        momentum = uid in momentum_uids
+        source = uid[: -len(stages.MOMENTUM_UID_SUFFIX)] if momentum else uid
+        assert sorted(r["session_id"] for r in runs) == list(range(N if momentum else M))
+        for run in runs:
+            assert int(run[stages.IS_MOMENTUM]) == int(momentum)  # reaches the stored rollout fields
+            assert "__rollout_n__" not in run  # consumed by verl as this prompt's rollout count
+            assert list(run["raw_prompt"]) == list(raw_prompts[source])  # the same question for both models
+            assert run["sampling"]["temperature"] == pytest.approx(1.1) and run["trajectory"]["validate"] is False
+            assert run["global_steps"] == 5
+    assert all(s == ["running", "finished"] for s in statuses.values()) and set(statuses) == set(sessions)
+
+
+def test_momentum_prompts_of_a_prompt_never_submitted_are_refused(setup):
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+
+    trainer = object.__new__(MGRPOTrainer)
+    trainer.N, trainer.global_steps, trainer._submitted = 2, 1, []
+    with pytest.raises(RuntimeError, match="1 sampled prompts were never submitted"):
+        trainer._momentum_prompts(["not-submitted"])
+
+
+def test_rows_carry_the_momentum_flag_as_a_tensor(setup):
+    """TransferQueue stores tensors per row; the flag must be a per-prompt int tensor, not non-tensor data."""
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+
+    trainer = object.__new__(MGRPOTrainer)
+    trainer.G, trainer.N, trainer.M = 8, 2, 6
+    trainer.global_steps, trainer.trainer_mode, trainer._submitted = 1, "sync", []
+    trainer.agent_loop_manager = type("M", (), {"generate_sequences": lambda self, b: None})()
+    batch = dataloader_batch(setup, n_prompts=2)
+    import transfer_queue
+
+    original = transfer_queue.kv_batch_put
+    transfer_queue.kv_batch_put = lambda **kw: None
+    try:
+        trainer._submit_batch_to_rollout(batch)
+    finally:
+        transfer_queue.kv_batch_put = original
+    assert torch.equal(batch[stages.IS_MOMENTUM], torch.zeros(2, dtype=torch.int64))
+    assert torch.equal(batch["__rollout_n__"], torch.full((2,), 6, dtype=torch.int64))
+    momentum, _ = trainer._momentum_prompts([str(u) for u in batch["uid"]])
+    assert torch.equal(momentum[stages.IS_MOMENTUM], torch.ones(2, dtype=torch.int64))
+    assert torch.equal(momentum["__rollout_n__"], torch.full((2,), 2, dtype=torch.int64))
