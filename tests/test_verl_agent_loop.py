@@ -104,6 +104,7 @@ def test_policy_and_momentum_requests_through_verls_agent_loop_worker(setup, mon
     batch = dataloader_batch(config, n_prompts=3)
     uids = [str(u) for u in batch["uid"]]
     raw_prompts = {u: p for u, p in zip(uids, batch["raw_prompt"])}
+    golds = {u: g for u, g in zip(uids, batch[stages.GOLD])}
     trainer._submit_batch_to_rollout(batch)
     momentum_batch, momentum_uids = trainer._momentum_prompts(uids[:2])
     assert momentum_uids == [u + stages.MOMENTUM_UID_SUFFIX for u in uids[:2]]
@@ -138,6 +139,9 @@ def test_policy_and_momentum_requests_through_verls_agent_loop_worker(setup, mon
             assert list(run["raw_prompt"]) == list(raw_prompts[source])  # the same question for both models
             assert run["sampling"]["temperature"] == pytest.approx(1.1) and run["trajectory"]["validate"] is False
             assert run["global_steps"] == 5
+            # The hidden gold answer travels with the rollout (pseudo-label diagnostics); the reward sees none.
+            assert run[stages.GOLD] == golds[source] and run[stages.GOLD] not in ("", None)
+            assert run["reward_model"]["ground_truth"] == ""
     assert all(s == ["running", "finished"] for s in statuses.values()) and set(statuses) == set(sessions)
 
 
