@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,8 +136,9 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
     timing = work / "verl_timing.jsonl"
     result["timing"] = [json.loads(line) for line in timing.read_text().splitlines()] if timing.is_file() else []
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
-    if returncode != 0:  # the reason, where a remote caller sees only the output's tail
-        print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:]), flush=True)
+    if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
+        result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]
+        print("\n".join(result["log_tail"][-40:]), flush=True)
     return result
 
 
@@ -167,7 +169,9 @@ def summarise(results: dict, warmup: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_smoke.json")
-    parser.add_argument("--root", type=Path, default=None, help="scratch directory (default: next to --out)")
+    parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "mgrpo_gpu_smoke",
+                        help="scratch directory: model, data, runs (default: under the temp dir, not beside --out, "
+                             "so that only the JSON travels back from a remote host)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the medians")
     parser.add_argument("--methods", default="srt,mgrpo,mgrpo_iqr,intuitor", help="in this order (the targets need "
@@ -178,7 +182,13 @@ def main(argv=None) -> int:
     import torch
 
     from mgrpo.atomic import write_json
+    from mgrpo.core import get_method
 
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        parser.error("--methods names no method")
+    for method in methods:
+        get_method(method)  # an unknown name fails here, listing the registered ones
     if not torch.cuda.is_available():
         print("gpu_smoke: no CUDA GPU visible; nothing run", file=sys.stderr)
         return 2
@@ -186,12 +196,12 @@ def main(argv=None) -> int:
     if failures:
         print("gpu_smoke: the GPU stack does not import; nothing run:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 3
-    root = args.root or args.out.parent / "gpu_smoke_work"
+    root = args.root
     root.mkdir(parents=True, exist_ok=True)
     model = build_tiny_model(root / "model")
     data = build_data(root / "data")
     results = {}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+    for method in methods:
         print(f"== {method}", flush=True)
         results[method] = run_method(method, model, data, root, args.steps, args.timeout)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "

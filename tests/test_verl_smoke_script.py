@@ -78,3 +78,11 @@ def test_preflight_names_each_module_that_does_not_import(smoke):
     failures = smoke.preflight(["json", "mgrpo_no_such_module", "mgrpo.core"])
     assert len(failures) == 1
     assert failures[0].startswith("mgrpo_no_such_module: ModuleNotFoundError") and "mgrpo_no_such_module" in failures[0]
+
+
+def test_unknown_method_is_refused_before_anything_runs(smoke, tmp_path):
+    from mgrpo.core import UnknownMethodError
+
+    with pytest.raises(UnknownMethodError, match="no_such_method"):
+        smoke.main(["--methods", "srt,no_such_method", "--out", str(tmp_path / "r.json"), "--root", str(tmp_path)])
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "model").exists()
