@@ -42,6 +42,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # mgrpo from this checkout: on the host it travels with the repo, uninstalled
+from mgrpo.atomic import atomic_dir  # noqa: E402  (standard library only, like the two below)
+from mgrpo.evaluation.datasets import file_sha256 as sha256  # noqa: E402
 MANIFEST = "MANIFEST.json"
 ARCHIVE = "wheelhouse.tar"
 PART_PREFIX = "part-"
@@ -72,14 +75,6 @@ class WheelhouseError(RuntimeError):
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- what to carry
@@ -248,8 +243,6 @@ def fetch(entries: list[dict], dest: Path, target: list[str], pip_args: list[str
 def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manifest: dict) -> dict:
     """``out/part-NNN`` (consecutive slices of one tar of the wheels, each at most ``part_bytes``) + MANIFEST.json.
     ``out`` is written whole or not at all."""
-    from mgrpo.atomic import atomic_dir
-
     if part_bytes < 1:
         raise WheelhouseError(f"part size must be at least 1 byte (got {part_bytes})")
     with atomic_dir(out) as tmp:
@@ -366,5 +359,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     raise SystemExit(main())

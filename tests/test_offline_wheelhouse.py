@@ -1,7 +1,6 @@
 """bench/offline_wheelhouse.py: what to carry to an offline GPU host, the parts, and their reassembly (no network:
 the end-to-end case resolves against a local folder of tiny wheels made here)."""
 import hashlib
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,11 +15,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "offline_wheelhouse.py"
 
 
 @pytest.fixture(scope="module")
-def wh():
-    spec = importlib.util.spec_from_file_location("offline_wheelhouse", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def wh(bench_script):
+    return bench_script("offline_wheelhouse")
 
 
 def make_wheel(directory: Path, name: str, version: str, requires=(), body: str = "") -> Path:

@@ -8,9 +8,7 @@ how many rollouts verl starts for each prompt and which fields reach the agent l
 rollout (`_agent_loop_postprocess`: `field.update(kwargs)`).
 """
 import asyncio
-import importlib.util
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,14 +20,10 @@ pytest.importorskip("hydra")
 
 from mgrpo.verl_backend import stages  # noqa: E402
 
-SMOKE = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
-
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("gpu_smoke", SMOKE)
-    smoke = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(smoke)
+def setup(tmp_path_factory, bench_script):
+    smoke = bench_script("gpu_smoke")
     root = tmp_path_factory.mktemp("agent_loop")
     model, data = smoke.build_tiny_model(root / "model"), smoke.build_data(root / "data")
 

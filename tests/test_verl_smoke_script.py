@@ -1,19 +1,13 @@
 """bench/gpu_smoke.py: its CPU-side pieces (model/data building, the summary against targets). Running it needs a GPU."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("verl")
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
 
 
 @pytest.fixture(scope="module")
-def smoke():
-    spec = importlib.util.spec_from_file_location("gpu_smoke", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def smoke(bench_script):
+    return bench_script("gpu_smoke")
 
 
 def timing(steps, **extra):

@@ -38,15 +38,9 @@ def test_local_shards_are_views_so_the_ema_never_gathers():
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: FSDP workers, the vLLM rollout engine "
                     "and the momentum weight swap only run under verl's Ray trainer on a GPU")
-def test_gpu_end_to_end_srt_and_mgrpo(tmp_path):
+def test_gpu_end_to_end_srt_and_mgrpo(tmp_path, bench_script):
     """Two methods, three steps each, through bench/gpu_smoke.py (tiny random model); RUN_DIRs must be complete."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_smoke.py"
-    spec = importlib.util.spec_from_file_location("gpu_smoke", script)
-    smoke = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(smoke)
+    smoke = bench_script("gpu_smoke")
     out = tmp_path / "smoke.json"
     assert smoke.main(["--methods", "srt,mgrpo", "--steps", "3", "--warmup", "1", "--out", str(out)]) == 0
 
