@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,9 +92,9 @@ def build_data(directory: Path) -> Path:
 
 def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> list[str]:
     """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), prompts up to 128
-    tokens (the smoke's prompts are ~91 characters-as-tokens with the system prompt: verl drops longer ones, and a
-    shorter limit leaves no training data), 64-token responses, vLLM in eager mode (no CUDA-graph capture or compilation at each engine start: the smoke is about
-    the method's extra work per step, and every method pays the same eager decoding)."""
+    tokens (the smoke's are ~91 character tokens with the system prompt; verl drops longer ones, so a shorter limit
+    leaves no training data), 64-token responses, and vLLM in eager mode (no CUDA-graph capture or compilation at
+    each engine start: the smoke is about the method's extra work per step, and every method decodes the same way)."""
     from mgrpo.core import get_method
 
     G, N = 8, (2 if get_method(method).momentum else 0)
@@ -121,6 +122,7 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
 
 def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int) -> dict:
     work, out = root / method / "work", root / method / "run"
+    shutil.rmtree(root / method, ignore_errors=True)  # a fresh run each time: a kept WORK dir would be resumed
     cmd = [sys.executable, "-m", "mgrpo", *train_argv(method, model, data, root, steps)]
     started = time.perf_counter()
     log = root / method / "train.log"

@@ -43,8 +43,9 @@ from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # mgrpo from this checkout: on the host it travels with the repo, uninstalled
-from mgrpo.atomic import atomic_dir  # noqa: E402  (standard library only, like the two below)
+from mgrpo.atomic import atomic_dir  # noqa: E402  (both modules use the standard library only)
 from mgrpo.evaluation.datasets import file_sha256 as sha256  # noqa: E402
+
 MANIFEST = "MANIFEST.json"
 ARCHIVE = "wheelhouse.tar"
 PART_PREFIX = "part-"
@@ -154,9 +155,11 @@ def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: lis
         elif name in host and host[name] is None:
             chosen["on_host"].append(entry | {"why": "on the host (version unknown: assumed to satisfy)"})
         elif name in host:
-            rejecting = [str(r) for r in on.get(name, []) if not r.specifier.contains(Version(host[name]), prereleases=True)]
+            on_host = Version(host[name])
+            rejecting = [str(r) for r in on.get(name, []) if not r.specifier.contains(on_host, prereleases=True)]
             if rejecting:
-                chosen["carry"].append(entry | {"why": f"the host's {host[name]} is rejected by {', '.join(rejecting)}"})
+                why = f"the host's {host[name]} is rejected by {', '.join(rejecting)}"
+                chosen["carry"].append(entry | {"why": why})
             else:
                 chosen["on_host"].append(entry | {"why": f"the host's {host[name]} satisfies every requirement"})
         else:
@@ -223,7 +226,8 @@ def fetch(entries: list[dict], dest: Path, target: list[str], pip_args: list[str
     dest.mkdir(parents=True, exist_ok=True)
     remote = [e["url"] for e in entries if not e["url"].startswith("file:")]
     if remote:
-        run_pip(["download", "--no-deps", "--quiet", "-d", str(dest), *target, *pip_args, *remote], "download the wheels")
+        run_pip(["download", "--no-deps", "--quiet", "-d", str(dest), *target, *pip_args, *remote],
+                "download the wheels")
     wheels = []
     for entry in entries:
         filename = unquote(entry["url"].rsplit("/", 1)[-1].split("#", 1)[0])
@@ -271,7 +275,8 @@ def unpack(parts_dir: Path, dest: Path) -> list[Path]:
     manifest = json.loads(manifest_path.read_text())
     missing = [p["file"] for p in manifest["parts"] if not (parts_dir / p["file"]).is_file()]
     if missing:
-        raise WheelhouseError(f"{parts_dir}: {len(missing)} of {len(manifest['parts'])} parts missing: {', '.join(missing)}")
+        raise WheelhouseError(f"{parts_dir}: {len(missing)} of {len(manifest['parts'])} parts missing: "
+                              f"{', '.join(missing)}")
     damaged = [p["file"] for p in manifest["parts"] if sha256(parts_dir / p["file"]) != p["sha256"]]
     if damaged:
         raise WheelhouseError(f"{parts_dir}: damaged parts (sha256 differs from {MANIFEST}): {', '.join(damaged)}")

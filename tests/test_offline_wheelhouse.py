@@ -22,7 +22,8 @@ def wh(bench_script):
 def make_wheel(directory: Path, name: str, version: str, requires=(), body: str = "") -> Path:
     dist = f"{name.replace('-', '_')}-{version}"
     path = directory / f"{dist}-py3-none-any.whl"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
     with zipfile.ZipFile(path, "w") as whl:
         whl.writestr(f"{name.replace('-', '_')}/__init__.py", body or f"__version__ = {version!r}\n")
         whl.writestr(f"{dist}.dist-info/METADATA", meta)
@@ -115,7 +116,8 @@ def test_parts_are_bounded_and_reassemble_byte_for_byte(wh, tmp_path):
     tar_bytes = manifest["archive"]["bytes"]
     assert tar_bytes > 5000 + 1 + 12345
     assert len(manifest["parts"]) == math.ceil(tar_bytes / 4096)
-    assert all(p["bytes"] <= 4096 for p in manifest["parts"]) and sum(p["bytes"] for p in manifest["parts"]) == tar_bytes
+    assert all(p["bytes"] <= 4096 for p in manifest["parts"])
+    assert sum(p["bytes"] for p in manifest["parts"]) == tar_bytes
     on_disk = json.loads((out / "MANIFEST.json").read_text())
     assert on_disk["note"] == "kept" and sorted(p.name for p in out.iterdir()) == sorted(
         ["MANIFEST.json"] + [p["file"] for p in manifest["parts"]])
