@@ -1,4 +1,4 @@
-"""The trainer's rollout requests through verl 0.9.1's own TransferQueue agent-loop worker, on the CPU.
+"""The rollout side on the CPU through verl 0.9.1's own code: the TransferQueue agent-loop worker and the reward loop.
 
 Prompts come from verl's RL dataset and collate function over data prepared by `mgrpo verl-prepare-data`, the
 trainer marks and submits them (policy: M rollouts each; momentum: the same prompts, N rollouts each, under
@@ -35,13 +35,17 @@ def setup(tmp_path_factory, bench_script):
     return config
 
 
-def train_dataset(config):
+def tokenizer_of(config):
     from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(config.actor_rollout_ref.model.path)
+
+
+def train_dataset(config, files=None, is_train=True):
     from verl.trainer.ppo.utils import create_rl_dataset
 
-    tokenizer = AutoTokenizer.from_pretrained(config.actor_rollout_ref.model.path)
-    return create_rl_dataset(config.data.train_files, config.data, tokenizer, None, is_train=True)
+    return create_rl_dataset(files or config.data.train_files, config.data, tokenizer_of(config), None,
+                             is_train=is_train)
 
 
 def dataloader_batch(config, n_prompts: int):
@@ -170,3 +174,32 @@ def test_rows_carry_the_momentum_flag_as_a_tensor(setup):
     momentum, _ = trainer._momentum_prompts([str(u) for u in batch["uid"]])
     assert torch.equal(momentum[stages.IS_MOMENTUM], torch.ones(2, dtype=torch.int64))
     assert torch.equal(momentum["__rollout_n__"], torch.full((2,), 2, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_verls_reward_loop_runs_the_harness_reward_function(setup, split):
+    """verl's reward-loop manager, built from the composed config (the harness points it at reward.py), scores one
+    rollout the way the agent loop asks: the extracted answer comes back in reward_extra_info for the vote, and
+    only a validation row can earn a score (training rows carry no reference)."""
+    from verl.trainer.ppo.reward import load_reward_manager  # what the reward-loop worker calls
+    from verl.protocol import DataProto
+
+    config = setup
+    tokenizer = tokenizer_of(config)
+    rows = train_dataset(config, files=config.data.train_files if split == "train" else config.data.val_files,
+                         is_train=split == "train")
+    row = rows[0]
+    gold = row[stages.GOLD]
+    assert row["extra_info"]["split"] == split and gold
+    prompt = torch.tensor(tokenizer.encode("Q: ", add_special_tokens=False))
+    response = torch.tensor(tokenizer.encode(f"so it is \\boxed{{{gold}}}", add_special_tokens=False))
+    data = DataProto.from_dict(
+        tensors={"prompts": prompt[None], "responses": response[None],
+                 "attention_mask": torch.ones(1, len(prompt) + len(response), dtype=torch.int64)},
+        non_tensors={"data_source": np.array([row["data_source"]], dtype=object),
+                     "reward_model": np.array([row["reward_model"]], dtype=object),
+                     "extra_info": np.array([dict(row["extra_info"])], dtype=object)})
+    manager = load_reward_manager(config, tokenizer)
+    result = manager.loop.run_until_complete(manager.run_single(data))  # the loop it was built on, as in the worker
+    assert result["reward_extra_info"][stages.ANSWER] == gold
+    assert result["reward_score"] == (1.0 if split == "test" else 0.0)
