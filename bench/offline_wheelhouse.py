@@ -65,8 +65,7 @@ SKIP = ("numpy", "flashinfer-cubin", "flashinfer-python", "tokenspeed-triton", "
         "z3-solver", "wandb", "tensorboard", "tensorboard-data-server", "py-spy", "virtualenv")
 # Sdist-only packages built here into pure-Python wheels (hydra-core needs antlr 4.9.*, which has no wheel).
 BUILD = ("antlr4-python3-runtime==4.9.3",)
-MANYLINUX = [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux2010_x86_64",
-                                                                       "manylinux1_x86_64", "linux_x86_64"]
+GLIBC = "2.39"  # the host's C library (Ubuntu 24.04, whose Python is the 3.12 the H200 machine runs)
 NAME_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+))?$")
 
 
@@ -168,6 +167,15 @@ def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: lis
 
 
 # ---------------------------------------------------------------------------------------------- pip
+
+def manylinux_tags(glibc: str) -> list[str]:
+    """Every x86-64 wheel platform tag a host with this glibc accepts (pip matches tags exactly)."""
+    match = re.fullmatch(r"2\.(\d+)", glibc)
+    if not match or int(match.group(1)) < 17:
+        raise WheelhouseError(f"--glibc must be 2.N with N >= 17 (got {glibc!r})")
+    tags = [f"manylinux_2_{n}_x86_64" for n in range(int(match.group(1)), 16, -1)]
+    return tags + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+
 
 def platform_args(python_version: str, platforms: list[str]) -> list[str]:
     args = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
@@ -308,14 +316,14 @@ def build(args) -> int:
     host = read_host(args.host)
     fixed = {canonical(n) for n in args.fixed}
     requirements = args.requirements or default_requirements()
-    target = platform_args(args.python_version, args.platform or MANYLINUX)
+    target = platform_args(args.python_version, manylinux_tags(args.glibc))
     with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
         scratch = Path(scratch)
         report = resolve(requirements, host, fixed, list(args.build), target, scratch, args.pip_arg)
         chosen = select(report, host, fixed, list(args.skip), requirements, args.python_version)
         wheels = fetch(chosen["carry"], scratch / "wheels", target, args.pip_arg)
         manifest = {"requirements": requirements, "host_file": str(args.host), "python_version": args.python_version,
-                    "fixed": sorted(fixed), "skip": list(args.skip),
+                    "glibc": args.glibc, "fixed": sorted(fixed), "skip": list(args.skip),
                     "on_host": chosen["on_host"], "skipped": chosen["skipped"]}
         manifest = pack(scratch / "wheels", wheels, args.out, int(args.part_mib * 2**20), manifest)
     mib = sum(w["bytes"] for w in wheels) / 2**20
@@ -344,7 +352,7 @@ def main(argv=None) -> int:
     b.add_argument("--out", type=Path, required=True, help="folder for the parts and MANIFEST.json (replaced)")
     b.add_argument("--part-mib", type=float, default=60.0, help="largest part, MiB (default 60)")
     b.add_argument("--python-version", default="3.12", help="the host's Python (default 3.12)")
-    b.add_argument("--platform", action="append", help="the host's wheel platform tags (default: manylinux x86-64)")
+    b.add_argument("--glibc", default=GLIBC, help=f"the host's glibc, 2.N (`ldd --version`; default {GLIBC})")
     b.add_argument("--fixed", nargs="*", default=list(FIXED), help="host packages never replaced")
     b.add_argument("--skip", nargs="*", default=list(SKIP), help="packages (globs) left out")
     b.add_argument("--build", nargs="*", default=list(BUILD), help="sdist-only packages to build into wheels here")

@@ -217,3 +217,11 @@ def test_a_fixed_package_in_the_wrong_version_stops_the_build(wh, tmp_path, caps
     err = capsys.readouterr().err
     assert "pip failed to resolve" in err and "heavyfixed" in err
     assert not (tmp_path / "parts").exists()
+
+
+def test_glibc_gives_every_tag_at_or_below_it(wh):
+    tags = wh.manylinux_tags("2.28")
+    assert tags[:2] == ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64"] and "manylinux_2_17_x86_64" in tags
+    assert "manylinux_2_29_x86_64" not in tags and "manylinux2014_x86_64" in tags
+    with pytest.raises(wh.WheelhouseError, match="--glibc must be 2.N"):
+        wh.manylinux_tags("2.x")
