@@ -136,3 +136,18 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
     assert step == 3 and set(sent) == {"weight", "bias"} and all(torch.all(t == 7.0) for t in sent.values())
     assert all(torch.equal(p, q) for p, q in zip(module.parameters(), policy))  # the actor keeps the policy
     assert worker.base_sync_done is True
+
+
+def test_ema_and_momentum_push_on_fsdp2_shards_across_two_ranks():
+    """Two CPU ranks (gloo) with the model sharded by FSDP2 as verl's engine shards the actor: local shards are the
+    parameters' own storage (a copy would make the push send the policy), the shard-local EMA equals the formula on
+    the full weights, the push hands the full EMA to the engine, and the policy is restored (fixture script)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "fixtures" / "fsdp2_momentum_ranks.py"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0 and "ok: 2 ranks" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
