@@ -138,16 +138,17 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
     assert worker.base_sync_done is True
 
 
-def test_ema_and_momentum_push_on_fsdp2_shards_across_two_ranks():
-    """Two CPU ranks (gloo) with the model sharded by FSDP2 as verl's engine shards the actor: local shards are the
-    parameters' own storage (a copy would make the push send the policy), the shard-local EMA equals the formula on
-    the full weights, the push hands the full EMA to the engine, and the policy is restored (fixture script)."""
+@pytest.mark.parametrize("strategy", ["fsdp", "fsdp2"])
+def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy):
+    """Two CPU ranks (gloo), the model sharded as verl's FSDP engine shards the actor (FSDP1 flat parameters, verl's
+    default `fsdp`; FSDP2 DTensors): local shards are the parameters' own storage (a copy would make the push send
+    the policy), and the push hands the engine the EMA of the full weights and restores the policy (fixture script)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent / "fixtures" / "fsdp2_momentum_ranks.py"
+    script = Path(__file__).resolve().parent / "fixtures" / "fsdp_momentum_ranks.py"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script)], capture_output=True, text=True, timeout=300,
+                           str(script), strategy], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parents[1])
-    assert proc.returncode == 0 and "ok: 2 ranks" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0 and f"ok: {strategy}, 2 ranks" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
