@@ -114,6 +114,59 @@ def test_generate_momentum_collects_rows_under_suffixed_uids(session):
     tq.kv_clear(keys=keys, partition_id="train")
 
 
+def test_balance_batch_adds_the_momentum_groups_before_verls_balancing(session):
+    """One call of the trainer's `_balance_batch` on a step's policy rows: the EMA is pushed, the momentum rollouts
+    are generated and the engine put back to sleep, in that order, and verl's own balancing then sees all P x G rows
+    (P x G is a multiple of its mini-batch arithmetic, so verl adds no padding rows)."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+    from transfer_queue import KVBatchMeta
+
+    from verl.utils import tensordict_utils as tu
+
+    trainer = make_trainer()  # G = 4: M = 3 policy + N = 1 momentum rollouts per prompt
+    trainer.config = OmegaConf.create({"trainer": {"critic_warmup": 0},
+                                       "actor_rollout_ref": {"actor": {"ppo_mini_batch_size": 2}, "rollout": {"n": 4}}})
+    trainer.use_critic, trainer.tokenizer, trainer.timing_raw = False, SimpleNamespace(eos_token_id=0), {}
+    uids = [uuid.uuid4().hex, uuid.uuid4().hex]
+    trainer._submitted = [tu.get_tensordict({"uid": np.array(uids, dtype=object), "index": torch.tensor([0, 1]),
+                                             stages.IS_MOMENTUM: torch.zeros(2, dtype=torch.int64),
+                                             "__rollout_n__": torch.full((2,), 3)})]
+    policy_keys = [f"{u}_{s}_0" for u in uids for s in range(3)]
+    put([trajectory(k.split("_")[0], 2, "1", False, "1") for k in policy_keys], policy_keys,
+        [{"seq_len": 3 + i, "status": "success"} for i in range(len(policy_keys))])
+    events = []
+
+    class Workers:
+        _dispatch_info = {"actor": [0]}  # one data-parallel rank
+
+        def mgrpo_sync_momentum_weights(self, global_steps):
+            events.append(("swap", global_steps))
+            return [ray.put(0.0)]
+
+    class AgentLoop:
+        def generate_sequences(self, batch):
+            events.append(("generate", list(batch["uid"])))
+            for uid in batch["uid"]:
+                put([trajectory(uid, 2, "1", True, "1")], [f"{uid}_0_0"], [{"seq_len": 2, "status": "success"}])
+                tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
+
+    trainer.actor_rollout_wg, trainer.agent_loop_manager = Workers(), AgentLoop()
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: events.append(("sleep",)))
+
+    metrics = {}
+    batch = trainer._balance_batch(KVBatchMeta(keys=list(policy_keys), tags=[{"seq_len": 3}] * 6,
+                                               partition_id="train"), metrics)
+    momentum_keys = [f"{u}{stages.MOMENTUM_UID_SUFFIX}_0_0" for u in uids]
+    assert [e[0] for e in events] == ["swap", "generate", "sleep"] and events[0][1] == trainer.global_steps
+    assert events[1][1] == [u + stages.MOMENTUM_UID_SUFFIX for u in uids]
+    assert sorted(batch.keys) == sorted(policy_keys + momentum_keys)  # 2 x 4 rows: no padding row added
+    assert not any(t.get("is_padding") for t in batch.tags) and trainer._submitted == []
+    assert {"mgrpo_momentum_swap", "mgrpo_momentum_gen"} <= set(trainer.timing_raw)
+    tq.kv_clear(keys=policy_keys + momentum_keys, partition_id="train")
+
+
 def test_trainer_registered_for_verl_lookup():
     from verl.trainer.ppo.v1 import get_trainer_cls
 
