@@ -3,6 +3,7 @@
 MGRPOTrainer's stage methods run against rows laid out the way verl's agent loop writes them; the GPU-only parts
 (workers, vLLM, update_weights) are not involved. Starting Ray + TransferQueue takes ~15-20 s on 2 cores.
 """
+import asyncio
 import math
 import uuid
 
@@ -165,6 +166,110 @@ def test_balance_batch_adds_the_momentum_groups_before_verls_balancing(session):
     assert not any(t.get("is_padding") for t in batch.tags) and trainer._submitted == []
     assert {"mgrpo_momentum_swap", "mgrpo_momentum_gen"} <= set(trainer.timing_raw)
     tq.kv_clear(keys=policy_keys + momentum_keys, partition_id="train")
+
+
+def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, bench_script, tmp_path):
+    """The driver-side path of one step with verl 0.9.1's own code wherever no GPU is needed: prompts from verl's
+    dataset, submitted by the trainer (policy M, momentum N per prompt), fanned out by verl's AgentLoopWorkerTQ;
+    each rollout (a scripted response instead of vLLM's) goes through verl's `_compute_score` and reward manager
+    (reward.py) and `_agent_loop_postprocess` into TransferQueue; the trainer's `_compute_advantage` then votes over
+    all G answers and writes advantages for the policy rows only. The entropy that verl's old-log-prob pass would
+    write is put by hand."""
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import trainer as verl_trainer
+    from transformers import AutoTokenizer
+    from transfer_queue import KVBatchMeta
+
+    from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput
+    from verl.trainer.ppo.reward import load_reward_manager
+    from verl.trainer.ppo.utils import create_rl_dataset
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+    from verl.utils import tensordict_utils as tu
+    from verl.utils.dataset.rl_dataset import collate_fn
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    smoke = bench_script("gpu_smoke")
+    model, data = smoke.build_tiny_model(tmp_path / "model"), smoke.build_data(tmp_path / "data")
+    args = build_parser().parse_args(smoke.train_argv("mgrpo", model, data, tmp_path / "runs", steps=2))
+    _, _, config = verl_trainer.validate_spec(train_spec(args))
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    dataset = create_rl_dataset(config.data.train_files, config.data, tokenizer, None, is_train=True)
+    batch_dict = collate_fn([dataset[0]])
+    uid = uuid.uuid4().hex
+    batch_dict["uid"] = np.array([uid], dtype=object)
+    batch = tu.get_tensordict(batch_dict)
+    tu.assign_non_tensor_data(batch, "global_steps", 1)
+
+    trainer = make_trainer()
+    trainer.G, trainer.N, trainer.M = 8, 2, 6
+    requests = []
+    trainer.agent_loop_manager = type("Manager", (), {"generate_sequences": lambda self, b: requests.append(b)})()
+    trainer.trainer_mode, trainer._submitted = "sync", []
+    trainer._submit_batch_to_rollout(batch)
+    momentum_batch, (momentum_uid,) = trainer._momentum_prompts([uid])
+
+    # Scripted answers, policy sessions 0..5 and momentum sessions 0..1. The policy alone would elect 5 (3 votes);
+    # with the momentum rollouts all eight elect 7 (4 votes): the anchor decides the label.
+    answers = {uid: ["5", "5", "5", "7", "7", "9"], momentum_uid: ["7", "7"]}
+    worker = object.__new__(AgentLoopWorkerTQ.__ray_actor_class__)
+    worker.config, worker.background_tasks = config, set()
+    worker.processor, worker.mm_processor_kwargs, worker.distillation_enabled = None, None, False
+
+    class RewardWorker:  # stands for verl's RewardLoopWorker actor: its reward manager, in this process
+        def __init__(self):
+            self.manager = None
+
+        async def _score(self, data):
+            if self.manager is None:  # built on the running loop, as the actor builds it on its own
+                self.manager = load_reward_manager(config, tokenizer)
+            return await self.manager.run_single(data)
+
+        @property
+        def compute_score(self):
+            return type("Remote", (), {"remote": lambda _, data: self._score(data)})()
+
+    worker.reward_loop_worker_handles = [RewardWorker()]
+
+    async def run_agent_loop(sampling_params, trajectory, *, agent_name, trace=False, **kwargs):
+        text = f"I think \\boxed{{{answers[kwargs['uid']][kwargs['session_id']]}}}"
+        response = tokenizer.encode(text, add_special_tokens=False)
+        prompt = tokenizer.apply_chat_template(list(kwargs["raw_prompt"]), add_generation_prompt=True, tokenize=False)
+        output = AgentLoopOutput(prompt_ids=tokenizer.encode(prompt, add_special_tokens=False), response_ids=response,
+                                 response_mask=[1] * len(response), metrics=AgentLoopMetrics())
+        return await worker._agent_loop_postprocess(output, trajectory["validate"], **kwargs)
+
+    worker._run_agent_loop = run_agent_loop
+
+    async def generate_all():
+        for request in requests + [momentum_batch]:
+            await worker.generate_sequences(request)
+        await asyncio.gather(*list(worker.background_tasks))
+
+    asyncio.run(generate_all())
+
+    listed = tq.kv_list("train")["train"]
+    keys = sorted(k for k in listed if k.startswith(uid) and k.count("_") == 2)
+    assert len(keys) == 8 and sum(k.startswith(momentum_uid) for k in keys) == 2
+    lengths = [int(t["response_len"]) for t in (listed[k] for k in keys)]
+    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(
+        [{"entropy": torch.ones(n)} for n in lengths]))
+    metrics = {}
+    trainer._compute_advantage(KVBatchMeta(keys=keys, tags=[listed[k] for k in keys], partition_id="train"), metrics)
+
+    out = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages", "response_mask"])
+    adv = {k: float(a[0]) for k, a in zip(keys, out["advantages"].unbind())}
+    kept = {k: int(m.sum()) for k, m in zip(keys, out["response_mask"].unbind())}
+    # Policy rewards [0, 0, 0, 1, 1, 0]: mean 1/3, sample std sqrt((4/9 + 8/9) / 5); advantage (r - mean) / std.
+    std = math.sqrt((4 / 9 + 8 / 9) / 5)
+    for key in keys:
+        group, session = key.rsplit("_", 2)[0], int(key.rsplit("_", 2)[1])
+        if group == momentum_uid:
+            assert adv[key] == 0.0 and kept[key] == 0  # momentum rows: no gradient, no tokens
+        else:
+            expected = (2 / 3) / std if answers[uid][session] == "7" else (-1 / 3) / std
+            assert adv[key] == pytest.approx(expected, abs=1e-5) and kept[key] > 0
+    assert metrics["mgrpo/momentum_agreement"] == pytest.approx(1.0)  # both momentum answers are the label
+    tq.kv_clear(keys=keys + [uid, momentum_uid], partition_id="train")
 
 
 def test_trainer_registered_for_verl_lookup():
