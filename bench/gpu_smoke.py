@@ -108,6 +108,7 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": 16,
         "actor_rollout_ref.rollout.gpu_memory_utilization": 0.3,
         "actor_rollout_ref.rollout.enforce_eager": "true",
+        "actor_rollout_ref.rollout.agent.num_workers": 2,  # fewer Ray actors to start than verl's 8
         "actor_rollout_ref.model.enable_gradient_checkpointing": "false",
         "actor_rollout_ref.rollout.val_kwargs.n": 1,
         "reward.num_workers": 2,

@@ -64,6 +64,7 @@ def test_smoke_arguments_pass_every_check_before_ray(smoke, tmp_path, method):
     _, settings, config = trainer.validate_spec(train_spec(args))
     assert config.trainer.n_gpus_per_node == 1 and config.actor_rollout_ref.rollout.n == 8
     assert config.actor_rollout_ref.rollout.enforce_eager is True
+    assert config.actor_rollout_ref.rollout.agent.num_workers == 2
     assert config.mgrpo.momentum_rollouts == (2 if method.startswith("mgrpo") else 0)
     assert settings.steps == 3
 
