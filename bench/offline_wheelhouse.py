@@ -96,14 +96,17 @@ def read_host(path: Path) -> dict[str, str | None]:
 def default_requirements(repo: Path = REPO) -> list[str]:
     """The project's runtime dependencies and ``verl`` extra (less NOT_FOR_GPU_HOST) plus environment.yml's vllm."""
     import yaml
+    from packaging.requirements import Requirement
+
+    def name(requirement: str) -> str:
+        return canonical(Requirement(requirement).name)
 
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
     wanted = list(project["dependencies"]) + list(project["optional-dependencies"]["verl"])
-    requirements = [r for r in wanted if canonical(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) not in NOT_FOR_GPU_HOST]
     env = yaml.safe_load((repo / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    requirements += [line for line in pip if canonical(line.split("==")[0]) == "vllm"]
-    return requirements
+    vllm = [line for line in pip if not line.startswith("-") and name(line) == "vllm"]
+    return [r for r in wanted if name(r) not in NOT_FOR_GPU_HOST] + vllm
 
 
 def target_environment(python_version: str) -> dict[str, str]:
