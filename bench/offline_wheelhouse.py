@@ -180,9 +180,10 @@ def manylinux_tags(glibc: str) -> list[str]:
     return tags + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64"]
 
 
-def platform_args(python_version: str, platforms: list[str]) -> list[str]:
+def target_args(python_version: str, glibc: str) -> list[str]:
+    """pip's options selecting wheels for the host rather than for this machine."""
     args = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
-    for platform in platforms:
+    for platform in manylinux_tags(glibc):
         args += ["--platform", platform]
     return args
 
@@ -319,7 +320,7 @@ def build(args) -> int:
     host = read_host(args.host)
     fixed = {canonical(n) for n in args.fixed}
     requirements = args.requirements or default_requirements()
-    target = platform_args(args.python_version, manylinux_tags(args.glibc))
+    target = target_args(args.python_version, args.glibc)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
         scratch = Path(scratch)
         report = resolve(requirements, host, fixed, list(args.build), target, scratch, args.pip_arg)
