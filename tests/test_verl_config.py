@@ -144,6 +144,12 @@ def test_self_certainty_needs_the_unfused_fsdp_path(dirs):
     with pytest.raises(ValueError, match="use_fused_kernels"):
         trainer.validate_spec(spec_for(dirs, method="intuitor", N=0,
                                        settings={"actor_rollout_ref.model.use_fused_kernels": "true"}))
+    # the swapped statistic also feeds the update's entropy bonus: it must be off, and named when it is not
+    for key, value in (("actor_rollout_ref.actor.entropy_coeff", "0.001"),
+                       ("actor_rollout_ref.actor.calculate_entropy", "true")):
+        with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+            trainer.validate_spec(spec_for(dirs, method="intuitor", N=0, settings={key: value}))
+    trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={"actor_rollout_ref.actor.entropy_coeff": "0.001"}))
 
 
 def test_missing_verl_gives_install_hint(monkeypatch):

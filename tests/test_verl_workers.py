@@ -1,5 +1,6 @@
 """Worker-side pieces that run on any device: self-certainty per token, shard-local EMA; GPU paths skipped."""
 import math
+import os
 
 import pytest
 import torch
@@ -85,10 +86,98 @@ def test_worker_ema_setup_update_save_load(tmp_path):
         worker.mgrpo_setup(momentum=1.5, use_ema=True)
 
 
-def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
+@pytest.fixture()
+def one_rank_group(tmp_path):
+    """A one-process gloo group: verl's engine all-reduces the token count before its micro-batches."""
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, one_rank_group, chunked):
+    """verl 0.9.1's own ``FSDPEngineWithLMHead.infer_batch`` (the old-log-prob pass): sequences of different
+    lengths packed into one row (remove padding), regrouped into token-budget micro-batches, logits scaled by T.
+    After ``mgrpo_setup(token_statistic='self_certainty')`` its per-token ``entropy`` output must be each token's
+    ``-mean_v log softmax(z / T)_v`` (= KL(U || p) + log V), computed here from a plain forward of each sequence
+    alone; before the swap it is Shannon entropy, and the log-probs are the same either way. Only the device lookup
+    is pointed at the CPU."""
+    from types import SimpleNamespace
+
+    from tensordict import TensorDict
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import verl.workers.engine.fsdp.transformer_impl as fsdp_engine
+    from mgrpo.verl_backend.workers import MGRPOActorRolloutRefWorker
+    from verl.utils import tensordict_utils as tu
+    from verl.utils import torch_functional as verl_F
+    from verl.workers.config import FSDPEngineConfig
+
+    monkeypatch.setattr(fsdp_engine, "get_device_id", lambda: "cpu")
+    monkeypatch.setattr(fsdp_engine, "get_device_name", lambda: "cpu")
+    torch.manual_seed(0)
+    vocab, T = 50, 1.5
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    with torch.no_grad():  # peaked next-token distributions: a random model's are near uniform, where H ~ SC ~ log V
+        model.lm_head.weight.mul_(200.0)
+    engine = object.__new__(fsdp_engine.FSDPEngineWithLMHead)  # its forward path, without building FSDP on a GPU
+    engine.engine_config = FSDPEngineConfig(use_torch_compile=False, entropy_from_logits_with_chunking=chunked,
+                                            entropy_from_logits_chunk_size=3)
+    engine.module, engine.use_ulysses_sp, engine.ulysses_sequence_parallel_size = model, False, 1
+    engine.pad_to_length, engine._autocast_dtype = False, torch.float32
+    engine.get_data_parallel_group, engine.get_data_parallel_size = (lambda: None), (lambda: 1)
+    # what FSDPEngine.__init__ sets without torch.compile
+    engine.compute_entropy_from_logits = (verl_F.entropy_from_logits_with_chunking if chunked
+                                          else verl_F.entropy_from_logits)
+
+    lengths = [7, 4, 9, 3]
+    sequences = [torch.randint(0, vocab, (n,)) for n in lengths]
+
+    def forward():
+        def jagged(tensors):
+            return torch.nested.as_nested_tensor(tensors, layout=torch.jagged)
+
+        data = TensorDict({"input_ids": jagged(sequences), "position_ids": jagged([torch.arange(n) for n in lengths]),
+                           "loss_mask": jagged([torch.ones(n, dtype=torch.long) for n in lengths])},
+                          batch_size=[len(lengths)])
+        tu.assign_non_tensor(data, temperature=T, use_remove_padding=True, calculate_entropy=True,
+                             use_dynamic_bsz=True, max_token_len_per_gpu=10)
+        output = engine.infer_batch(data)["model_output"]
+        return [output["entropy"][i] for i in range(len(lengths))], [output["log_probs"][i] for i in range(len(lengths))]
+
+    alone = []
+    with torch.no_grad():
+        for seq in sequences:
+            log_p = torch.log_softmax(model(seq[None]).logits[0] / T, dim=-1)
+            next_token = log_p[:-1].gather(-1, seq[1:, None])[:, 0]
+            alone.append((-(log_p.exp() * log_p).sum(-1), -log_p.mean(-1), next_token))
+
+    shannon, log_probs_before = forward()
+    worker = object.__new__(MGRPOActorRolloutRefWorker)
+    worker.actor = SimpleNamespace(engine=engine)
+    worker.mgrpo_setup(momentum=0.99, use_ema=False, token_statistic="self_certainty")
+    certainty, log_probs_after = forward()
+    for (want_entropy, want_certainty, want_next), h, c, lp0, lp1 in zip(alone, shannon, certainty,
+                                                                        log_probs_before, log_probs_after):
+        assert torch.allclose(h, want_entropy, atol=1e-5)
+        assert torch.allclose(c, want_certainty, atol=1e-5)
+        assert not torch.allclose(c, h, atol=1e-2)  # the two statistics differ, so the swap is what is seen
+        assert torch.allclose(lp1[:-1], want_next, atol=1e-5) and torch.equal(lp0, lp1)
+
+
+@pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
+def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, param_offload):
     """verl 0.9.1's decorated ``ActorRolloutRefWorker.update_weights`` itself (not a stand-in) runs inside
     ``mgrpo_sync_momentum_weights``: the rollout engine is woken, receives the EMA weights through the engine's
     per-tensor generator, gets its KV cache back after the ranks' barrier, and the actor keeps the policy weights.
+    With parameter offload verl moves the parameters to the host after the push, so they live in new storage:
+    the policy must be restored there (emulated here by giving every parameter a fresh copy of itself).
     Only device plumbing (CUDA allocator settings, cache flushes, the barrier) is stubbed: there is no GPU here."""
     import asyncio
     from types import SimpleNamespace
@@ -112,7 +201,16 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
     policy = [p.detach().clone() for p in module.parameters()]
 
     engine = worker.actor.engine
-    engine.is_param_offload_enabled = False
+    engine.is_param_offload_enabled = param_offload
+
+    def offload(device, model=True, optimizer=True, grad=True):  # FSDPEngine.to: the device round trip's new storage
+        assert (device, model) == ("cpu", True)
+        events.append("offload")
+        with torch.no_grad():
+            for p in module.parameters():
+                p.data = p.data.clone()
+
+    engine.to = offload
     engine.get_per_tensor_param = lambda layered_summon=False, base_sync_done=True: (
         ((name, p.detach()) for name, p in module.named_parameters()), None)
 
@@ -130,8 +228,9 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch):
 
     asyncio.run(worker.mgrpo_sync_momentum_weights(global_steps=3))
 
-    assert [e if isinstance(e, str) else e[0] for e in events] == ["resume", "update", "barrier", "resume"]
-    assert events[0] == ("resume", ("weights",)) and events[3] == ("resume", ("kv_cache",))
+    offloaded = ["offload"] if param_offload else []
+    assert [e if isinstance(e, str) else e[0] for e in events] == ["resume", "update", *offloaded, "barrier", "resume"]
+    assert events[0] == ("resume", ("weights",)) and events[-1] == ("resume", ("kv_cache",))
     sent, step = events[1][1], events[1][2]
     assert step == 3 and set(sent) == {"weight", "bias"} and all(torch.all(t == 7.0) for t in sent.values())
     assert all(torch.equal(p, q) for p, q in zip(module.parameters(), policy))  # the actor keeps the policy
@@ -148,7 +247,8 @@ def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy):
     from pathlib import Path
 
     script = Path(__file__).resolve().parent / "fixtures" / "fsdp_momentum_ranks.py"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), strategy], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
+                           str(script), strategy], capture_output=True, text=True, timeout=300, cwd=root, env=env)
     assert proc.returncode == 0 and f"ok: {strategy}, 2 ranks" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -190,12 +190,15 @@ def check_composed(config, spec) -> None:
     method = mcore.get_method(spec.method)
     if method.reward == "self_certainty":
         # The self-certainty statistic replaces the FSDP engine's entropy function, which only the
-        # remove-padding, unfused, unchecked path calls.
+        # remove-padding, unfused, unchecked path calls. It replaces it in the actor update too, where an
+        # entropy bonus (or the logged actor entropy) would silently become a self-certainty one.
         model, actor = config.actor_rollout_ref.model, config.actor_rollout_ref.actor
         needed = {"actor_rollout_ref.model.use_remove_padding": (model.use_remove_padding, True),
                   "actor_rollout_ref.model.use_fused_kernels": (model.use_fused_kernels, False),
                   "actor_rollout_ref.actor.entropy_checkpointing": (actor.get("entropy_checkpointing", False), False),
-                  "actor_rollout_ref.actor.strategy in (fsdp, fsdp2)": (actor.strategy in ("fsdp", "fsdp2"), True)}
+                  "actor_rollout_ref.actor.strategy in (fsdp, fsdp2)": (actor.strategy in ("fsdp", "fsdp2"), True),
+                  "actor_rollout_ref.actor.entropy_coeff": (float(actor.entropy_coeff), 0.0),
+                  "actor_rollout_ref.actor.calculate_entropy": (bool(actor.get("calculate_entropy", False)), False)}
         wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
         if wrong:
             raise ValueError(f"verl config: method {method.name!r} needs " + ", ".join(wrong))

@@ -12,7 +12,7 @@ A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) 
   The normal end-of-step ``update_weights`` then puts the updated policy back into the rollout engine.
 * ``mgrpo_save_momentum`` / ``mgrpo_load_momentum``: the EMA shards in the step checkpoint (one file per rank).
 
-None of this has been run here (no GPU in the session that wrote it); see docs/verl_backend.md.
+None of this has run on a GPU yet; what is checked on the CPU, against verl 0.9.1, is listed in docs/verl_backend.md.
 """
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def self_certainty_from_logits(logits: torch.Tensor, chunk_size: int | None = No
     return out
 
 
+def _wait_for_device() -> None:
+    """verl offloads parameters with non-blocking copies into pinned host memory; a host read must wait for them."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
     _mgrpo_ema: list[torch.Tensor] | None = None
     _mgrpo_m: float = 0.99
@@ -73,6 +79,9 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         elif token_statistic != "entropy":
             raise ValueError(f"unknown token statistic {token_statistic!r}")
         if use_ema:
+            # Where the parameters live now is where the EMA lives: on the GPU, or in host memory when verl offloads
+            # the parameters (actor.fsdp_config.param_offload), which is what that option is chosen for.
+            _wait_for_device()
             with torch.no_grad():
                 self._mgrpo_ema = [s.detach().to(torch.float32).clone() for s in local_shards(self._actor_module())]
         return True
@@ -82,6 +91,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         """EMA step on local shards; returns this rank's seconds (device-synchronised)."""
         if self._mgrpo_ema is None:
             return 0.0
+        _wait_for_device()  # the update (and any offload after it) is not part of the EMA's time
         started = time.perf_counter()
         shards = local_shards(self._actor_module())
         ema = self._mgrpo_ema
@@ -97,6 +107,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         """Push the EMA weights to the (sleeping) rollout engine; the actor keeps the policy weights."""
         if self._mgrpo_ema is None:
             raise RuntimeError("mgrpo_sync_momentum_weights called without a momentum model (mgrpo_setup)")
+        _wait_for_device()
         started = time.perf_counter()
         shards = local_shards(self._actor_module())
         with torch.no_grad():
