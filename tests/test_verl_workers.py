@@ -237,11 +237,14 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, para
     assert worker.base_sync_done is True
 
 
+@pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
 @pytest.mark.parametrize("strategy", ["fsdp", "fsdp2"])
-def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy):
-    """Two CPU ranks (gloo), the model sharded as verl's FSDP engine shards the actor (FSDP1 flat parameters, verl's
-    default `fsdp`; FSDP2 DTensors): local shards are the parameters' own storage (a copy would make the push send
-    the policy), and the push hands the engine the EMA of the full weights and restores the policy (fixture script)."""
+def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy, param_offload):
+    """Two CPU ranks (gloo), the model sharded as verl's FSDP engine shards the actor (FSDP1 flat parameters and a
+    sharded state dict, verl's default `fsdp`; FSDP2 DTensors): local shards are the parameters' own storage (a copy
+    would make the push send the policy), and verl's own `update_weights`, with the engine's own weight export (the
+    all-gather of full weights) and, if asked, its parameter offload and reload, hands the rollout engine the EMA of
+    the full weights by name; the actor keeps the policy (fixture script)."""
     import subprocess
     import sys
     from pathlib import Path
@@ -250,5 +253,7 @@ def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), strategy], capture_output=True, text=True, timeout=300, cwd=root, env=env)
-    assert proc.returncode == 0 and f"ok: {strategy}, 2 ranks" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+                           str(script), strategy, *(["offload"] if param_offload else [])],
+                          capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    done = f"ok: {strategy}{' with param offload' if param_offload else ''}, 2 ranks"
+    assert proc.returncode == 0 and done in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
