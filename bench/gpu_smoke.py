@@ -7,13 +7,21 @@ carry the stack with bench/offline_wheelhouse.py, see docs/verl_backend.md):
     python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,mgrpo,mgrpo_iqr,intuitor]
 
 For each method it runs ``mgrpo train --backend verl`` (one GPU, G = 8, N = 2 for momentum methods, short prompts
-and responses) in its own process, then reads the per-step timings the trainer writes
-(``WORK/verl_timing.jsonl``: verl's ``timing_raw`` per step, seconds) and reports, over the steps after the warm-up ones:
+and responses) in its own process, then reads the per-step record the trainer writes (``WORK/verl_steps.jsonl``:
+verl's ``timing_raw`` in seconds, and the rollout-vs-actor log-prob gaps) and reports, over the steps after the
+warm-up ones:
 
 * step time per method (``timing_s/step``), and the ratio M-GRPO / SRT      (target <= 1.05);
 * EMA update time (``mgrpo_ema``) as a fraction of the M-GRPO step           (target <= 1 %);
 * momentum weight swap (``mgrpo_momentum_swap``: EMA pushed into the rollout engine through verl's
   update_weights) vs. the policy weight sync (``update_weights``)           (target <= 2x).
+
+And, per step of each momentum method, whether vLLM generated with the weights it should have: the momentum model
+is frozen at the initial weights (m = 1; the EMA update does the same work at any m) and the learning rate is high
+enough to move a tiny random model in a few steps, so ``momentum_kl_to_policy`` (the momentum rows' rollout log-probs
+minus the actor's: KL(initial || policy) on the initial model's samples) should start near 0 and grow, while
+``policy_rollout_mismatch`` (policy rows, both engines holding the policy) stays at the numerical floor. Near 0 at
+every step: the push did not reach vLLM; a growing policy mismatch: the policy's weights were not restored.
 
 A tiny model makes the rollout short, so the fixed costs (weight sync, EMA) weigh more than they do for a 4B
 model: a miss here is a warning sign, not proof of a miss at scale. Writes JSON after every method (a run cut
@@ -33,9 +41,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from mgrpo.core import get_method  # noqa: E402  (light: no verl, ray or vLLM import)
+from mgrpo.verl_backend.metrics import STEPS_FILE  # noqa: E402
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
 TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
+LR = 1e-3  # the paper's 1e-6 would leave a tiny random model where it started, and the momentum check blind
 # Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
@@ -94,11 +106,11 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
     """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), prompts up to 128
     tokens (the smoke's are ~91 character tokens with the system prompt; verl drops longer ones, so a shorter limit
     leaves no training data), 64-token responses, and vLLM in eager mode (no CUDA-graph capture or compilation at
-    each engine start: the smoke is about the method's extra work per step, and every method decodes the same way)."""
-    from mgrpo.core import get_method
-
+    each engine start: the smoke is about the method's extra work per step, and every method decodes the same way).
+    Every method: learning rate LR and rollout log-probs; momentum methods: m = 1 (see the module's docstring)."""
     G, N = 8, (2 if get_method(method).momentum else 0)
     settings = {
+        "actor_rollout_ref.actor.optim.lr": LR, "actor_rollout_ref.rollout.calculate_log_probs": "true",
         "steps": steps, "n_gpus_per_node": 1, "save_every": steps, "eval_every": steps, "wandb": "false",
         "ray_num_cpus": os.cpu_count() or 8,
         "data.train_batch_size": 8, "data.max_prompt_length": 128, "data.max_response_length": 64,
@@ -115,7 +127,7 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
     }
     argv = ["train", "--backend", "verl", "--method", method, "--base-model", str(model), "--data", str(data),
             "--out", str(root / method / "run"), "--work", str(root / method / "work"),
-            "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"]
+            "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"] + (["--momentum", "1.0"] if N else [])
     for key, value in settings.items():
         argv += ["--set", f"{key}={value}"]
     return argv
@@ -136,8 +148,9 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
             returncode = "timeout"
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
               "log": str(log)}
-    timing = work / "verl_timing.jsonl"
-    result["timing"] = [json.loads(line) for line in timing.read_text().splitlines()] if timing.is_file() else []
+    steps_file = work / STEPS_FILE
+    result["steps"] = ([json.loads(line) for line in steps_file.read_text().splitlines()]
+                       if steps_file.is_file() else [])
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
     if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]
@@ -150,12 +163,20 @@ def median_after_warmup(rows: list[dict], key: str, warmup: int) -> float | None
     return statistics.median(values) if values else None
 
 
+def log_prob_gaps_by_step(rows: list[dict]) -> dict:
+    """Per step, the trainer's rollout-vs-actor log-prob gaps (module docstring): {name: [value per step]}."""
+    names = ("momentum_kl_to_policy", "policy_rollout_mismatch")
+    return {name: [(row.get("log_prob_gaps") or {}).get(name) for row in rows] for name in names}
+
+
 def summarise(results: dict, warmup: int) -> dict:
-    step = {m: median_after_warmup(r["timing"], "step", warmup) for m, r in results.items()}
+    step = {m: median_after_warmup(r["steps"], "step", warmup) for m, r in results.items()}
     summary = {"step_s": step}
     if step.get("mgrpo") and step.get("srt"):
         summary["mgrpo_over_srt_step"] = step["mgrpo"] / step["srt"]
-    mg = results.get("mgrpo", {}).get("timing", [])
+    summary["log_prob_gaps"] = {m: log_prob_gaps_by_step(r["steps"]) for m, r in results.items()
+                                if get_method(m).momentum}
+    mg = results.get("mgrpo", {}).get("steps", [])
     ema = median_after_warmup(mg, "mgrpo_ema", warmup)
     swap = median_after_warmup(mg, "mgrpo_momentum_swap", warmup)
     sync = median_after_warmup(mg, "update_weights", warmup)
@@ -185,7 +206,6 @@ def main(argv=None) -> int:
     import torch
 
     from mgrpo.atomic import write_json
-    from mgrpo.core import get_method
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -208,7 +228,7 @@ def main(argv=None) -> int:
         print(f"== {method}", flush=True)
         results[method] = run_method(method, model, data, root, args.steps, args.timeout)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
-              f"steps timed={len(results[method]['timing'])} run_dir={results[method]['run_dir_complete']}",
+              f"steps recorded={len(results[method]['steps'])} run_dir={results[method]['run_dir_complete']}",
               flush=True)
         summary = summarise(results, args.warmup)
         payload = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
@@ -220,5 +240,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     raise SystemExit(main())

@@ -11,12 +11,13 @@ def smoke(bench_script):
 
 
 def timing(steps, **extra):
-    return [{"global_step": i + 1, "timing_s": {"step": s, **extra}} for i, s in enumerate(steps)]
+    return [{"global_step": i + 1, "timing_s": {"step": s, **extra}, "log_prob_gaps": None}
+            for i, s in enumerate(steps)]
 
 
 def test_summary_checks_targets(smoke):
-    results = {"srt": {"timing": timing([50.0, 10.0, 10.0, 10.0])},
-               "mgrpo": {"timing": timing([60.0, 10.4, 10.5, 10.6], mgrpo_ema=0.05, mgrpo_momentum_swap=3.0,
+    results = {"srt": {"steps": timing([50.0, 10.0, 10.0, 10.0])},
+               "mgrpo": {"steps": timing([60.0, 10.4, 10.5, 10.6], mgrpo_ema=0.05, mgrpo_momentum_swap=3.0,
                                           update_weights=2.0)}}
     summary = smoke.summarise(results, warmup=1)
     assert summary["step_s"] == {"srt": 10.0, "mgrpo": 10.5}
@@ -24,10 +25,20 @@ def test_summary_checks_targets(smoke):
     assert summary["ema_fraction_of_step"] == pytest.approx(0.05 / 10.5)
     assert summary["swap_over_sync"] == pytest.approx(1.5)
     assert summary["checks"] == {"mgrpo_over_srt_step": True, "ema_fraction_of_step": True, "swap_over_sync": True}
-    slow = {"srt": results["srt"], "mgrpo": {"timing": timing([1, 12.0, 12.0], mgrpo_ema=0.5,
+    slow = {"srt": results["srt"], "mgrpo": {"steps": timing([1, 12.0, 12.0], mgrpo_ema=0.5,
                                                               mgrpo_momentum_swap=5.0, update_weights=2.0)}}
     assert smoke.summarise(slow, warmup=1)["checks"] == {"mgrpo_over_srt_step": False,
                                                          "ema_fraction_of_step": False, "swap_over_sync": False}
+
+
+def test_summary_lists_log_prob_gaps_per_step_for_momentum_methods(smoke):
+    rows = timing([5.0, 5.0, 5.0])
+    for row, kl in zip(rows, [0.001, 0.02, 0.05]):
+        row["log_prob_gaps"] = {"momentum_kl_to_policy": kl, "policy_rollout_mismatch": 0.003}
+    rows[1]["log_prob_gaps"] = None  # a step without the comparison (calculate_log_probs off)
+    summary = smoke.summarise({"srt": {"steps": timing([4.0, 4.0, 4.0])}, "mgrpo": {"steps": rows}}, warmup=1)
+    assert summary["log_prob_gaps"] == {"mgrpo": {"momentum_kl_to_policy": [0.001, None, 0.05],
+                                                  "policy_rollout_mismatch": [0.003, None, 0.003]}}
 
 
 def test_builds_tiny_model_and_data(smoke, tmp_path):
@@ -66,6 +77,10 @@ def test_smoke_arguments_pass_every_check_before_ray(smoke, tmp_path, method):
     assert config.actor_rollout_ref.rollout.enforce_eager is True
     assert config.actor_rollout_ref.rollout.agent.num_workers == 2
     assert config.mgrpo.momentum_rollouts == (2 if method.startswith("mgrpo") else 0)
+    # the momentum check: rollout log-probs on, a learning rate that moves the tiny model, a frozen momentum model
+    assert config.actor_rollout_ref.rollout.calculate_log_probs is True
+    assert config.actor_rollout_ref.actor.optim.lr == pytest.approx(smoke.LR)
+    assert config.mgrpo.momentum == (1.0 if method.startswith("mgrpo") else pytest.approx(0.99))
     assert settings.steps == 3
 
 

@@ -174,3 +174,18 @@ def test_group_uid_strips_only_the_momentum_suffix():
     assert stages.group_uid("abc-momentum") == "abc"
     assert stages.group_uid("abc") == "abc"
     assert stages.group_rows(["a", "b-momentum", "b", "a-momentum"]) == {"a": [0, 3], "b": [1, 2]}
+
+
+def test_rollout_logprob_gaps_by_hand():
+    """Policy rows: mean |rollout - actor| over response tokens; momentum rows: mean (rollout - actor), the per-token
+    estimate of KL(EMA || policy) on the EMA's own samples. Padding tokens (mask 0) hold junk and must not count."""
+    rollout = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, -0.5, -0.5], [-1.0, -3.0, 0.0]])
+    actor = torch.tensor([[-1.5, -1.0, 9.0], [-0.5, -1.0, -1.5], [-2.0, -1.0, 5.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 0]])
+    gaps = stages.rollout_logprob_gaps(rollout, actor, mask, [False, True, False])
+    assert gaps["policy_rollout_mismatch"] == pytest.approx((0.5 + 1.0 + 1.0 + 2.0) / 4)
+    assert gaps["momentum_kl_to_policy"] == pytest.approx((0.0 + 0.5 + 1.0) / 3)
+    only_policy = stages.rollout_logprob_gaps(rollout, actor, mask, [False, False, False])
+    assert only_policy["momentum_kl_to_policy"] is None
+    assert stages.rollout_logprob_gaps(rollout, rollout, mask, [False, True, False]) == {
+        "policy_rollout_mismatch": 0.0, "momentum_kl_to_policy": 0.0}

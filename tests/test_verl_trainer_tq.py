@@ -37,6 +37,7 @@ def make_trainer(method="mgrpo"):
     trainer.method = get_method(method)
     trainer.iqr_k, trainer.keep_fraction, trainer.momentum_in_loss = 0.75, 1.0, False
     trainer.token_statistic, trainer._vocab_size, trainer._method_metrics = "entropy", None, {}
+    trainer._log_prob_gaps = None
     trainer.G, trainer.N, trainer.M = 4, 1, 3
     trainer.global_steps = 1
     return trainer
@@ -81,6 +82,40 @@ def test_compute_advantage_through_transfer_queue(session):
     assert torch.equal(out["loss_mask"], out["response_mask"])
     assert metrics["mgrpo/momentum_agreement"] == 1.0 and metrics["mgrpo/pseudo_label_acc"] == 1.0
     assert metrics["mgrpo/reward"] == pytest.approx(2 / 3)
+    assert not any("rollout_mismatch" in k or "kl_to_policy" in k for k in metrics)  # calculate_log_probs off
+    tq.kv_clear(keys=keys, partition_id="train")
+
+
+def test_rollout_log_probs_are_compared_per_row_kind_through_transfer_queue(session):
+    """With rollout.calculate_log_probs on, the stage reads verl's ``rollout_log_probs`` and ``old_log_probs`` (as
+    verl stores them: response-aligned, per row) and reports the policy rows' mismatch and the momentum rows'
+    KL(EMA || policy) estimate; verl's padding row is left out."""
+    from transfer_queue import KVBatchMeta
+
+    a = uuid.uuid4().hex
+    pad = "pad" + uuid.uuid4().hex
+    spec = [(f"{a}_0_0", a, 2, "5", False, [-1.0, -2.0], [-1.5, -1.0]),
+            (f"{a}{stages.MOMENTUM_UID_SUFFIX}_0_0", a + stages.MOMENTUM_UID_SUFFIX, 3, "5", True,
+             [-0.5, -0.5, -0.5], [-0.5, -1.0, -1.5]),
+            (f"{a}_1_0", a, 1, "5", False, [-3.0], [-1.0]),
+            (f"{pad}_0_0", pad, 1, "5", False, [-9.0], [0.0])]
+    rows = []
+    for _, uid, n, ans, mom, rollout, actor in spec:
+        row = trajectory(uid, n, ans, mom, "5")
+        row["rollout_log_probs"], row["old_log_probs"] = torch.tensor(rollout), torch.tensor(actor)
+        rows.append(row)
+    keys = [k for k, *_ in spec]
+    tags = [{"seq_len": 3}] * 3 + [{"seq_len": 1, "is_padding": True}]
+    put(rows, keys, tags)
+    trainer = make_trainer()
+    trainer.G, trainer.N, trainer.M = 3, 1, 2
+    trainer.compare_rollout_log_probs = True
+    metrics = {}
+    trainer._compute_advantage(KVBatchMeta(keys=keys, tags=tags, partition_id="train"), metrics)
+    assert metrics["mgrpo/policy_rollout_mismatch"] == pytest.approx((0.5 + 1.0 + 2.0) / 3)
+    assert metrics["mgrpo/momentum_kl_to_policy"] == pytest.approx((0.0 + 0.5 + 1.0) / 3)
+    assert trainer._log_prob_gaps == {"policy_rollout_mismatch": pytest.approx(3.5 / 3),
+                                      "momentum_kl_to_policy": pytest.approx(0.5)}
     tq.kv_clear(keys=keys, partition_id="train")
 
 
@@ -173,8 +208,8 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
     dataset, submitted by the trainer (policy M, momentum N per prompt), fanned out by verl's AgentLoopWorkerTQ;
     each rollout (a scripted response instead of vLLM's) goes through verl's `_compute_score` and reward manager
     (reward.py) and `_agent_loop_postprocess` into TransferQueue; the trainer's `_compute_advantage` then votes over
-    all G answers and writes advantages for the policy rows only. The entropy that verl's old-log-prob pass would
-    write is put by hand."""
+    all G answers and writes advantages for the policy rows only, and compares vLLM's log-probs (scripted) with the
+    actor's. The entropy and log-probs that verl's old-log-prob pass would write are put by hand."""
     from mgrpo.cli import build_parser, train_spec
     from mgrpo.verl_backend import trainer as verl_trainer
     from transformers import AutoTokenizer
@@ -234,8 +269,11 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
         text = f"I think \\boxed{{{answers[kwargs['uid']][kwargs['session_id']]}}}"
         response = tokenizer.encode(text, add_special_tokens=False)
         prompt = tokenizer.apply_chat_template(list(kwargs["raw_prompt"]), add_generation_prompt=True, tokenize=False)
+        # vLLM's log-probs of its samples: -1 per token for the policy's, -0.5 for the momentum model's
+        logprob = -0.5 if kwargs["uid"] == momentum_uid else -1.0
         output = AgentLoopOutput(prompt_ids=tokenizer.encode(prompt, add_special_tokens=False), response_ids=response,
-                                 response_mask=[1] * len(response), metrics=AgentLoopMetrics())
+                                 response_mask=[1] * len(response), response_logprobs=[logprob] * len(response),
+                                 metrics=AgentLoopMetrics())
         return await worker._agent_loop_postprocess(output, trajectory["validate"], **kwargs)
 
     worker._run_agent_loop = run_agent_loop
@@ -251,9 +289,10 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
     keys = sorted(k for k in listed if k.startswith(uid) and k.count("_") == 2)
     assert len(keys) == 8 and sum(k.startswith(momentum_uid) for k in keys) == 2
     lengths = [int(t["response_len"]) for t in (listed[k] for k in keys)]
-    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(
-        [{"entropy": torch.ones(n)} for n in lengths]))
+    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(  # the old-log-prob pass
+        [{"entropy": torch.ones(n), "old_log_probs": torch.full((n,), -1.0)} for n in lengths]))
     metrics = {}
+    trainer.compare_rollout_log_probs = True  # the smoke's (and verl's default) rollout.calculate_log_probs
     trainer._compute_advantage(KVBatchMeta(keys=keys, tags=[listed[k] for k in keys], partition_id="train"), metrics)
 
     out = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages", "response_mask"])
@@ -269,6 +308,9 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
             expected = (2 / 3) / std if answers[uid][session] == "7" else (-1 / 3) / std
             assert adv[key] == pytest.approx(expected, abs=1e-5) and kept[key] > 0
     assert metrics["mgrpo/momentum_agreement"] == pytest.approx(1.0)  # both momentum answers are the label
+    # verl's postprocess stored the rollout log-probs where the stage reads them, aligned with the response tokens
+    assert metrics["mgrpo/policy_rollout_mismatch"] == pytest.approx(0.0)
+    assert metrics["mgrpo/momentum_kl_to_policy"] == pytest.approx(0.5)
     tq.kv_clear(keys=keys + [uid, momentum_uid], partition_id="train")
 
 

@@ -214,6 +214,27 @@ def step_metrics(scores: BatchScore, answers: Sequence[Optional[str]], is_moment
     }
 
 
+def rollout_logprob_gaps(rollout_log_probs: torch.Tensor, actor_log_probs: torch.Tensor,
+                         response_mask: torch.Tensor, is_momentum: Sequence[bool]) -> dict:
+    """The rollout engine's log-probs of the tokens it sampled against the actor's (old-log-prob pass, same T).
+
+    ``policy_rollout_mismatch``: mean |rollout - actor| over the policy rows' response tokens, where both engines hold
+    the policy's weights (numerical mismatch; grows if the policy's weights were not restored after the momentum
+    push). ``momentum_kl_to_policy``: mean (rollout - actor) over the momentum rows' tokens, which the engine sampled
+    with the EMA weights: an unbiased per-token estimate of KL(EMA || policy) (about 0 if the push left the policy's
+    weights in the engine). None where the batch has no such rows. All tensors [B, T]."""
+    is_momentum = torch.as_tensor(np.asarray(is_momentum, dtype=bool), device=response_mask.device)
+    gap = rollout_log_probs.double() - actor_log_probs.double()
+    mask = response_mask.bool()
+
+    def mean(values: torch.Tensor, rows: torch.Tensor) -> Optional[float]:
+        picked = values[mask & rows[:, None]]
+        return float(picked.mean()) if picked.numel() else None
+
+    return {"policy_rollout_mismatch": mean(gap.abs(), ~is_momentum),
+            "momentum_kl_to_policy": mean(gap, is_momentum)}
+
+
 def _mean(values) -> Optional[float]:
     values = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
     return float(values.mean()) if values.size else None

@@ -10,7 +10,9 @@ under ``trainer.v1.trainer_mode = mgrpo_sync``. Per step:
 3. verl's reward function extracts each rollout's answer (reward.py); verl's old-log-prob pass computes the
    actor's per-token entropy at the training temperature for every row (policy and momentum);
 4. ``_compute_advantage`` is replaced by ``stages.score_dataproto``: ``mgrpo.core.score_group`` per prompt,
-   advantages for kept policy rows, ``response_mask``/``loss_mask`` zeroed on every other row;
+   advantages for kept policy rows, ``response_mask``/``loss_mask`` zeroed on every other row; with
+   ``rollout.calculate_log_probs``, vLLM's log-probs are compared with the actor's per row kind
+   (``stages.rollout_logprob_gaps``: was each row generated with the weights it should have been?);
 5. verl's actor update (clip 0.2, KL loss to the reference), then the EMA update on local shards;
 6. the end-of-step ``update_weights`` restores the (updated) policy in the rollout engine.
 
@@ -47,13 +49,14 @@ from verl.workers.utils.padding import response_to_nested
 
 
 TRAINER_MODE = "mgrpo_sync"
-TIMING_FILE = "verl_timing.jsonl"
 KEEP_LAST_CHECKPOINTS = 2
 POLL_SECONDS = 0.5
 
 
 @register_trainer(TRAINER_MODE)
 class MGRPOTrainer(PPOTrainerSync):
+    compare_rollout_log_probs = False  # from actor_rollout_ref.rollout.calculate_log_probs
+
     def __init__(self, config):
         super().__init__(config)
         # verl compares trainer_mode with "sync" (replay buffer, checkpointed TransferQueue): this trainer is the
@@ -75,10 +78,12 @@ class MGRPOTrainer(PPOTrainerSync):
         self.momentum_in_loss = bool(options.momentum_in_loss)
         self.token_statistic = "self_certainty" if self.method.reward == "self_certainty" else "entropy"
         self.metrics_path = Path(options.metrics_path)
-        self.timing_path = self.metrics_path.parent / TIMING_FILE
+        self.steps_path = self.metrics_path.parent / metrics_io.STEPS_FILE
+        self.compare_rollout_log_probs = bool(config.actor_rollout_ref.rollout.calculate_log_probs)
         self.ckpt_root = Path(config.trainer.default_local_dir)
         self._submitted: list = []  # prompt batches submitted this step (momentum rollouts reuse them)
         self._method_metrics: dict = {}
+        self._log_prob_gaps: dict | None = None
         self._val_by_step: dict[int, float] = {}
         self._save_pending = False
         self._vocab_size = None
@@ -104,7 +109,7 @@ class MGRPOTrainer(PPOTrainerSync):
         else:
             rows = []
             write_jsonl(self.metrics_path, rows)
-            write_jsonl(self.timing_path, [])
+            write_jsonl(self.steps_path, [])
         self._val_by_step = {r["step"]: r["val_acc"] for r in rows if r.get("val_acc") is not None}
 
     def _vocab(self) -> int:
@@ -183,9 +188,10 @@ class MGRPOTrainer(PPOTrainerSync):
     # ------------------------------------------------------------------ the method's stage
     def _compute_advantage(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
         fields = ["uid", "response_mask", "entropy", "extra_fields", stages.IS_MOMENTUM, stages.GOLD]
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        log_prob_fields = ["rollout_log_probs", "old_log_probs"] if self.compare_rollout_log_probs else []
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields + log_prob_fields)
         nested_mask = data["response_mask"]
-        padded = data.select("response_mask", "entropy").to_padded_tensor()
+        padded = data.select("response_mask", "entropy", *log_prob_fields).to_padded_tensor()
         response_mask, entropy = padded["response_mask"], padded["entropy"]
         real = np.asarray([not t.get("is_padding", False) for t in batch.tags], dtype=bool)
         idx = torch.as_tensor(np.flatnonzero(real))
@@ -222,6 +228,11 @@ class MGRPOTrainer(PPOTrainerSync):
         self._method_metrics = stages.step_metrics(
             scores, list(proto.non_tensor_batch[stages.ANSWER]), proto.non_tensor_batch[stages.IS_MOMENTUM],
             per_row if self.token_statistic == "entropy" else None, list(proto.non_tensor_batch[stages.GOLD]))
+        if log_prob_fields:  # whether the momentum rows came from the EMA weights and the policy's were restored
+            self._log_prob_gaps = stages.rollout_logprob_gaps(
+                padded["rollout_log_probs"][idx], padded["old_log_probs"][idx], padded["response_mask"][idx],
+                proto.non_tensor_batch[stages.IS_MOMENTUM])
+            metrics.update({f"mgrpo/{k}": v for k, v in self._log_prob_gaps.items() if v is not None})
         metrics.update({f"mgrpo/{k}": v for k, v in self._method_metrics.items() if v is not None})
         return batch
 
@@ -248,8 +259,9 @@ class MGRPOTrainer(PPOTrainerSync):
         rollouts = int(self.config.data.train_batch_size) * self.G
         row = metrics_io.metrics_row(global_steps, self._method_metrics, metrics, rollouts)
         metrics_io.append_row(self.metrics_path, row)
-        metrics_io.append_row(self.timing_path, {"global_step": global_steps,
-                                                 "timing_s": {k: float(v) for k, v in timing_raw.items()}})
+        metrics_io.append_row(self.steps_path, {"global_step": global_steps,
+                                                "timing_s": {k: float(v) for k, v in timing_raw.items()},
+                                                "log_prob_gaps": self._log_prob_gaps})
         if row.get("val_acc") is not None:
             self._val_by_step[global_steps] = row["val_acc"]
         if self._save_pending:  # after the row: a resumed run never misses a step's metrics
