@@ -37,7 +37,7 @@ def make_trainer(method="mgrpo"):
     trainer.method = get_method(method)
     trainer.iqr_k, trainer.keep_fraction, trainer.momentum_in_loss = 0.75, 1.0, False
     trainer.token_statistic, trainer._vocab_size, trainer._method_metrics = "entropy", None, {}
-    trainer._log_prob_gaps = None
+    trainer._log_prob_gaps, trainer.compare_rollout_log_probs = None, False
     trainer.G, trainer.N, trainer.M = 4, 1, 3
     trainer.global_steps = 1
     return trainer

@@ -221,8 +221,8 @@ def rollout_logprob_gaps(rollout_log_probs: torch.Tensor, actor_log_probs: torch
     ``policy_rollout_mismatch``: mean |rollout - actor| over the policy rows' response tokens, where both engines hold
     the policy's weights (numerical mismatch; grows if the policy's weights were not restored after the momentum
     push). ``momentum_kl_to_policy``: mean (rollout - actor) over the momentum rows' tokens, which the engine sampled
-    with the EMA weights: an unbiased per-token estimate of KL(EMA || policy) (about 0 if the push left the policy's
-    weights in the engine). None where the batch has no such rows. All tensors [B, T]."""
+    with the EMA weights: the Monte Carlo estimate of KL(EMA || policy) per token on the EMA's own samples (about 0
+    if the push left the policy's weights in the engine). None where the batch has no such rows. All tensors [B, T]."""
     is_momentum = torch.as_tensor(np.asarray(is_momentum, dtype=bool), device=response_mask.device)
     gap = rollout_log_probs.double() - actor_log_probs.double()
     mask = response_mask.bool()

@@ -55,8 +55,6 @@ POLL_SECONDS = 0.5
 
 @register_trainer(TRAINER_MODE)
 class MGRPOTrainer(PPOTrainerSync):
-    compare_rollout_log_probs = False  # from actor_rollout_ref.rollout.calculate_log_probs
-
     def __init__(self, config):
         super().__init__(config)
         # verl compares trainer_mode with "sync" (replay buffer, checkpointed TransferQueue): this trainer is the
