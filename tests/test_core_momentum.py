@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mgrpo.core import ema_update_
+from mgrpo.core import ema_loaded, ema_update_
 
 
 def _pair():
@@ -41,3 +41,31 @@ def test_low_precision_policy_into_fp32_ema():
 def test_m_outside_unit_interval(m):
     with pytest.raises(ValueError, match="momentum m"):
         ema_update_([torch.zeros(1)], [torch.zeros(1)], m)
+
+
+def test_ema_loaded_lends_the_ema_to_the_policy_storage_and_restores_the_policy():
+    params = [torch.tensor([1.0, 2.0], dtype=torch.bfloat16), torch.tensor([[3.0]])]
+    storage = [p.data_ptr() for p in params]
+    ema = [torch.tensor([0.5, 0.25]), torch.tensor([[-1.0]])]  # fp32, as the worker keeps it
+    with ema_loaded(lambda: params, ema):
+        assert params[0].dtype == torch.bfloat16 and params[0].tolist() == [0.5, 0.25]  # cast into the policy's dtype
+        assert params[1].tolist() == [[-1.0]] and [p.data_ptr() for p in params] == storage  # in place
+    assert params[0].tolist() == [1.0, 2.0] and params[1].tolist() == [[3.0]]
+    assert ema[0].tolist() == [0.5, 0.25]  # the EMA itself is untouched
+
+
+def test_ema_loaded_restores_on_failure_and_into_moved_storage():
+    params = [torch.tensor([1.0, 2.0])]
+    with pytest.raises(RuntimeError, match="engine down"):
+        with ema_loaded(lambda: params, [torch.zeros(2)]):
+            raise RuntimeError("engine down")
+    assert params[0].tolist() == [1.0, 2.0]
+
+    holder = {"params": [torch.tensor([1.0, 2.0])]}
+    with ema_loaded(lambda: holder["params"], [torch.zeros(2)]):
+        holder["params"] = [p.clone() for p in holder["params"]]  # an offload round trip: new storage, EMA values
+    assert holder["params"][0].tolist() == [1.0, 2.0]  # the policy went back where the parameters are now
+
+    with pytest.raises(ValueError, match="1 EMA tensors but 2 policy tensors"):
+        with ema_loaded(lambda: [torch.zeros(1), torch.zeros(1)], [torch.zeros(1)]):
+            pass

@@ -18,13 +18,13 @@ from .methods import (
     score_group,
     validate_hyperparameters,
 )
-from .momentum import ema_update_
+from .momentum import ema_loaded, ema_update_
 from .voting import majority_vote, same_after_stripping
 
 __all__ = [
-    "GroupContext", "GroupScore", "Method", "UnknownMethodError", "default_momentum_rollouts", "ema_update_",
-    "get_method", "group_advantages", "iqr_keep_mask", "known_methods", "known_rewards", "load_baselines",
-    "low_var_kl", "majority_vote", "masked_mean", "policy_loss", "register_method", "register_reward",
+    "GroupContext", "GroupScore", "Method", "UnknownMethodError", "default_momentum_rollouts", "ema_loaded",
+    "ema_update_", "get_method", "group_advantages", "iqr_keep_mask", "known_methods", "known_rewards",
+    "load_baselines", "low_var_kl", "majority_vote", "masked_mean", "policy_loss", "register_method", "register_reward",
     "same_after_stripping", "score_group", "self_certainty", "token_entropy", "token_self_certainty",
     "trajectory_entropy", "validate_hyperparameters",
 ]

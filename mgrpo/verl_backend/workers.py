@@ -109,19 +109,9 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
             raise RuntimeError("mgrpo_sync_momentum_weights called without a momentum model (mgrpo_setup)")
         _wait_for_device()
         started = time.perf_counter()
-        shards = local_shards(self._actor_module())
-        with torch.no_grad():
-            backup = [s.detach().clone() for s in shards]
-            for shard, ema in zip(shards, self._mgrpo_ema):
-                shard.copy_(ema.to(device=shard.device, dtype=shard.dtype))
-        try:
+        # verl's offload after the push gives the parameters new storage: ema_loaded restores the policy there
+        with mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema):
             await ActorRolloutRefWorker.update_weights(self, global_steps=global_steps, mode="naive")
-        finally:
-            shards = local_shards(self._actor_module())  # offloading may have moved them
-            with torch.no_grad():
-                for shard, saved in zip(shards, backup):
-                    shard.copy_(saved.to(shard.device))
-            del backup
         return time.perf_counter() - started
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
