@@ -152,6 +152,13 @@ def test_self_certainty_needs_the_unfused_fsdp_path(dirs):
     trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={"actor_rollout_ref.actor.entropy_coeff": "0.001"}))
 
 
+def test_momentum_needs_the_colocated_weight_path(dirs):
+    key = "actor_rollout_ref.rollout.checkpoint_engine.backend"
+    with pytest.raises(ValueError, match=r"checkpoint_engine\.backend='nccl' \(needs 'naive'\)"):
+        trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={key: "nccl"}))
+    trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings={key: "nccl"}))  # no momentum push to make
+
+
 def test_missing_verl_gives_install_hint(monkeypatch):
     import sys
 

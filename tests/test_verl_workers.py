@@ -149,7 +149,7 @@ def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, o
         tu.assign_non_tensor(data, temperature=T, use_remove_padding=True, calculate_entropy=True,
                              use_dynamic_bsz=True, max_token_len_per_gpu=10)
         output = engine.infer_batch(data)["model_output"]
-        return [output["entropy"][i] for i in range(len(lengths))], [output["log_probs"][i] for i in range(len(lengths))]
+        return list(output["entropy"].unbind()), list(output["log_probs"].unbind())
 
     alone = []
     with torch.no_grad():

@@ -188,6 +188,17 @@ def check_composed(config, spec) -> None:
     if config.trainer.v1.trainer_mode != "mgrpo_sync" or not config.trainer.use_v1:
         raise ValueError("verl config: trainer.use_v1 must be true and trainer.v1.trainer_mode 'mgrpo_sync'")
     method = mcore.get_method(spec.method)
+    if method.momentum:
+        # The momentum push loads the EMA into the actor and sends it through the colocated, in-process weight path
+        # (update_weights mode 'naive'); with another checkpoint engine the policy sync would take a different path.
+        arr = config.actor_rollout_ref
+        needed = {"actor_rollout_ref.rollout.checkpoint_engine.backend":
+                  (arr.rollout.checkpoint_engine.backend, "naive"),
+                  "actor_rollout_ref.hybrid_engine": (bool(arr.get("hybrid_engine", True)), True)}
+        wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
+        if wrong:
+            raise ValueError(f"verl config: method {method.name!r} (momentum rollouts from the shared rollout engine) "
+                             "needs " + ", ".join(wrong))
     if method.reward == "self_certainty":
         # The self-certainty statistic replaces the FSDP engine's entropy function, which only the
         # remove-padding, unfused, unchecked path calls. It replaces it in the actor update too, where an
