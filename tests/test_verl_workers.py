@@ -99,14 +99,18 @@ def one_rank_group(tmp_path):
         dist.destroy_process_group()
 
 
+@pytest.mark.parametrize("autocast_dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16_autocast"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
-def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, one_rank_group, chunked):
+def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, one_rank_group, chunked,
+                                                                  autocast_dtype):
     """verl 0.9.1's own ``FSDPEngineWithLMHead.infer_batch`` (the old-log-prob pass): sequences of different
     lengths packed into one row (remove padding), regrouped into token-budget micro-batches, logits scaled by T.
     After ``mgrpo_setup(token_statistic='self_certainty')`` its per-token ``entropy`` output must be each token's
     ``-mean_v log softmax(z / T)_v`` (= KL(U || p) + log V), computed here from a plain forward of each sequence
     alone; before the swap it is Shannon entropy, and the log-probs are the same either way. Only the device lookup
-    is pointed at the CPU."""
+    is pointed at the CPU. Under bf16 autocast (verl's default ``mixed_precision.param_dtype``; CPU autocast's op
+    lists, not CUDA's) the logits are bf16 and the statistic must still be computed in fp32 from them: computing it
+    in bf16 is ~0.1 off here, 100x the tolerance."""
     from types import SimpleNamespace
 
     from tensordict import TensorDict
@@ -130,7 +134,7 @@ def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, o
     engine.engine_config = FSDPEngineConfig(use_torch_compile=False, entropy_from_logits_with_chunking=chunked,
                                             entropy_from_logits_chunk_size=3)
     engine.module, engine.use_ulysses_sp, engine.ulysses_sequence_parallel_size = model, False, 1
-    engine.pad_to_length, engine._autocast_dtype = False, torch.float32
+    engine.pad_to_length, engine._autocast_dtype = False, autocast_dtype
     engine.get_data_parallel_group, engine.get_data_parallel_size = (lambda: None), (lambda: 1)
     # what FSDPEngine.__init__ sets without torch.compile
     engine.compute_entropy_from_logits = (verl_F.entropy_from_logits_with_chunking if chunked
@@ -151,12 +155,19 @@ def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, o
         output = engine.infer_batch(data)["model_output"]
         return list(output["entropy"].unbind()), list(output["log_probs"].unbind())
 
+    bf16 = autocast_dtype == torch.bfloat16
     alone = []
     with torch.no_grad():
         for seq in sequences:
-            log_p = torch.log_softmax(model(seq[None]).logits[0] / T, dim=-1)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(seq[None]).logits[0]
+            assert logits.dtype == autocast_dtype
+            log_p = torch.log_softmax((logits / T).float(), dim=-1)  # verl scales by T in the logits' dtype
             next_token = log_p[:-1].gather(-1, seq[1:, None])[:, 0]
             alone.append((-(log_p.exp() * log_p).sum(-1), -log_p.mean(-1), next_token))
+            if bf16:  # bf16's 8-bit mantissa (0.4 %) bounds what its logits do to the statistic
+                fp32_certainty = -torch.log_softmax(model(seq[None]).logits[0] / T, dim=-1).mean(-1)
+                assert torch.allclose(alone[-1][1], fp32_certainty, rtol=0.01, atol=0)
 
     shannon, log_probs_before = forward()
     worker = object.__new__(MGRPOActorRolloutRefWorker)
@@ -165,10 +176,13 @@ def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, o
     certainty, log_probs_after = forward()
     for (want_entropy, want_certainty, want_next), h, c, lp0, lp1 in zip(alone, shannon, certainty,
                                                                         log_probs_before, log_probs_after):
-        assert torch.allclose(h, want_entropy, atol=1e-5)
-        assert torch.allclose(c, want_certainty, atol=1e-5)
-        assert not torch.allclose(c, h, atol=1e-2)  # the two statistics differ, so the swap is what is seen
-        assert torch.allclose(lp1[:-1], want_next, atol=1e-5) and torch.equal(lp0, lp1)
+        assert c.dtype == torch.float32
+        assert torch.allclose(c, want_certainty, atol=1e-3 if bf16 else 1e-5)
+        assert not torch.allclose(c, h.float(), atol=1e-2)  # the statistics differ, so the swap is what is seen
+        assert torch.equal(lp0, lp1)
+        if not bf16:  # verl's own entropy (bf16 when not chunked) and log-probs of bf16 logits differ in rounding
+            assert torch.allclose(h, want_entropy, atol=1e-5)
+            assert torch.allclose(lp1[:-1], want_next, atol=1e-5)
 
 
 @pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
