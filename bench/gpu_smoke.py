@@ -1,4 +1,4 @@
-"""GPU smoke test of the verl backend: a few steps of each method on a tiny randomly initialised model.
+"""GPU smoke test of the verl backend: a few steps of each method on a tiny model.
 
 NOT RUN YET: written in sessions without a GPU. Run it on one CUDA GPU with the GPU environment
 (``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package; on a host without a package index,
@@ -14,11 +14,15 @@ warm-up ones:
 * step time per method (``timing_s/step``), and the ratio M-GRPO / SRT      (target <= 1.05);
 * EMA update time (``mgrpo_ema``) as a fraction of the M-GRPO step           (target <= 1 %);
 * momentum weight swap (``mgrpo_momentum_swap``: EMA pushed into the rollout engine through verl's
-  update_weights) vs. the policy weight sync (``update_weights``)           (target <= 2x).
+  update_weights) vs. the policy weight sync (``update_weights``)           (target <= 2x);
+* the policy's generation (``gen``) and the momentum rollouts' second round (``mgrpo_momentum_gen``), and, per step
+  from ``WORK/metrics.jsonl``, reward, agreement, grad norm and KL, with ``policy_moved``: a positive grad norm at
+  every step. The model is warm-started to answer in ``\\boxed{}`` with random digits (``warm_start``): a random
+  model's answers would all be None, every advantage 0, and the policy would not move.
 
 And, per step of each momentum method, whether vLLM generated with the weights it should have: the momentum model
 is frozen at the initial weights (m = 1; the EMA update does the same work at any m) and the learning rate is high
-enough to move a tiny random model in a few steps, so ``momentum_kl_to_policy`` (the momentum rows' rollout log-probs
+enough to move the tiny model in a few steps, so ``momentum_kl_to_policy`` (the momentum rows' rollout log-probs
 minus the actor's: KL(initial || policy) on the initial model's samples) should start near 0 and grow, while
 ``policy_rollout_mismatch`` (policy rows, both engines holding the policy) stays at the numerical floor. Near 0 at
 every step: the push did not reach vLLM; a growing policy mismatch: the policy's weights were not restored.
@@ -47,7 +51,10 @@ from mgrpo.verl_backend.metrics import STEPS_FILE  # noqa: E402
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
 TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
-LR = 1e-3  # the paper's 1e-6 would leave a tiny random model where it started, and the momentum check blind
+# Per step, from WORK/metrics.jsonl: whether the policy had something to learn from and moved.
+LEARNING_KEYS = ("step", "reward", "agreement", "grad_norm", "kl")
+LR = 1e-3  # the paper's 1e-6 would leave a tiny model where it started, and the momentum check blind
+WARM_START_STEPS = 150
 # Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
@@ -65,28 +72,73 @@ def preflight(modules=PREFLIGHT_MODULES) -> list[str]:
     return failures
 
 
-def build_tiny_model(directory: Path) -> Path:
-    """A randomly initialised Qwen2-architecture model (vLLM supports it) with a character tokenizer."""
+def build_tiny_model(directory: Path, data: Path, warm_start_steps: int = WARM_START_STEPS) -> Path:
+    """A small Llama-architecture model (vLLM supports it) with a character tokenizer, warm-started on the smoke's
+    training prompts (``warm_start``) so that its rollouts carry answers that can be voted on.
+
+    Llama, not Qwen2: for a ``qwen2`` config, transformers 5's AutoTokenizer (which verl and vLLM load it with)
+    replaces the saved tokenizer's pipeline by Qwen2Tokenizer's, which drops every space and newline of this
+    vocabulary. The warm start uses the tokenizer as loaded back from ``directory``, as verl and vLLM will."""
     import string
 
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from mgrpo.toy.model import build_tokenizer
 
-    tokenizer = build_tokenizer(characters=string.printable)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    vocab = ((len(tokenizer) + 63) // 64) * 64
-    config = Qwen2Config(vocab_size=vocab, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    saved = build_tokenizer(characters=string.printable)
+    saved.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=((len(saved) + 63) // 64) * 64, hidden_size=256, intermediate_size=512,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, bos_token_id=saved.bos_token_id,
+                         eos_token_id=saved.eos_token_id, pad_token_id=saved.pad_token_id, tie_word_embeddings=False)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    saved.save_pretrained(directory)
+    config.save_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    warm_start(model, tokenizer, data, warm_start_steps)
+    model.to(torch.bfloat16).save_pretrained(directory)
     return directory
+
+
+def warm_start(model, tokenizer, data: Path, steps: int, batch_size: int = 32) -> None:
+    """Teach the model the answer format, ``\\boxed{d}`` then end of sequence, after each training prompt as verl
+    renders it (chat template, no special tokens added), with a digit d drawn at random for each example.
+
+    A random model never writes ``\\boxed{}``: every answer would be None, no prompt would get a label, every
+    reward and advantage would be 0, and the policy would not move (the KL term's gradient is 0 while the policy is
+    the reference), leaving the per-step checks with nothing to show. With random digits the rollouts disagree, so
+    the vote gives some of them reward 1 and GRPO a non-zero advantage."""
+    import pandas as pd
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    prompts = [tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+               for messages in pd.read_parquet(data / "train.parquet")["prompt"]]
+    generator = torch.Generator().manual_seed(0)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        picks = torch.randint(len(prompts), (batch_size,), generator=generator).tolist()
+        digits = torch.randint(10, (batch_size,), generator=generator).tolist()
+        seqs, labels = [], []
+        for i, d in zip(picks, digits):
+            prompt = tokenizer(prompts[i], add_special_tokens=False)["input_ids"]
+            target = tokenizer(f"\\boxed{{{d}}}", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            seqs.append(prompt + target)
+            labels.append([-100] * len(prompt) + target)
+        width = max(map(len, seqs))
+        ids = torch.full((batch_size, width), tokenizer.pad_token_id)
+        lab = torch.full((batch_size, width), -100)
+        for row, (seq, label) in enumerate(zip(seqs, labels)):
+            ids[row, :len(seq)], lab[row, :len(label)] = torch.tensor(seq), torch.tensor(label)
+        loss = model(input_ids=ids.to(device), labels=lab.to(device)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().cpu()
 
 
 def build_data(directory: Path) -> Path:
@@ -104,7 +156,7 @@ def build_data(directory: Path) -> Path:
 
 def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> list[str]:
     """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), prompts up to 128
-    tokens (the smoke's are ~91 character tokens with the system prompt; verl drops longer ones, so a shorter limit
+    tokens (the smoke's are ~111 character tokens with the system prompt; verl drops longer ones, so a shorter limit
     leaves no training data), 64-token responses, and vLLM in eager mode (no CUDA-graph capture or compilation at
     each engine start: the smoke is about the method's extra work per step, and every method decodes the same way).
     Every method: learning rate LR and rollout log-probs; momentum methods: m = 1 (see the module's docstring)."""
@@ -141,21 +193,44 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
     log = root / method / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
+        # A session of its own, killed whole afterwards: Ray's and vLLM's processes must not outlive a run (a
+        # timed-out one above all) and hold GPU memory into the next method's.
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            returncode = subprocess.run(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
-                                        timeout=timeout_s).returncode
+            returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             returncode = "timeout"
+        finally:
+            kill_session(proc)
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
-              "log": str(log)}
-    steps_file = work / STEPS_FILE
-    result["steps"] = ([json.loads(line) for line in steps_file.read_text().splitlines()]
-                       if steps_file.is_file() else [])
+              "log": str(log), "steps": read_jsonl(work / STEPS_FILE),
+              "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_jsonl(work / "metrics.jsonl")]}
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
     if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]
         print("\n".join(result["log_tail"][-40:]), flush=True)
     return result
+
+
+def kill_session(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to every process of ``proc``'s session, SIGKILL to what is left after ``grace_s``."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        if sig == signal.SIGTERM:
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1.0)  # the session's other processes get the same grace
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def median_after_warmup(rows: list[dict], key: str, warmup: int) -> float | None:
@@ -169,6 +244,12 @@ def log_prob_gaps_by_step(rows: list[dict]) -> dict:
     return {name: [(row.get("log_prob_gaps") or {}).get(name) for row in rows] for name in names}
 
 
+def policy_moved(rows: list[dict]) -> bool | None:
+    """Every training step (step 0 is validation) had a positive grad norm; None without training rows."""
+    norms = [row.get("grad_norm") for row in rows if row.get("step")]
+    return all(n is not None and n > 0 for n in norms) if norms else None
+
+
 def summarise(results: dict, warmup: int) -> dict:
     step = {m: median_after_warmup(r["steps"], "step", warmup) for m, r in results.items()}
     summary = {"step_s": step}
@@ -176,6 +257,13 @@ def summarise(results: dict, warmup: int) -> dict:
         summary["mgrpo_over_srt_step"] = step["mgrpo"] / step["srt"]
     summary["log_prob_gaps"] = {m: log_prob_gaps_by_step(r["steps"]) for m, r in results.items()
                                 if get_method(m).momentum}
+    # Generation of the policy's rollouts (verl's "gen") and, after it, of the momentum model's: the second
+    # round is the momentum rollouts' main cost in this design (docs/verl_backend.md).
+    summary["gen_s"] = {m: median_after_warmup(r["steps"], "gen", warmup) for m, r in results.items()}
+    summary["momentum_gen_s"] = {m: median_after_warmup(r["steps"], "mgrpo_momentum_gen", warmup)
+                                 for m, r in results.items() if get_method(m).momentum}
+    # A step with grad norm 0 taught the policy nothing; the log-prob checks need it to move.
+    summary["policy_moved"] = {m: policy_moved(r.get("metrics", [])) for m, r in results.items()}
     mg = results.get("mgrpo", {}).get("steps", [])
     ema = median_after_warmup(mg, "mgrpo_ema", warmup)
     swap = median_after_warmup(mg, "mgrpo_momentum_swap", warmup)
@@ -221,8 +309,8 @@ def main(argv=None) -> int:
         return 3
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
-    model = build_tiny_model(root / "model")
     data = build_data(root / "data")
+    model = build_tiny_model(root / "model", data)
     results = {}
     for method in methods:
         print(f"== {method}", flush=True)

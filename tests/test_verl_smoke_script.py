@@ -11,7 +11,7 @@ def smoke(bench_script):
 
 
 def timing(steps, **extra):
-    return [{"global_step": i + 1, "timing_s": {"step": s, **extra}, "log_prob_gaps": None}
+    return [{"step": i + 1, "timing_s": {"step": s, **extra}, "log_prob_gaps": None}
             for i, s in enumerate(steps)]
 
 
@@ -41,16 +41,43 @@ def test_summary_lists_log_prob_gaps_per_step_for_momentum_methods(smoke):
                                                   "policy_rollout_mismatch": [0.003, None, 0.003]}}
 
 
-def test_builds_tiny_model_and_data(smoke, tmp_path):
-    from transformers import AutoConfig, AutoTokenizer
+def test_tiny_model_writes_answers_that_the_vote_can_score(smoke, tmp_path):
+    """The smoke's model, loaded as verl and vLLM load it (Auto classes), keeps the prompt's spaces and newlines, and
+    its rollouts at the smoke's temperature carry ``\\boxed{}`` answers that disagree within a prompt: SRT's vote
+    then gives some rollouts reward 1, so the policy gets a non-zero advantage and moves (with a random model every
+    answer is None and every advantage 0). Fewer warm-start steps than the GPU run takes, to keep the test short."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    model = smoke.build_tiny_model(tmp_path / "model")
-    assert AutoConfig.from_pretrained(model).num_hidden_layers == 2
-    tok = AutoTokenizer.from_pretrained(model)
-    assert tok.apply_chat_template([{"role": "user", "content": "What is 1 + 2?"}], tokenize=False,
-                                   add_generation_prompt=True).endswith("assistant: ")
+    from mgrpo.core import get_method, score_group
+    from mgrpo.verl_backend.data import SYSTEM_PROMPT
+    from mgrpo.verl_backend.reward import extract_answer
+
     data = smoke.build_data(tmp_path / "data")
     assert (data / "train.parquet").is_file() and (data / "test.parquet").is_file()
+    model_dir = smoke.build_tiny_model(tmp_path / "model", data, warm_start_steps=60)
+    assert AutoConfig.from_pretrained(model_dir).num_hidden_layers == 2
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "What is 1 + 2?"}], tokenize=False,
+                                     add_generation_prompt=True)
+    assert prompt == "user: What is 1 + 2?\nassistant: "
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == prompt and tok.unk_token_id not in ids
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    answers, advantaged = [], 0
+    for a, b in ((1, 1), (3, 2), (7, 4), (12, 3)):
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": f"What is {a} + {b}?"}]
+        ids = tok(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+                  add_special_tokens=False, return_tensors="pt")["input_ids"]
+        out = model.generate(ids.repeat(8, 1), do_sample=True, temperature=1.1, top_k=0, top_p=1.0, max_new_tokens=64,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        group = [extract_answer(t) for t in tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)]
+        answers += group
+        advantaged += bool(abs(score_group(get_method("srt"), group).advantages).max() > 0)
+    assert sum(a is not None for a in answers) >= 0.9 * len(answers)
+    assert advantaged >= 3
 
 
 def test_refuses_without_gpu(smoke, tmp_path):
@@ -69,8 +96,8 @@ def test_smoke_arguments_pass_every_check_before_ray(smoke, tmp_path, method):
     from mgrpo.cli import build_parser, train_spec
     from mgrpo.verl_backend import trainer
 
-    model = smoke.build_tiny_model(tmp_path / "model")
     data = smoke.build_data(tmp_path / "data")
+    model = smoke.build_tiny_model(tmp_path / "model", data, warm_start_steps=0)
     args = build_parser().parse_args(smoke.train_argv(method, model, data, tmp_path / "runs", steps=3))
     _, settings, config = trainer.validate_spec(train_spec(args))
     assert config.trainer.n_gpus_per_node == 1 and config.actor_rollout_ref.rollout.n == 8
@@ -96,3 +123,44 @@ def test_unknown_method_is_refused_before_anything_runs(smoke, tmp_path):
     with pytest.raises(UnknownMethodError, match="no_such_method"):
         smoke.main(["--methods", "srt,no_such_method", "--out", str(tmp_path / "r.json"), "--root", str(tmp_path)])
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "model").exists()
+
+
+def test_summary_says_whether_the_policy_moved_and_splits_generation(smoke):
+    def run(norms, gen, momentum_gen=None):
+        extra = {} if momentum_gen is None else {"mgrpo_momentum_gen": momentum_gen}
+        return {"steps": timing([5.0, 5.0, 5.0], gen=gen, **extra),
+                "metrics": [{"step": 0, "grad_norm": None}] + [{"step": i + 1, "grad_norm": n}
+                                                               for i, n in enumerate(norms)]}
+
+    summary = smoke.summarise({"srt": run([0.3, 0.2, 0.1], gen=2.0), "mgrpo": run([0.3, 0.0, 0.1], 2.5, 1.5),
+                               "mgrpo_iqr": {"steps": [], "metrics": [{"step": 0, "grad_norm": None}]}}, warmup=1)
+    assert summary["policy_moved"] == {"srt": True, "mgrpo": False, "mgrpo_iqr": None}  # step 0 is validation
+    assert summary["gen_s"] == {"srt": 2.0, "mgrpo": 2.5, "mgrpo_iqr": None}
+    assert summary["momentum_gen_s"] == {"mgrpo": 1.5, "mgrpo_iqr": None}
+
+
+def test_a_run_leaves_no_process_behind(smoke, tmp_path):
+    """Ray and vLLM start processes of their own; a timed-out (or finished) run's whole session is killed."""
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "grandchild.pid"
+    proc = subprocess.Popen(["bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], start_new_session=True)
+    while not pid_file.is_file() or not pid_file.read_text().strip():
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    smoke.kill_session(proc, grace_s=2.0)
+    assert proc.poll() is not None
+    for _ in range(50):  # the grandchild is reaped by init, not by us: give it a moment
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        stat = Path(f"/proc/{grandchild}/stat")
+        if stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # dead, not yet reaped
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"process {grandchild} of the killed session is still alive")

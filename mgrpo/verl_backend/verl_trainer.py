@@ -104,6 +104,7 @@ class MGRPOTrainer(PPOTrainerSync):
                     raise FileNotFoundError(f"checkpoint {step_dir} has no momentum/ (EMA) directory")
                 self.actor_rollout_wg.mgrpo_load_momentum(str(step_dir / "momentum"))
             rows = metrics_io.truncate_after(self.metrics_path, self.global_steps)
+            metrics_io.truncate_after(self.steps_path, self.global_steps)
         else:
             rows = []
             write_jsonl(self.metrics_path, rows)
@@ -174,7 +175,7 @@ class MGRPOTrainer(PPOTrainerSync):
                                       if not t.get("is_padding", False)))
             # The engine sleeps after the policy's rollouts (on_sample_end); update_weights wakes it.
             with marked_timer("mgrpo_momentum_swap", self.timing_raw, color="purple"):
-                ray.get(self.actor_rollout_wg.mgrpo_sync_momentum_weights(global_steps=self.global_steps))
+                ray.get(self.actor_rollout_wg.mgrpo_sync_momentum_weights())
             with marked_timer("mgrpo_momentum_gen", self.timing_raw, color="purple"):
                 keys, tags = self._generate_momentum(uids)
             self.checkpoint_manager.sleep_replicas()
@@ -257,13 +258,16 @@ class MGRPOTrainer(PPOTrainerSync):
         rollouts = int(self.config.data.train_batch_size) * self.G
         row = metrics_io.metrics_row(global_steps, self._method_metrics, metrics, rollouts)
         metrics_io.append_row(self.metrics_path, row)
-        metrics_io.append_row(self.steps_path, {"global_step": global_steps,
-                                                "timing_s": {k: float(v) for k, v in timing_raw.items()},
-                                                "log_prob_gaps": self._log_prob_gaps})
         if row.get("val_acc") is not None:
             self._val_by_step[global_steps] = row["val_acc"]
         if self._save_pending:  # after the row: a resumed run never misses a step's metrics
-            self._save_now()
+            # verl's own "save_checkpoint" timer only saw the deferral; this one is the save (after validation)
+            with marked_timer("mgrpo_save_checkpoint", timing_raw, color="green"):
+                self._save_now()
+            metrics["timing_s/mgrpo_save_checkpoint"] = timing_raw["mgrpo_save_checkpoint"]  # logged after this
+        metrics_io.append_row(self.steps_path, {"step": global_steps,
+                                                "timing_s": {k: float(v) for k, v in timing_raw.items()},
+                                                "log_prob_gaps": self._log_prob_gaps})
 
     def _save_checkpoint(self):
         self._save_pending = True

@@ -103,15 +103,20 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         return time.perf_counter() - started
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL, blocking=False)
-    async def mgrpo_sync_momentum_weights(self, global_steps: int | None = None) -> float:
-        """Push the EMA weights to the (sleeping) rollout engine; the actor keeps the policy weights."""
+    async def mgrpo_sync_momentum_weights(self) -> float:
+        """Push the EMA weights to the (sleeping) rollout engine; the actor keeps the policy weights.
+
+        No ``global_steps``: verl's rollout then leaves the server's weight version (the policy's, set by the last
+        end-of-step sync) as it is. That version is stamped on every trajectory and the trainer's staleness
+        metrics subtract it from the step: a momentum push stamping the current step would make the momentum
+        rows' staleness -1 (``training/off_policy/trajectory_staleness/*``)."""
         if self._mgrpo_ema is None:
             raise RuntimeError("mgrpo_sync_momentum_weights called without a momentum model (mgrpo_setup)")
         _wait_for_device()
         started = time.perf_counter()
         # verl's offload after the push gives the parameters new storage: ema_loaded restores the policy there
         with mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema):
-            await ActorRolloutRefWorker.update_weights(self, global_steps=global_steps, mode="naive")
+            await ActorRolloutRefWorker.update_weights(self, global_steps=None, mode="naive")
         return time.perf_counter() - started
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
