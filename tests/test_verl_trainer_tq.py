@@ -322,3 +322,27 @@ def test_trainer_registered_for_verl_lookup():
 
     assert get_trainer_cls(TRAINER_MODE) is MGRPOTrainer
     assert TRAINER_MODE == "mgrpo_sync"
+
+
+def test_trainer_builds_from_the_smoke_config_with_verls_sync_replay_buffer(session, bench_script, tmp_path):
+    """verl's own PPOTrainerSync.__init__ under MGRPOTrainer, from the composed smoke config: sync semantics under
+    the registered name, verl's sync replay buffer, polled every POLL_SECONDS (verl's 2 s default would round each
+    step's generation up to the next poll), and G = M + N from the config."""
+    from omegaconf import OmegaConf
+
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import trainer as verl_trainer
+    from mgrpo.verl_backend.verl_trainer import POLL_SECONDS, MGRPOTrainer
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+    smoke = bench_script("gpu_smoke")
+    data = smoke.build_data(tmp_path / "data")
+    model = smoke.build_tiny_model(tmp_path / "model", data, warm_start_steps=0)
+    args = build_parser().parse_args(smoke.train_argv("mgrpo", model, data, tmp_path / "runs", steps=2))
+    _, _, config = verl_trainer.validate_spec(train_spec(args))
+    config.transfer_queue.enable = True  # what verl's task runner sets before building the trainer
+    OmegaConf.resolve(config)
+    trainer = MGRPOTrainer(config)
+    assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer) is ReplayBuffer
+    assert trainer.replay_buffer.poll_interval == POLL_SECONDS <= 0.1
+    assert (trainer.G, trainer.M, trainer.N) == (8, 6, 2)

@@ -50,7 +50,9 @@ from verl.workers.utils.padding import response_to_nested
 
 TRAINER_MODE = "mgrpo_sync"
 KEEP_LAST_CHECKPOINTS = 2
-POLL_SECONDS = 0.5
+# How often the driver looks for finished rollouts, ours and verl's replay buffer's (its default is 2 s, which rounds
+# the generation of every step up to the next poll: seconds on a smoke-test step, and a bias between the methods).
+POLL_SECONDS = 0.1
 
 
 @register_trainer(TRAINER_MODE)
@@ -87,6 +89,11 @@ class MGRPOTrainer(PPOTrainerSync):
         self._vocab_size = None
 
     # ------------------------------------------------------------------ set-up
+    def _build_replay_buffer(self):
+        buffer = super()._build_replay_buffer()
+        buffer.poll_interval = POLL_SECONDS
+        return buffer
+
     def _init_resource_pool_mgr(self):
         super()._init_resource_pool_mgr()
         for role in list(self.role_worker_mapping):
