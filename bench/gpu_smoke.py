@@ -47,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from mgrpo.core import get_method  # noqa: E402  (light: no verl, ray or vLLM import)
-from mgrpo.verl_backend.metrics import STEPS_FILE  # noqa: E402
+from mgrpo.verl_backend.metrics import STEPS_FILE, read_rows  # noqa: E402
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
 TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
@@ -203,8 +203,8 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
         finally:
             kill_session(proc)
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
-              "log": str(log), "steps": read_jsonl(work / STEPS_FILE),
-              "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_jsonl(work / "metrics.jsonl")]}
+              "log": str(log), "steps": read_rows(work / STEPS_FILE),
+              "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_rows(work / "metrics.jsonl")]}
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
     if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]
@@ -227,10 +227,6 @@ def kill_session(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
             except subprocess.TimeoutExpired:
                 pass
             time.sleep(1.0)  # the session's other processes get the same grace
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def median_after_warmup(rows: list[dict], key: str, warmup: int) -> float | None:
