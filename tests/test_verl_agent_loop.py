@@ -98,6 +98,7 @@ def test_policy_and_momentum_requests_through_verls_agent_loop_worker(setup, mon
     trainer = object.__new__(MGRPOTrainer)  # no Ray workers: the trainer's rollout-request side only
     trainer.G, trainer.N, trainer.M = G, N, G - N
     trainer.global_steps, trainer.trainer_mode, trainer._submitted = 5, "sync", []
+    trainer.split_placement = False
     trainer.agent_loop_manager = Manager()
 
     batch = dataloader_batch(config, n_prompts=3)
@@ -144,11 +145,137 @@ def test_policy_and_momentum_requests_through_verls_agent_loop_worker(setup, mon
     assert all(s == ["running", "finished"] for s in statuses.values()) and set(statuses) == set(sessions)
 
 
+class _ActorHandle:
+    """What Ray hands verl for an actor: ``handle.method.remote(...)`` gives an awaitable (here: on this loop)."""
+
+    def __init__(self, target):
+        self._target = target
+
+    def __getattr__(self, name):
+        method = getattr(self._target, name)
+
+        async def call(*args, **kwargs):
+            return method(*args, **kwargs)
+
+        return type("Remote", (), {"remote": staticmethod(lambda *a, **k: asyncio.ensure_future(call(*a, **k)))})()
+
+
+def test_split_placement_sends_momentum_requests_to_the_momentum_replicas(setup, monkeypatch):
+    """Split placement, through verl's own request path: the trainer's prompts reach verl's AgentLoopWorkerTQ, which
+    instantiates the agent loop each prompt names from its registry (our YAML loaded as verl loads
+    agent_loop_config_path), whose requests go through verl's LLMServerClient to the router plugin. Every
+    momentum rollout lands on the momentum replica, every policy rollout on a policy replica."""
+    import transfer_queue
+    from omegaconf import OmegaConf
+
+    from mgrpo.verl_backend import replica_split as rs
+    from mgrpo.verl_backend.trainer import SPLIT_AGENT_LOOP_FILE
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+    from verl.experimental.agent_loop import agent_loop as verl_agent_loop
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl.workers.rollout.llm_server import LLMServerClient
+    from verl.workers.rollout.replica import TokenOutput
+
+    config = setup
+    G, N = int(config.actor_rollout_ref.rollout.n), int(config.mgrpo.momentum_rollouts)
+    monkeypatch.setattr(transfer_queue, "kv_batch_put", lambda **kw: None)
+
+    async def async_kv_put(key, partition_id, tag=None, **_):
+        pass
+
+    monkeypatch.setattr(transfer_queue, "async_kv_put", async_kv_put)
+    for entry in OmegaConf.load(SPLIT_AGENT_LOOP_FILE):  # AgentLoopWorker.__init__ with agent_loop_config_path
+        monkeypatch.setitem(verl_agent_loop._agent_loop_registry, entry.name, entry)
+
+    class Server:  # a vLLM replica: answers with one token, remembers which prompts it served
+        def __init__(self):
+            self.served = 0
+
+        def generate(self, request_id, prompt_ids, sampling_params, **kwargs):
+            self.served += 1
+            return TokenOutput(token_ids=[5], extra_fields={"global_steps": 5})
+
+    servers = {f"replica-{i}": Server() for i in range(4)}  # R = 4 replicas, G = 8, N = 2: k = 1
+    router = rs.MomentumSplitLoadBalancer({sid: _ActorHandle(s) for sid, s in servers.items()})
+    router.set_momentum_servers(rs.momentum_replica_count(len(servers), G, N))
+
+    class Manager:
+        def __init__(self):
+            self.requests = []
+
+        def generate_sequences(self, batch):
+            self.requests.append(batch)
+
+    trainer = object.__new__(MGRPOTrainer)
+    trainer.G, trainer.N, trainer.M = G, N, G - N
+    trainer.global_steps, trainer.trainer_mode, trainer._submitted = 5, "sync", []
+    trainer.split_placement, trainer._momentum_running = True, []
+    trainer.agent_loop_manager = Manager()
+    batch = dataloader_batch(config, n_prompts=2)
+    trainer._submit_batch_to_rollout(batch)
+    policy, momentum = trainer.agent_loop_manager.requests  # the momentum prompts go out with the policy's
+    assert trainer._momentum_running == [str(u) + stages.MOMENTUM_UID_SUFFIX for u in batch["uid"]]
+
+    worker = object.__new__(AgentLoopWorkerTQ.__ray_actor_class__)  # verl's worker, without its Ray actor
+    worker.config, worker.background_tasks = config, set()
+    worker.llm_client = LLMServerClient(config, load_balancer_handle=_ActorHandle(router))
+    worker.tokenizer, worker.processor, worker.hf_model_type = tokenizer_of(config), None, "llama"
+    worker.dataset_cls, worker.tools = RLHFDataset, []
+    stored = []
+
+    async def keep(output, validate, **kwargs):  # instead of writing the rollout to TransferQueue
+        stored.append(kwargs["uid"])
+
+    worker._agent_loop_postprocess = keep
+
+    async def generate_all():
+        for request in (policy, momentum):
+            await worker.generate_sequences(request)
+        await asyncio.gather(*list(worker.background_tasks))
+
+    asyncio.run(generate_all())
+    assert len(stored) == 2 * G
+    # P G / R = 2 x 8 / 4 = 4 sequences on every replica; the momentum ones on the last replica only
+    assert {sid: s.served for sid, s in servers.items()} == {sid: 4 for sid in servers}
+    assert router.get_status()["total_inflight"] == 0
+    momentum_rows = [u for u in stored if u.endswith(stages.MOMENTUM_UID_SUFFIX)]
+    assert len(momentum_rows) == 2 * N
+
+
+def test_split_placement_waits_for_the_momentum_replicas_before_sleeping(setup):
+    """verl's sync trainer puts every replica to sleep when the policy's batch is sampled (on_sample_end): with the
+    split placement the momentum groups still running must finish first."""
+    from types import SimpleNamespace
+
+    import transfer_queue
+
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+
+    trainer = object.__new__(MGRPOTrainer)
+    trainer._momentum_running, trainer.timing_raw, trainer.curr_step_profile = ["a-momentum"], {}, False
+    events = []
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: events.append("sleep"))
+    polls = iter([{}, {"a-momentum": {"status": "running"}}, {"a-momentum": {"status": "finished"}}])
+    original = transfer_queue.kv_list
+
+    def kv_list(partition_id):
+        events.append("poll")
+        return {"train": next(polls)}
+
+    transfer_queue.kv_list = kv_list
+    try:
+        trainer.on_sample_end()
+    finally:
+        transfer_queue.kv_list = original
+    assert events == ["poll", "poll", "poll", "sleep"] and "mgrpo_momentum_wait" in trainer.timing_raw
+
+
 def test_momentum_prompts_of_a_prompt_never_submitted_are_refused(setup):
     from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
 
     trainer = object.__new__(MGRPOTrainer)
-    trainer.N, trainer.global_steps, trainer._submitted = 2, 1, []
+    trainer.N, trainer.global_steps, trainer._submitted, trainer.split_placement = 2, 1, [], False
     with pytest.raises(RuntimeError, match="1 sampled prompts were never submitted"):
         trainer._momentum_prompts(["not-submitted"])
 
@@ -160,6 +287,7 @@ def test_rows_carry_the_momentum_flag_as_a_tensor(setup):
     trainer = object.__new__(MGRPOTrainer)
     trainer.G, trainer.N, trainer.M = 8, 2, 6
     trainer.global_steps, trainer.trainer_mode, trainer._submitted = 1, "sync", []
+    trainer.split_placement = False
     trainer.agent_loop_manager = type("M", (), {"generate_sequences": lambda self, b: None})()
     batch = dataloader_batch(setup, n_prompts=2)
     import transfer_queue

@@ -165,3 +165,36 @@ def test_missing_verl_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "transfer_queue", None)  # import of it now raises ImportError
     with pytest.raises(SystemExit, match="verl backend not installed.*pip install"):
         trainer.require_verl()
+
+
+def test_split_placement_brings_its_router_and_agent_loop(dirs):
+    _, settings, cfg = trainer.validate_spec(spec_for(dirs, settings={"momentum_placement": "split"}))
+    rollout = cfg.actor_rollout_ref.rollout
+    assert cfg.mgrpo.momentum_placement == "split" and settings.momentum_placement == "split"
+    assert rollout.router_config_path == str(trainer.SPLIT_ROUTER_FILE)
+    assert rollout.agent.agent_loop_config_path == str(trainer.SPLIT_AGENT_LOOP_FILE)
+    assert trainer.rollout_replicas(cfg) == 8  # 8 GPUs, TP = 1: k = 8 x 8 / 32 = 2 momentum replicas
+    _, _, serial = trainer.validate_spec(spec_for(dirs))
+    assert serial.mgrpo.momentum_placement == "serial" and serial.actor_rollout_ref.rollout.router_config_path is None
+
+
+def test_split_placement_refuses_what_it_cannot_split_before_ray(dirs, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    split = {"momentum_placement": "split"}
+    with pytest.raises(ValueError, match="'momentum_placement' must be one of serial, split \\(got 'both'\\)"):
+        trainer.validate_spec(spec_for(dirs, settings={"momentum_placement": "both"}))
+    with pytest.raises(ValueError, match="momentum_placement.*R = 1 replicas.*use 'serial'"):  # one GPU
+        trainer.validate_spec(spec_for(dirs, settings={**split, "n_gpus_per_node": "1"}))
+    tp2 = {**split, "actor_rollout_ref.rollout.tensor_model_parallel_size": "2"}  # 8 GPUs at TP = 2: R = 4
+    trainer.validate_spec(spec_for(dirs, G=32, N=8, settings=tp2))  # 4 x 8 / 32 = 1 momentum replica
+    with pytest.raises(ValueError, match="R = 4 replicas, N = 4, G = 32"):  # 4 x 4 / 32 is not a whole replica
+        trainer.validate_spec(spec_for(dirs, G=32, N=4, settings=tp2))
+    with pytest.raises(ValueError, match="needs momentum rollouts \\(N = 0\\)"):
+        trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings=split))
+    key = "actor_rollout_ref.rollout.router_config_path"
+    with pytest.raises(ValueError, match=key.replace(".", r"\.") + "='/elsewhere.yaml'"):
+        trainer.validate_spec(spec_for(dirs, settings={**split, key: "/elsewhere.yaml"}))
+    with pytest.raises(ValueError, match="lora_rank=0"):
+        trainer.validate_spec(spec_for(dirs, settings={**split, "actor_rollout_ref.model.lora_rank": "8"}))

@@ -59,6 +59,7 @@ def make_trainer(tmp_path, module):
     trainer.train_dataloader = SimpleNamespace(state_dict=lambda: {"epoch": 0}, load_state_dict=lambda state: None)
     trainer.checkpoint_callback = SimpleNamespace(on_save=lambda **kwargs: None)
     trainer.momentum, trainer.N, trainer.G, trainer.token_statistic = 0.9, 1, 4, "entropy"
+    trainer.split_placement = False
     trainer.metrics_path = tmp_path / "work" / "metrics.jsonl"
     trainer.steps_path = tmp_path / "work" / metrics_io.STEPS_FILE
     trainer.metrics_path.parent.mkdir(parents=True, exist_ok=True)

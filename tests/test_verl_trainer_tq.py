@@ -39,6 +39,7 @@ def make_trainer(method="mgrpo"):
     trainer.token_statistic, trainer._vocab_size, trainer._method_metrics = "entropy", None, {}
     trainer._log_prob_gaps, trainer.compare_rollout_log_probs = None, False
     trainer.G, trainer.N, trainer.M = 4, 1, 3
+    trainer.split_placement, trainer._momentum_running, trainer._submitted = False, [], []
     trainer.global_steps = 1
     return trainer
 
@@ -346,3 +347,68 @@ def test_trainer_builds_from_the_smoke_config_with_verls_sync_replay_buffer(sess
     assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer) is ReplayBuffer
     assert trainer.replay_buffer.poll_interval == POLL_SECONDS <= 0.1
     assert (trainer.G, trainer.M, trainer.N) == (8, 6, 2)
+
+
+def test_split_placement_balance_takes_the_sampled_momentum_groups_and_drops_the_rest(session):
+    """Split placement: the momentum groups were generated with the policy's (no swap, no second round, no extra
+    sleep); `_balance_batch` adds those of the sampled prompts and clears the groups of prompts that were submitted
+    but not sampled (verl refills failed groups with fresh prompts, which got momentum groups of their own)."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+    from transfer_queue import KVBatchMeta
+
+    trainer = make_trainer()
+    trainer.split_placement = True
+    trainer.config = OmegaConf.create({"trainer": {"critic_warmup": 0},
+                                       "actor_rollout_ref": {"actor": {"ppo_mini_batch_size": 2}, "rollout": {"n": 4}}})
+    trainer.use_critic, trainer.tokenizer, trainer.timing_raw = False, SimpleNamespace(eos_token_id=0), {}
+    sampled, unsampled = [uuid.uuid4().hex, uuid.uuid4().hex], uuid.uuid4().hex
+    policy_keys = [f"{u}_{s}_0" for u in sampled for s in range(3)]
+    put([trajectory(k.split("_")[0], 2, "1", False, "1") for k in policy_keys], policy_keys,
+        [{"seq_len": 3, "status": "success"}] * len(policy_keys))
+    running = [u + stages.MOMENTUM_UID_SUFFIX for u in sampled + [unsampled]]
+    for m in running:
+        put([trajectory(m, 2, "1", True, "1")], [f"{m}_0_0"], [{"seq_len": 2, "status": "success"}])
+        tq.kv_put(key=m, partition_id="train", tag={"status": "finished"})
+    trainer._momentum_running = list(running)
+
+    class Nothing:  # the serial path's calls must not happen
+        def __getattr__(self, name):
+            raise AssertionError(f"split placement called {name}")
+
+    trainer.agent_loop_manager = trainer.checkpoint_manager = Nothing()
+    trainer.actor_rollout_wg = SimpleNamespace(_dispatch_info={"actor": [0]})  # one data-parallel rank, no methods
+
+    batch = trainer._balance_batch(KVBatchMeta(keys=list(policy_keys), tags=[{"seq_len": 3}] * 6,
+                                               partition_id="train"), {})
+    momentum_keys = [f"{m}_0_0" for m in running[:2]]
+    assert sorted(batch.keys) == sorted(policy_keys + momentum_keys)
+    assert trainer._momentum_running == [] and not {"mgrpo_momentum_swap", "mgrpo_momentum_gen"} & set(trainer.timing_raw)
+    listed = tq.kv_list("train")["train"]
+    assert not any(k in listed for k in running + [f"{running[2]}_0_0"])  # markers and the unsampled group gone
+    tq.kv_clear(keys=policy_keys + momentum_keys, partition_id="train")
+
+
+def test_split_placement_tells_router_and_workers_which_replicas_hold_the_ema(session):
+    """The router is the Ray actor verl's own get_router_handle builds from our YAML (rollout.router_config_path);
+    the trainer gives it k and the workers the ranks of those replicas; verl's default router is refused."""
+    from types import SimpleNamespace
+
+    from mgrpo.verl_backend import replica_split as rs
+    from mgrpo.verl_backend.trainer import SPLIT_ROUTER_FILE
+    from verl.workers.rollout.router import get_router_handle
+
+    trainer = make_trainer()
+    trainer.split_placement, trainer.G, trainer.N = True, 32, 8
+    servers = {f"s{i}": i for i in range(8)}
+    router = get_router_handle(servers, router_config_path=str(SPLIT_ROUTER_FILE))
+    trainer.llm_server_manager = SimpleNamespace(get_replicas=lambda: [None] * 8, global_load_balancer=router)
+    trainer.actor_rollout_wg = SimpleNamespace(world_size=8)
+    assert trainer._momentum_ranks() == [6, 7]  # 8 replicas at TP = 1, k = 8 x 8 / 32 = 2: the last two
+    placed = {ray.get(router.acquire_server.remote(request_id=rs.MOMENTUM_REQUEST_PREFIX + str(i)))[0]
+              for i in range(4)}
+    assert placed == {"s6", "s7"}
+    trainer.llm_server_manager.global_load_balancer = get_router_handle(servers)  # verl's default
+    with pytest.raises(RuntimeError, match="router_config_path"):
+        trainer._momentum_ranks()

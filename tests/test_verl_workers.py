@@ -185,34 +185,27 @@ def test_self_certainty_comes_out_of_verls_remove_padding_forward(monkeypatch, o
             assert torch.allclose(lp1[:-1], want_next, atol=1e-5)
 
 
-@pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
-def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, param_offload):
-    """verl 0.9.1's decorated ``ActorRolloutRefWorker.update_weights`` itself (not a stand-in) runs inside
-    ``mgrpo_sync_momentum_weights``: the rollout engine is woken, receives the EMA weights through the engine's
-    per-tensor generator, gets its KV cache back after the ranks' barrier, and the actor keeps the policy weights.
-    With parameter offload verl moves the parameters to the host after the push, so they live in new storage:
-    the policy must be restored there (emulated here by giving every parameter a fresh copy of itself).
-    Only device plumbing (CUDA allocator settings, cache flushes, the barrier) is stubbed: there is no GPU here."""
-    import asyncio
+def _syncing_worker(monkeypatch, module, events, param_offload, momentum_ranks=None):
+    """A worker whose actor engine exports ``module``'s weights and whose rollout engine records what it receives;
+    verl 0.9.1's own ``update_weights`` runs, with only device plumbing (CUDA allocator settings, cache flushes,
+    the barrier) stubbed: there is no GPU here. With parameter offload verl moves the parameters to the host after
+    the push, so they live in new storage (emulated by giving every parameter a fresh copy of itself)."""
     from types import SimpleNamespace
 
     from omegaconf import OmegaConf
 
     import verl.workers.engine_workers as engine_workers
 
-    events = []
     monkeypatch.setattr(engine_workers, "set_expandable_segments", lambda enable: None)
     monkeypatch.setattr(engine_workers, "get_torch_device",
                         lambda: SimpleNamespace(empty_cache=lambda: None, synchronize=lambda: None))
     monkeypatch.setattr(engine_workers, "log_gpu_memory_usage", lambda *a, **k: None)
     monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: events.append("barrier"))
 
-    module = torch.nn.Linear(2, 2)
     worker = _worker(module)
-    worker.mgrpo_setup(momentum=0.5, use_ema=True)
+    worker.mgrpo_setup(momentum=0.5, use_ema=True, momentum_ranks=momentum_ranks)
     for e in worker._mgrpo_ema:
         e.fill_(7.0)
-    policy = [p.detach().clone() for p in module.parameters()]
 
     engine = worker.actor.engine
     engine.is_param_offload_enabled = param_offload
@@ -239,11 +232,30 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, para
     worker.config = OmegaConf.create({"rollout": {"name": "vllm", "free_cache_engine": True,
                                                   "checkpoint_engine": {"backend": "naive"}}})
     worker.peft_merge, worker.base_sync_done, worker.layered_summon = False, False, False
+    return worker
+
+
+def _sync_order(events):
+    return [e if isinstance(e, str) else e[0] for e in events]
+
+
+@pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
+def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, param_offload):
+    """verl 0.9.1's decorated ``ActorRolloutRefWorker.update_weights`` itself (not a stand-in) runs inside
+    ``mgrpo_sync_momentum_weights``: the rollout engine is woken, receives the EMA weights through the engine's
+    per-tensor generator, gets its KV cache back after the ranks' barrier, and the actor keeps the policy weights,
+    restored where the parameters live after verl's offload."""
+    import asyncio
+
+    events = []
+    module = torch.nn.Linear(2, 2)
+    worker = _syncing_worker(monkeypatch, module, events, param_offload)
+    policy = [p.detach().clone() for p in module.parameters()]
 
     asyncio.run(worker.mgrpo_sync_momentum_weights())
 
     offloaded = ["offload"] if param_offload else []
-    assert [e if isinstance(e, str) else e[0] for e in events] == ["resume", "update", *offloaded, "barrier", "resume"]
+    assert _sync_order(events) == ["resume", "update", *offloaded, "barrier", "resume"]
     assert events[0] == ("resume", ("weights",)) and events[-1] == ("resume", ("kv_cache",))
     sent, step = events[1][1], events[1][2]
     assert set(sent) == {"weight", "bias"} and all(torch.all(t == 7.0) for t in sent.values())
@@ -255,13 +267,47 @@ def test_momentum_push_runs_verls_own_weight_sync_with_the_ema(monkeypatch, para
 
 
 @pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
+@pytest.mark.parametrize("momentum_ranks, sends", [(None, "policy"), ([1], "policy"), ([0], "ema")],
+                         ids=["serial", "policy_replica", "momentum_replica"])
+def test_weight_sync_sends_a_momentum_replica_the_ema(monkeypatch, param_offload, momentum_ranks, sends):
+    """The end-of-step sync (verl's ``update_weights``, through our override): with the split placement this rank
+    (rank 0) hands its rollout server the EMA when it is one of the momentum replicas' ranks, else the policy, at the
+    step verl passes (the server's weight version); the actor keeps the policy and its own weight export."""
+    import asyncio
+
+    events = []
+    module = torch.nn.Linear(2, 2)
+    worker = _syncing_worker(monkeypatch, module, events, param_offload, momentum_ranks)
+    policy = {name: p.detach().clone() for name, p in module.named_parameters()}
+    own_export = worker.actor.engine.get_per_tensor_param
+
+    asyncio.run(worker.update_weights(global_steps=4, mode="naive"))
+
+    offloaded = ["offload"] if param_offload else []
+    assert _sync_order(events) == ["resume", "update", *offloaded, "barrier", "resume"]
+    sent, step = events[1][1], events[1][2]
+    want = {name: torch.full_like(t, 7.0) for name, t in policy.items()} if sends == "ema" else policy
+    assert set(sent) == set(want) and all(torch.equal(sent[name], want[name]) for name in want)
+    assert step == 4
+    assert all(torch.equal(p, policy[name]) for name, p in module.named_parameters())
+    assert worker.actor.engine.get_per_tensor_param is own_export
+
+
+def test_momentum_replicas_need_a_momentum_model():
+    worker = _worker(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="momentum replicas need a momentum model"):
+        worker.mgrpo_setup(momentum=0.5, use_ema=False, momentum_ranks=[0])
+
+
+@pytest.mark.parametrize("param_offload", [False, True], ids=["resident", "param_offload"])
 @pytest.mark.parametrize("strategy", ["fsdp", "fsdp2"])
 def test_ema_and_momentum_push_on_fsdp_shards_across_two_ranks(strategy, param_offload):
     """Two CPU ranks (gloo), the model sharded as verl's FSDP engine shards the actor (FSDP1 flat parameters and a
     sharded state dict, verl's default `fsdp`; FSDP2 DTensors): local shards are the parameters' own storage (a copy
     would make the push send the policy), and verl's own `update_weights`, with the engine's own weight export (the
     all-gather of full weights) and, if asked, its parameter offload and reload, hands the rollout engine the EMA of
-    the full weights by name; the actor keeps the policy (fixture script)."""
+    the full weights by name; the actor keeps the policy. Then the split placement's end-of-step sync: the last
+    rank (a momentum replica's) hands its server the EMA, the other the policy (fixture script)."""
     import subprocess
     import sys
     from pathlib import Path

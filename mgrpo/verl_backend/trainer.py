@@ -34,6 +34,9 @@ from mgrpo.verl_backend import stages
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAME = "mgrpo_paper"
 REWARD_FILE = Path(__file__).resolve().parent / "reward.py"
+PLACEMENTS = ("serial", "split")  # where momentum rollouts are generated (replica_split.py)
+SPLIT_ROUTER_FILE = CONFIG_DIR / "momentum_router.yaml"
+SPLIT_AGENT_LOOP_FILE = CONFIG_DIR / "momentum_agent_loop.yaml"
 INSTALL_HINT = "pip install 'verl==0.9.1' 'TransferQueue==0.1.11' cachetools fastapi uvicorn pyzmq msgspec (GPU: 'verl[vllm]==0.9.1')"
 FINGERPRINT_FILE = "verl_fingerprint.json"
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:+@-]*$")
@@ -47,6 +50,7 @@ class VerlSettings:
     nnodes: int = 1
     save_every: int = 25  # trainer.save_freq
     eval_every: int = 25  # trainer.test_freq (must be a multiple of save_every: best/ is a saved step)
+    momentum_placement: str = "serial"  # momentum rollouts: a second round ("serial") or own replicas ("split")
     momentum_in_loss: bool = False  # released code's intent; the paper keeps momentum rollouts out of the loss
     vote_threshold: Optional[float] = None  # SRT option: no label below this majority share (original: 0.5)
     soft_reward: bool = False  # SRT option: reward = answer frequency
@@ -65,6 +69,9 @@ class VerlSettings:
         if self.eval_every % self.save_every:
             raise ValueError(f"setting 'eval_every' ({self.eval_every}) must be a multiple of 'save_every' "
                              f"({self.save_every}): the best checkpoint must be a saved step")
+        if self.momentum_placement not in PLACEMENTS:
+            raise ValueError(f"setting 'momentum_placement' must be one of {', '.join(PLACEMENTS)} "
+                             f"(got {self.momentum_placement!r})")
         if not 0.0 < self.keep_fraction <= 1.0:
             raise ValueError(f"setting 'keep_fraction' must be in (0, 1] (got {self.keep_fraction!r})")
         if self.vote_threshold is not None and not 0.0 <= self.vote_threshold <= 1.0:
@@ -136,6 +143,7 @@ def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]
         "mgrpo.momentum_rollouts": spec.N,
         "mgrpo.momentum": spec.momentum,
         "mgrpo.iqr_k": spec.iqr_k,
+        "mgrpo.momentum_placement": settings.momentum_placement,
         "mgrpo.momentum_in_loss": settings.momentum_in_loss,
         "mgrpo.vote_threshold": settings.vote_threshold,
         "mgrpo.soft_reward": settings.soft_reward,
@@ -143,6 +151,9 @@ def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]
         "mgrpo.metrics_path": work / "metrics.jsonl",
         "mgrpo.seed": spec.seed,
     }
+    if settings.momentum_placement == "split":  # verl's router plugin and agent-loop registry (replica_split.py)
+        values["actor_rollout_ref.rollout.router_config_path"] = SPLIT_ROUTER_FILE
+        values["actor_rollout_ref.rollout.agent.agent_loop_config_path"] = SPLIT_AGENT_LOOP_FILE
     if settings.steps is not None:
         values["trainer.total_training_steps"] = settings.steps
     if settings.ray_num_cpus is not None:
@@ -199,6 +210,8 @@ def check_composed(config, spec) -> None:
         if wrong:
             raise ValueError(f"verl config: method {method.name!r} (momentum rollouts from the shared rollout engine) "
                              "needs " + ", ".join(wrong))
+    if config.mgrpo.momentum_placement == "split":
+        check_split_placement(config, spec)
     if method.reward == "self_certainty":
         # The self-certainty statistic replaces the FSDP engine's entropy function, which only the
         # remove-padding, unfused, unchecked path calls. It replaces it in the actor update too, where an
@@ -215,6 +228,36 @@ def check_composed(config, spec) -> None:
             raise ValueError(f"verl config: method {method.name!r} needs " + ", ".join(wrong))
     if int(config.actor_rollout_ref.actor.ppo_mini_batch_size) > int(config.data.train_batch_size):
         raise ValueError("verl config: actor_rollout_ref.actor.ppo_mini_batch_size exceeds data.train_batch_size")
+
+
+def rollout_replicas(config) -> int:
+    """R, as verl's LLMServerManager counts colocated replicas: trainer GPUs / GPUs per rollout replica."""
+    rollout = config.actor_rollout_ref.rollout
+    per_replica = (int(rollout.tensor_model_parallel_size) * int(rollout.get("data_parallel_size", 1))
+                   * int(rollout.get("pipeline_model_parallel_size", 1)))
+    return int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes) // per_replica
+
+
+def check_split_placement(config, spec) -> None:
+    from mgrpo.verl_backend.replica_split import momentum_replica_count
+
+    rollout = config.actor_rollout_ref.rollout
+    if rollout.get("disaggregation", {}).get("enabled", False):
+        raise ValueError("verl config: momentum_placement 'split' needs "
+                         "actor_rollout_ref.rollout.disaggregation.enabled=false")
+    if int(config.actor_rollout_ref.model.get("lora_rank", 0) or 0) > 0:  # the EMA is of the full weights
+        raise ValueError("verl config: momentum_placement 'split' needs actor_rollout_ref.model.lora_rank=0")
+    needed = {"actor_rollout_ref.rollout.router_config_path": (rollout.router_config_path, str(SPLIT_ROUTER_FILE)),
+              "actor_rollout_ref.rollout.agent.agent_loop_config_path":
+                  (rollout.agent.agent_loop_config_path, str(SPLIT_AGENT_LOOP_FILE))}
+    wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if str(v) != want]
+    if wrong:
+        raise ValueError("verl config: momentum_placement 'split' routes requests with its own router and agent "
+                         "loop: " + ", ".join(wrong))
+    try:
+        momentum_replica_count(rollout_replicas(config), spec.G, spec.N)
+    except ValueError as err:
+        raise ValueError(f"setting 'momentum_placement': {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- checks

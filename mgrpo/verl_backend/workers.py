@@ -1,6 +1,6 @@
 """The actor worker with a momentum (EMA) model and Intuitor's self-certainty (GPU only; runs inside Ray).
 
-A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) with four worker methods:
+A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) with these worker methods:
 
 * ``mgrpo_setup``: fp32 EMA copies of this rank's parameter shards (FSDP keeps each rank's shard local; the
   EMA is sharded the same way and never all-gathered), and, for a self-certainty reward, the per-token
@@ -11,6 +11,8 @@ A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) 
   through verl's own ``update_weights`` (the same path as the policy sync), and restores the policy shards.
   The normal end-of-step ``update_weights`` then puts the updated policy back into the rollout engine.
 * ``mgrpo_save_momentum`` / ``mgrpo_load_momentum``: the EMA shards in the step checkpoint (one file per rank).
+* ``update_weights`` (verl's weight sync) with ``momentum_placement = split``: the ranks of the momentum replicas
+  hand their rollout server the EMA, the others the policy (``replica_split.split_weight_stream``).
 
 None of this has run on a GPU yet; what is checked on the CPU, against verl 0.9.1, is listed in docs/verl_backend.md.
 """
@@ -23,6 +25,7 @@ import torch
 
 from mgrpo import core as mcore
 from mgrpo.atomic import atomic_path
+from mgrpo.verl_backend.replica_split import split_weight_stream
 from verl.single_controller.base.decorator import Dispatch, register
 from verl.workers.engine_workers import ActorRolloutRefWorker
 
@@ -53,6 +56,10 @@ def self_certainty_from_logits(logits: torch.Tensor, chunk_size: int | None = No
     return out
 
 
+def _rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
 def _wait_for_device() -> None:
     """verl offloads parameters with non-blocking copies into pinned host memory; a host read must wait for them."""
     if torch.cuda.is_available():
@@ -62,15 +69,21 @@ def _wait_for_device() -> None:
 class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
     _mgrpo_ema: list[torch.Tensor] | None = None
     _mgrpo_m: float = 0.99
+    _mgrpo_sends_momentum: bool | None = None  # None: serial placement (every replica gets the policy)
 
     def _actor_module(self) -> torch.nn.Module:
         return self.actor.engine.module
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
-    def mgrpo_setup(self, momentum: float, use_ema: bool, token_statistic: str = "entropy"):
+    def mgrpo_setup(self, momentum: float, use_ema: bool, token_statistic: str = "entropy",
+                    momentum_ranks: list[int] | None = None):
+        """``momentum_ranks``: with the split placement, the ranks whose rollout server is a momentum replica."""
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum m must be in [0, 1] (got {momentum})")
+        if momentum_ranks is not None and not use_ema:
+            raise ValueError("momentum replicas need a momentum model (use_ema)")
         self._mgrpo_m = float(momentum)
+        self._mgrpo_sends_momentum = None if momentum_ranks is None else _rank() in set(momentum_ranks)
         if token_statistic == "self_certainty":
             engine = self.actor.engine
             if getattr(engine.engine_config, "entropy_checkpointing", False):
@@ -118,6 +131,37 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         with mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema):
             await ActorRolloutRefWorker.update_weights(self, global_steps=None, mode="naive")
         return time.perf_counter() - started
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL, blocking=False)
+    async def update_weights(self, global_steps: int = None, mode: str = "auto"):
+        """verl's weight sync; with the split placement, momentum replicas get the EMA and the others the policy.
+
+        Every rank exports both weight sets (collectives) through the engine's own export, which this swaps in for
+        the call only; the actor keeps the policy."""
+        if self._mgrpo_sends_momentum is None:
+            return await ActorRolloutRefWorker.update_weights(self, global_steps=global_steps, mode=mode)
+        engine = self.actor.engine
+        export = engine.get_per_tensor_param
+
+        def ema_in_actor():
+            return mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema)
+
+        def split_export(**kwargs):
+            def one_export():
+                weights, peft_config = export(**kwargs)
+                if peft_config is not None:
+                    raise RuntimeError("momentum_placement 'split' does not sync LoRA adapters")
+                return weights
+            return split_weight_stream(one_export, ema_in_actor, self._mgrpo_sends_momentum), None
+
+        _wait_for_device()
+        engine.get_per_tensor_param = split_export
+        try:
+            return await ActorRolloutRefWorker.update_weights(self, global_steps=global_steps, mode=mode)
+        finally:
+            del engine.get_per_tensor_param  # back to the engine's own method (or a test's stand-in)
+            if getattr(engine, "get_per_tensor_param", None) != export:
+                engine.get_per_tensor_param = export
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def mgrpo_save_momentum(self, directory: str):
