@@ -5,6 +5,7 @@ NOT RUN YET: written in sessions without a GPU. Run it on one CUDA GPU with the 
 carry the stack with bench/offline_wheelhouse.py, see docs/verl_backend.md):
 
     python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,mgrpo,mgrpo_iqr,intuitor]
+                              [--gpus 4 --placement split]
 
 For each method it runs ``mgrpo train --backend verl`` (one GPU, G = 8, N = 2 for momentum methods, short prompts
 and responses) in its own process, then reads the per-step record the trainer writes (``WORK/verl_steps.jsonl``:
@@ -26,6 +27,11 @@ enough to move the tiny model in a few steps, so ``momentum_kl_to_policy`` (the 
 minus the actor's: KL(initial || policy) on the initial model's samples) should start near 0 and grow, while
 ``policy_rollout_mismatch`` (policy rows, both engines holding the policy) stays at the numerical floor. Near 0 at
 every step: the push did not reach vLLM; a growing policy mismatch: the policy's weights were not restored.
+
+``--placement split`` (momentum rollouts on k = R N / G of the R rollout replicas, at the same time as the policy's;
+needs ``--gpus`` a multiple of 4 here, G = 8 and N = 2) has no swap and no second round: the momentum replicas get
+the EMA inside the end-of-step sync, so the swap is read as M-GRPO's ``update_weights`` minus SRT's, and the wait
+for the momentum replicas after the policy's rollouts as ``mgrpo_momentum_wait`` (part of ``gen``).
 
 A tiny model makes the rollout short, so the fixed costs (weight sync, EMA) weigh more than they do for a 4B
 model: a miss here is a warning sign, not proof of a miss at scale. Writes JSON after every method (a run cut
@@ -154,8 +160,10 @@ def build_data(directory: Path) -> Path:
     return directory / "prepared"
 
 
-def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> list[str]:
-    """``mgrpo train`` arguments for one method: one GPU, G = 8 (N = 2 for momentum methods), prompts up to 128
+def train_argv(method: str, model: Path, data: Path, root: Path, steps: int, gpus: int = 1,
+               placement: str = "serial") -> list[str]:
+    """``mgrpo train`` arguments for one method: ``gpus`` GPUs, G = 8 (N = 2 for momentum methods, generated with
+    ``placement``), prompts up to 128
     tokens (the smoke's are ~111 character tokens with the system prompt; verl drops longer ones, so a shorter limit
     leaves no training data), 64-token responses, and vLLM in eager mode (no CUDA-graph capture or compilation at
     each engine start: the smoke is about the method's extra work per step, and every method decodes the same way).
@@ -163,7 +171,7 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
     G, N = 8, (2 if get_method(method).momentum else 0)
     settings = {
         "actor_rollout_ref.actor.optim.lr": LR, "actor_rollout_ref.rollout.calculate_log_probs": "true",
-        "steps": steps, "n_gpus_per_node": 1, "save_every": steps, "eval_every": steps, "wandb": "false",
+        "steps": steps, "n_gpus_per_node": gpus, "save_every": steps, "eval_every": steps, "wandb": "false",
         "ray_num_cpus": os.cpu_count() or 8,
         "data.train_batch_size": 8, "data.max_prompt_length": 128, "data.max_response_length": 64,
         "actor_rollout_ref.actor.ppo_mini_batch_size": 8,
@@ -177,6 +185,8 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
         "actor_rollout_ref.rollout.val_kwargs.n": 1,
         "reward.num_workers": 2,
     }
+    if N:
+        settings["momentum_placement"] = placement
     argv = ["train", "--backend", "verl", "--method", method, "--base-model", str(model), "--data", str(data),
             "--out", str(root / method / "run"), "--work", str(root / method / "work"),
             "--G", str(G), "--T", "1.1", "--N", str(N), "--seed", "0"] + (["--momentum", "1.0"] if N else [])
@@ -185,10 +195,11 @@ def train_argv(method: str, model: Path, data: Path, root: Path, steps: int) -> 
     return argv
 
 
-def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int) -> dict:
+def run_method(method: str, model: Path, data: Path, root: Path, steps: int, timeout_s: int, gpus: int = 1,
+               placement: str = "serial") -> dict:
     work, out = root / method / "work", root / method / "run"
     shutil.rmtree(root / method, ignore_errors=True)  # a fresh run each time: a kept WORK dir would be resumed
-    cmd = [sys.executable, "-m", "mgrpo", *train_argv(method, model, data, root, steps)]
+    cmd = [sys.executable, "-m", "mgrpo", *train_argv(method, model, data, root, steps, gpus, placement)]
     started = time.perf_counter()
     log = root / method / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +257,7 @@ def policy_moved(rows: list[dict]) -> bool | None:
     return all(n is not None and n > 0 for n in norms) if norms else None
 
 
-def summarise(results: dict, warmup: int) -> dict:
+def summarise(results: dict, warmup: int, placement: str = "serial") -> dict:
     step = {m: median_after_warmup(r["steps"], "step", warmup) for m, r in results.items()}
     summary = {"step_s": step}
     if step.get("mgrpo") and step.get("srt"):
@@ -258,12 +269,19 @@ def summarise(results: dict, warmup: int) -> dict:
     summary["gen_s"] = {m: median_after_warmup(r["steps"], "gen", warmup) for m, r in results.items()}
     summary["momentum_gen_s"] = {m: median_after_warmup(r["steps"], "mgrpo_momentum_gen", warmup)
                                  for m, r in results.items() if get_method(m).momentum}
+    summary["momentum_wait_s"] = {m: median_after_warmup(r["steps"], "mgrpo_momentum_wait", warmup)
+                                  for m, r in results.items() if get_method(m).momentum}
     # A step with grad norm 0 taught the policy nothing; the log-prob checks need it to move.
     summary["policy_moved"] = {m: policy_moved(r.get("metrics", [])) for m, r in results.items()}
     mg = results.get("mgrpo", {}).get("steps", [])
     ema = median_after_warmup(mg, "mgrpo_ema", warmup)
-    swap = median_after_warmup(mg, "mgrpo_momentum_swap", warmup)
-    sync = median_after_warmup(mg, "update_weights", warmup)
+    if placement == "split":  # the EMA goes out inside the end-of-step sync: the swap is what it adds to SRT's
+        sync = median_after_warmup(results.get("srt", {}).get("steps", []), "update_weights", warmup)
+        both = median_after_warmup(mg, "update_weights", warmup)
+        swap = both - sync if both is not None and sync is not None else None
+    else:
+        swap = median_after_warmup(mg, "mgrpo_momentum_swap", warmup)
+        sync = median_after_warmup(mg, "update_weights", warmup)
     summary.update({"ema_s": ema, "swap_s": swap, "sync_s": sync})
     if ema is not None and step.get("mgrpo"):
         summary["ema_fraction_of_step"] = ema / step["mgrpo"]
@@ -285,7 +303,12 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="srt,mgrpo,mgrpo_iqr,intuitor", help="in this order (the targets need "
                         "srt and mgrpo, so they come first)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per method")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs per run (one rollout replica each)")
+    parser.add_argument("--placement", choices=("serial", "split"), default="serial",
+                        help="where the momentum rollouts are generated (docs/verl_backend.md)")
     args = parser.parse_args(argv)
+    if args.placement == "split" and (args.gpus < 4 or args.gpus % 4):
+        parser.error(f"--placement split needs --gpus a multiple of 4 (k = gpus x 2 / 8 replicas; got {args.gpus})")
 
     import torch
 
@@ -310,13 +333,14 @@ def main(argv=None) -> int:
     results = {}
     for method in methods:
         print(f"== {method}", flush=True)
-        results[method] = run_method(method, model, data, root, args.steps, args.timeout)
+        results[method] = run_method(method, model, data, root, args.steps, args.timeout, args.gpus, args.placement)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
               f"steps recorded={len(results[method]['steps'])} run_dir={results[method]['run_dir_complete']}",
               flush=True)
-        summary = summarise(results, args.warmup)
+        summary = summarise(results, args.warmup, args.placement)
         payload = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
-                   "warmup": args.warmup, "targets": TARGETS, "summary": summary, "runs": results}
+                   "warmup": args.warmup, "gpus": args.gpus, "placement": args.placement, "targets": TARGETS,
+                   "summary": summary, "runs": results}
         write_json(args.out, payload)  # after every method: a run cut short still leaves what it measured
     print(json.dumps(summary, indent=2))
     ok = all(r["returncode"] == 0 and r["run_dir_complete"] for r in results.values())

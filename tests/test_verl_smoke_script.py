@@ -164,3 +164,31 @@ def test_a_run_leaves_no_process_behind(smoke, tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError(f"process {grandchild} of the killed session is still alive")
+
+
+def test_split_placement_summary_reads_the_swap_off_the_sync(smoke):
+    # split: the EMA leaves inside M-GRPO's end-of-step sync (3.5 s), SRT's sync is the policy alone (2.0 s)
+    results = {"srt": {"steps": timing([9.0, 10.0, 10.0], update_weights=2.0)},
+               "mgrpo": {"steps": timing([9.0, 10.2, 10.2], update_weights=3.5, mgrpo_ema=0.02,
+                                          mgrpo_momentum_wait=0.4)}}
+    summary = smoke.summarise(results, warmup=1, placement="split")
+    assert (summary["swap_s"], summary["sync_s"]) == (pytest.approx(1.5), 2.0)
+    assert summary["swap_over_sync"] == pytest.approx(0.75) and summary["checks"]["swap_over_sync"] is True
+    assert summary["momentum_wait_s"] == {"mgrpo": 0.4}
+    assert smoke.summarise(results, warmup=1)["swap_s"] is None  # serial reads mgrpo_momentum_swap: none here
+
+
+def test_split_smoke_arguments_compose_on_four_gpus(smoke, tmp_path):
+    """On 4 GPUs the smoke's G = 8, N = 2 gives k = 1 momentum replica; SRT runs as always (no momentum)."""
+    pytest.importorskip("hydra")
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import trainer
+
+    data = smoke.build_data(tmp_path / "data")
+    model = smoke.build_tiny_model(tmp_path / "model", data, warm_start_steps=0)
+    for method, placement in (("mgrpo", "split"), ("srt", "serial")):
+        argv = smoke.train_argv(method, model, data, tmp_path / "runs", steps=3, gpus=4, placement="split")
+        _, settings, config = trainer.validate_spec(train_spec(build_parser().parse_args(argv)))
+        assert config.trainer.n_gpus_per_node == 4 and settings.momentum_placement == placement
+    with pytest.raises(SystemExit):
+        smoke.main(["--gpus", "2", "--placement", "split", "--out", str(tmp_path / "r.json")])
