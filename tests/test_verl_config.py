@@ -159,6 +159,14 @@ def test_momentum_needs_the_colocated_weight_path(dirs):
     trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings={key: "nccl"}))  # no momentum push to make
 
 
+def test_momentum_refuses_verls_rollout_skip(dirs):
+    # a replayed policy batch is never submitted, so no momentum rollouts would be made for it
+    key = "skip.rollout_tq.enable"
+    with pytest.raises(ValueError, match=r"skip\.rollout_tq\.enable=True \(needs False\)"):
+        trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={key: "true"}))
+    trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings={key: "true"}))
+
+
 def test_missing_verl_gives_install_hint(monkeypatch):
     import sys
 
@@ -196,5 +204,8 @@ def test_split_placement_refuses_what_it_cannot_split_before_ray(dirs, monkeypat
     key = "actor_rollout_ref.rollout.router_config_path"
     with pytest.raises(ValueError, match=key.replace(".", r"\.") + "='/elsewhere.yaml'"):
         trainer.validate_spec(spec_for(dirs, settings={**split, key: "/elsewhere.yaml"}))
-    with pytest.raises(ValueError, match="lora_rank=0"):
-        trainer.validate_spec(spec_for(dirs, settings={**split, "actor_rollout_ref.model.lora_rank": "8"}))
+    for key, value in (("actor_rollout_ref.model.lora_rank", "8"), ("actor_rollout_ref.model.lora.rank", "8"),
+                       ("actor_rollout_ref.model.lora_adapter_path", "/adapter"),
+                       ("actor_rollout_ref.rollout.full_determinism", "true")):
+        with pytest.raises(ValueError, match=key.replace(".", r"\.") + "="):
+            trainer.validate_spec(spec_for(dirs, settings={**split, key: value}))

@@ -412,3 +412,28 @@ def test_split_placement_tells_router_and_workers_which_replicas_hold_the_ema(se
     trainer.llm_server_manager.global_load_balancer = get_router_handle(servers)  # verl's default
     with pytest.raises(RuntimeError, match="router_config_path"):
         trainer._momentum_ranks()
+
+
+def test_split_placement_fails_only_for_failed_or_missing_momentum_groups_of_sampled_prompts(session):
+    """A failed momentum group of a prompt that was not sampled is dropped (verl replaced that prompt); one of a
+    sampled prompt fails the step, and a sampled prompt without momentum groups is an error, not an endless wait."""
+    from types import SimpleNamespace
+
+    from transfer_queue import KVBatchMeta
+
+    trainer = make_trainer()
+    trainer.split_placement, trainer.timing_raw, trainer.curr_step_profile = True, {}, False
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: None)
+    sampled, replaced = uuid.uuid4().hex, uuid.uuid4().hex
+    good, bad = sampled + stages.MOMENTUM_UID_SUFFIX, replaced + stages.MOMENTUM_UID_SUFFIX
+    tq.kv_put(key=good, partition_id="train", tag={"status": "failure"})
+    tq.kv_put(key=bad, partition_id="train", tag={"status": "failure"})
+    trainer._momentum_running = [good, bad]
+    trainer.on_sample_end()  # waits, does not judge
+    policy = KVBatchMeta(keys=[f"{sampled}_0_0"], tags=[{"seq_len": 3}], partition_id="train")
+    with pytest.raises(RuntimeError, match="momentum rollouts failed for 1 of 1 prompts"):
+        trainer._balance_batch(policy, {})
+    trainer._momentum_running = [bad]
+    with pytest.raises(RuntimeError, match="1 sampled prompts had no momentum groups submitted"):
+        trainer._balance_batch(policy, {})
+    tq.kv_clear(keys=[good, bad], partition_id="train")

@@ -203,9 +203,12 @@ def check_composed(config, spec) -> None:
         # The momentum push loads the EMA into the actor and sends it through the colocated, in-process weight path
         # (update_weights mode 'naive'); with another checkpoint engine the policy sync would take a different path.
         arr = config.actor_rollout_ref
+        # verl's rollout skip replays a cached policy batch without submitting prompts: no momentum groups.
         needed = {"actor_rollout_ref.rollout.checkpoint_engine.backend":
                   (arr.rollout.checkpoint_engine.backend, "naive"),
-                  "actor_rollout_ref.hybrid_engine": (bool(arr.get("hybrid_engine", True)), True)}
+                  "actor_rollout_ref.hybrid_engine": (bool(arr.get("hybrid_engine", True)), True),
+                  "skip.rollout_tq.enable": (bool(config.get("skip", {}).get("rollout_tq", {}).get("enable", False)),
+                                             False)}
         wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
         if wrong:
             raise ValueError(f"verl config: method {method.name!r} (momentum rollouts from the shared rollout engine) "
@@ -245,8 +248,17 @@ def check_split_placement(config, spec) -> None:
     if rollout.get("disaggregation", {}).get("enabled", False):
         raise ValueError("verl config: momentum_placement 'split' needs "
                          "actor_rollout_ref.rollout.disaggregation.enabled=false")
-    if int(config.actor_rollout_ref.model.get("lora_rank", 0) or 0) > 0:  # the EMA is of the full weights
-        raise ValueError("verl config: momentum_placement 'split' needs actor_rollout_ref.model.lora_rank=0")
+    model = config.actor_rollout_ref.model
+    lora = model.get("lora", {})
+    needed = {  # the EMA and its export are of the full weights; verl does not pass full_determinism to a plugin router
+        "actor_rollout_ref.model.lora_rank": (int(model.get("lora_rank", 0) or 0), 0),
+        "actor_rollout_ref.model.lora.rank": (int(lora.get("rank", 0) or 0), 0),
+        "actor_rollout_ref.model.lora_adapter_path": (model.get("lora_adapter_path"), None),
+        "actor_rollout_ref.model.lora.adapter_path": (lora.get("adapter_path"), None),
+        "actor_rollout_ref.rollout.full_determinism": (bool(rollout.get("full_determinism", False)), False)}
+    wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
+    if wrong:
+        raise ValueError("verl config: momentum_placement 'split' needs " + ", ".join(wrong))
     needed = {"actor_rollout_ref.rollout.router_config_path": (rollout.router_config_path, str(SPLIT_ROUTER_FILE)),
               "actor_rollout_ref.rollout.agent.agent_loop_config_path":
                   (rollout.agent.agent_loop_config_path, str(SPLIT_AGENT_LOOP_FILE))}

@@ -189,7 +189,7 @@ class MGRPOTrainer(PPOTrainerSync):
         self.agent_loop_manager.generate_sequences(prompts)
         return momentum_uids
 
-    def _wait_for_momentum(self, momentum_uids: list[str]) -> dict:
+    def _wait_for_momentum(self, momentum_uids: list[str], raise_on_failure: bool = True) -> dict:
         """Poll TransferQueue until every group of ``momentum_uids`` is done; returns the partition's items."""
         while True:
             items = (tq.kv_list("train") or {}).get("train", {})
@@ -198,7 +198,7 @@ class MGRPOTrainer(PPOTrainerSync):
                 break
             time.sleep(POLL_SECONDS)
         failed = [u for u, s in status.items() if s == "failure"]
-        if failed:
+        if failed and raise_on_failure:
             raise RuntimeError(f"momentum rollouts failed for {len(failed)} of {len(momentum_uids)} prompts")
         return items
 
@@ -219,7 +219,8 @@ class MGRPOTrainer(PPOTrainerSync):
     def on_sample_end(self):
         if self._momentum_running:  # split placement: no replica may sleep while the momentum ones still generate
             with marked_timer("mgrpo_momentum_wait", self.timing_raw, color="purple"):
-                self._wait_for_momentum(self._momentum_running)
+                # a failed group matters only if its prompt was sampled (_balance_batch); the others are dropped
+                self._wait_for_momentum(self._momentum_running, raise_on_failure=False)
         super().on_sample_end()
 
     def _balance_batch(self, batch: KVBatchMeta, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
@@ -228,6 +229,10 @@ class MGRPOTrainer(PPOTrainerSync):
                                       if not t.get("is_padding", False)))
             if self.split_placement:
                 sampled = [u + stages.MOMENTUM_UID_SUFFIX for u in uids]
+                never = sorted(set(sampled) - set(self._momentum_running))
+                if never:  # waiting on groups nobody started would hang
+                    raise RuntimeError(f"momentum rollouts: {len(never)} sampled prompts had no momentum groups "
+                                       "submitted with them")
                 keys, tags = self._collect_momentum(sampled, discard=self._momentum_running)
                 self._momentum_running = []
             else:
