@@ -155,7 +155,8 @@ class _ActorHandle:
         method = getattr(self._target, name)
 
         async def call(*args, **kwargs):
-            return method(*args, **kwargs)
+            result = method(*args, **kwargs)
+            return await result if asyncio.iscoroutine(result) else result
 
         return type("Remote", (), {"remote": staticmethod(lambda *a, **k: asyncio.ensure_future(call(*a, **k)))})()
 
@@ -188,17 +189,33 @@ def test_split_placement_sends_momentum_requests_to_the_momentum_replicas(setup,
     for entry in OmegaConf.load(SPLIT_AGENT_LOOP_FILE):  # AgentLoopWorker.__init__ with agent_loop_config_path
         monkeypatch.setitem(verl_agent_loop._agent_loop_registry, entry.name, entry)
 
-    class Server:  # a vLLM replica: answers with one token, remembers which prompts it served
+    total = 2 * G  # P = 2 prompts x G rollouts
+    everyone_in = {}
+
+    class Server:  # a vLLM replica: answers with one token once every request is in flight, as in a long decode
         def __init__(self):
             self.served = 0
 
-        def generate(self, request_id, prompt_ids, sampling_params, **kwargs):
+        async def generate(self, request_id, prompt_ids, sampling_params, **kwargs):
             self.served += 1
+            event = everyone_in.setdefault("event", asyncio.Event())
+            if sum(s.served for s in servers.values()) == total:
+                event.set()
+            await event.wait()
             return TokenOutput(token_ids=[5], extra_fields={"global_steps": 5})
 
     servers = {f"replica-{i}": Server() for i in range(4)}  # R = 4 replicas, G = 8, N = 2: k = 1
     router = rs.MomentumSplitLoadBalancer({sid: _ActorHandle(s) for sid, s in servers.items()})
     router.set_momentum_servers(rs.momentum_replica_count(len(servers), G, N))
+    routes = []  # (request id, server) as the router decided them
+    acquire = router.acquire_server
+
+    def recorded_acquire(request_id, **extra):
+        server_id, handle = acquire(request_id, **extra)
+        routes.append((request_id, server_id))
+        return server_id, handle
+
+    router.acquire_server = recorded_acquire
 
     class Manager:
         def __init__(self):
@@ -234,11 +251,14 @@ def test_split_placement_sends_momentum_requests_to_the_momentum_replicas(setup,
             await worker.generate_sequences(request)
         await asyncio.gather(*list(worker.background_tasks))
 
-    asyncio.run(generate_all())
-    assert len(stored) == 2 * G
-    # P G / R = 2 x 8 / 4 = 4 sequences on every replica; the momentum ones on the last replica only
+    asyncio.run(asyncio.wait_for(generate_all(), timeout=60))
+    assert len(stored) == total
+    # all in flight at once: P G / R = 2 x 8 / 4 = 4 sequences on every replica, the momentum ones on the last only
     assert {sid: s.served for sid, s in servers.items()} == {sid: 4 for sid in servers}
     assert router.get_status()["total_inflight"] == 0
+    momentum_routes = [sid for request_id, sid in routes if rs.is_momentum_request(request_id)]
+    assert momentum_routes == ["replica-3"] * (2 * N)  # marked by the agent loop, sent to the momentum replica
+    assert "replica-3" not in {sid for request_id, sid in routes if not rs.is_momentum_request(request_id)}
     momentum_rows = [u for u in stored if u.endswith(stages.MOMENTUM_UID_SUFFIX)]
     assert len(momentum_rows) == 2 * N
 
