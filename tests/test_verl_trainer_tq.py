@@ -437,3 +437,79 @@ def test_split_placement_fails_only_for_failed_or_missing_momentum_groups_of_sam
     with pytest.raises(RuntimeError, match="1 sampled prompts had no momentum groups submitted"):
         trainer._balance_batch(policy, {})
     tq.kv_clear(keys=[good, bad], partition_id="train")
+
+
+@pytest.mark.parametrize("placement, gpus", [("serial", 1), ("split", 4)])
+def test_a_steps_rollouts_through_verls_own_submission_and_sync_replay_buffer(session, bench_script, tmp_path,
+                                                                              placement, gpus):
+    """One step's rollout phase on the smoke's config, with the trainer built by verl's own __init__: verl's
+    prepare_step submits the dataloader's prompts, verl's sync replay buffer samples the policy groups, verl's
+    sleep follows, and _balance_batch hands verl's balancing all P x G rows. Serial: the momentum groups are
+    generated after the swap, in a second round, then the engines sleep again. Split: they were submitted with the
+    policy's (sampled around by the replay buffer) and are waited for before the sleep; no swap. Only the agent-loop
+    workers and the worker group are stand-ins: the former store each prompt's rollouts and mark it finished, as
+    AgentLoopWorkerTQ does."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from mgrpo.cli import build_parser, train_spec
+    from mgrpo.verl_backend import replica_split as rs
+    from mgrpo.verl_backend import trainer as verl_trainer
+    from mgrpo.verl_backend.verl_trainer import MGRPOTrainer
+
+    smoke = bench_script("gpu_smoke")
+    data = smoke.build_data(tmp_path / "data")
+    model = smoke.build_tiny_model(tmp_path / "model", data, warm_start_steps=0)
+    argv = smoke.train_argv("mgrpo", model, data, tmp_path / "runs", steps=2, gpus=gpus, placement=placement)
+    _, _, config = verl_trainer.validate_spec(train_spec(build_parser().parse_args(argv)))
+    config.transfer_queue.enable = True
+    config.data.dataloader_num_workers = 0  # verl's 8 loader processes take ~40 s to wind down after the test
+    OmegaConf.resolve(config)
+    trainer = MGRPOTrainer(config)
+    trainer._init_tokenizer()  # the first two steps of verl's _setup (the rest starts Ray workers and vLLM)
+    trainer._init_dataloader()
+    split = placement == "split"
+    assert trainer.split_placement == split and (trainer.G, trainer.M, trainer.N) == (8, 6, 2)
+    P = int(config.data.train_batch_size)
+    requests, events = [], []
+
+    class AgentLoopWorkers:
+        def generate_sequences(self, batch):
+            names = batch["agent_name"] if "agent_name" in batch.keys() else None
+            requests.append((len(batch), getattr(names, "data", names)))
+            events.append("generate")
+            for i, uid in enumerate(batch["uid"]):
+                n, momentum = int(batch["__rollout_n__"][i]), int(batch[stages.IS_MOMENTUM][i])
+                put([trajectory(uid, 2, "1", momentum, "1") for _ in range(n)], [f"{uid}_{s}_0" for s in range(n)],
+                    [{"seq_len": 3, "status": "success", "global_steps": 1}] * n)
+                tq.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
+
+    class Workers:
+        _dispatch_info = {"actor": list(range(gpus))}
+
+        def mgrpo_sync_momentum_weights(self):
+            events.append("swap")
+            return [ray.put(0.0)]
+
+    trainer.agent_loop_manager, trainer.actor_rollout_wg = AgentLoopWorkers(), Workers()
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: events.append("sleep"))
+    trainer.global_steps, trainer.timing_raw, trainer.curr_step_profile = 1, {}, False
+
+    trainer.prepare_step()
+    batch, _ = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=P)
+    assert len(batch) == P * trainer.M  # verl sampled the policy groups only
+    trainer.on_sample_end()
+    batch = trainer._balance_batch(batch, {})
+    if split:
+        assert requests == [(P, None), (P, rs.MOMENTUM_AGENT)]  # the momentum groups went out with the policy's
+        assert events == ["generate", "generate", "sleep"] and "mgrpo_momentum_wait" in trainer.timing_raw
+    else:
+        assert requests == [(P, None), (P, None)]
+        assert events == ["generate", "sleep", "swap", "generate", "sleep"]
+        assert {"mgrpo_momentum_swap", "mgrpo_momentum_gen"} <= set(trainer.timing_raw)
+    assert len(batch) == P * trainer.G and not any(t.get("is_padding") for t in batch.tags)
+    momentum = [k for k in batch.keys if k.split("_")[0].endswith(stages.MOMENTUM_UID_SUFFIX)]
+    assert len(momentum) == P * trainer.N
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)  # nothing else left behind
+    tq.kv_clear(keys=list(batch.keys), partition_id="train")
