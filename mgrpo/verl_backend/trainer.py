@@ -209,10 +209,7 @@ def check_composed(config, spec) -> None:
                   "actor_rollout_ref.hybrid_engine": (bool(arr.get("hybrid_engine", True)), True),
                   "skip.rollout_tq.enable": (bool(config.get("skip", {}).get("rollout_tq", {}).get("enable", False)),
                                              False)}
-        wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
-        if wrong:
-            raise ValueError(f"verl config: method {method.name!r} (momentum rollouts from the shared rollout engine) "
-                             "needs " + ", ".join(wrong))
+        require_values(needed, f"method {method.name!r} (momentum rollouts from the shared rollout engine)")
     if config.mgrpo.momentum_placement == "split":
         check_split_placement(config, spec)
     if method.reward == "self_certainty":
@@ -226,11 +223,16 @@ def check_composed(config, spec) -> None:
                   "actor_rollout_ref.actor.strategy in (fsdp, fsdp2)": (actor.strategy in ("fsdp", "fsdp2"), True),
                   "actor_rollout_ref.actor.entropy_coeff": (float(actor.entropy_coeff), 0.0),
                   "actor_rollout_ref.actor.calculate_entropy": (bool(actor.get("calculate_entropy", False)), False)}
-        wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
-        if wrong:
-            raise ValueError(f"verl config: method {method.name!r} needs " + ", ".join(wrong))
+        require_values(needed, f"method {method.name!r}")
     if int(config.actor_rollout_ref.actor.ppo_mini_batch_size) > int(config.data.train_batch_size):
         raise ValueError("verl config: actor_rollout_ref.actor.ppo_mini_batch_size exceeds data.train_batch_size")
+
+
+def require_values(needed: dict, what: str) -> None:
+    """``needed``: {key: (value, the value required)}; a ValueError naming every key that differs."""
+    wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
+    if wrong:
+        raise ValueError(f"verl config: {what} needs " + ", ".join(wrong))
 
 
 def rollout_replicas(config) -> int:
@@ -244,28 +246,22 @@ def rollout_replicas(config) -> int:
 def check_split_placement(config, spec) -> None:
     from mgrpo.verl_backend.replica_split import momentum_replica_count
 
-    rollout = config.actor_rollout_ref.rollout
-    if rollout.get("disaggregation", {}).get("enabled", False):
-        raise ValueError("verl config: momentum_placement 'split' needs "
-                         "actor_rollout_ref.rollout.disaggregation.enabled=false")
-    model = config.actor_rollout_ref.model
+    rollout, model = config.actor_rollout_ref.rollout, config.actor_rollout_ref.model
     lora = model.get("lora", {})
-    needed = {  # the EMA and its export are of the full weights; verl does not pass full_determinism to a plugin router
+    # Requests are routed by our router plugin and agent loop; the EMA and its export are of the full weights; verl
+    # passes full_determinism to its own router only; replicas are counted as colocated, undisaggregated ones.
+    needed = {
+        "actor_rollout_ref.rollout.router_config_path": (str(rollout.router_config_path), str(SPLIT_ROUTER_FILE)),
+        "actor_rollout_ref.rollout.agent.agent_loop_config_path":
+            (str(rollout.agent.agent_loop_config_path), str(SPLIT_AGENT_LOOP_FILE)),
+        "actor_rollout_ref.rollout.disaggregation.enabled":
+            (bool(rollout.get("disaggregation", {}).get("enabled", False)), False),
         "actor_rollout_ref.model.lora_rank": (int(model.get("lora_rank", 0) or 0), 0),
         "actor_rollout_ref.model.lora.rank": (int(lora.get("rank", 0) or 0), 0),
         "actor_rollout_ref.model.lora_adapter_path": (model.get("lora_adapter_path"), None),
         "actor_rollout_ref.model.lora.adapter_path": (lora.get("adapter_path"), None),
         "actor_rollout_ref.rollout.full_determinism": (bool(rollout.get("full_determinism", False)), False)}
-    wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if v != want]
-    if wrong:
-        raise ValueError("verl config: momentum_placement 'split' needs " + ", ".join(wrong))
-    needed = {"actor_rollout_ref.rollout.router_config_path": (rollout.router_config_path, str(SPLIT_ROUTER_FILE)),
-              "actor_rollout_ref.rollout.agent.agent_loop_config_path":
-                  (rollout.agent.agent_loop_config_path, str(SPLIT_AGENT_LOOP_FILE))}
-    wrong = [f"{k}={v!r} (needs {want!r})" for k, (v, want) in needed.items() if str(v) != want]
-    if wrong:
-        raise ValueError("verl config: momentum_placement 'split' routes requests with its own router and agent "
-                         "loop: " + ", ".join(wrong))
+    require_values(needed, "momentum_placement 'split'")
     try:
         momentum_replica_count(rollout_replicas(config), spec.G, spec.N)
     except ValueError as err:
