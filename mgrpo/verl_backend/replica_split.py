@@ -90,8 +90,9 @@ class MomentumSplitLoadBalancer(GlobalRequestLoadBalancer):
         order = list(self._servers)
         if not 1 <= count < len(order):
             raise ValueError(f"{count} momentum servers of {len(order)}")
-        self._momentum = set(order[len(order) - count:])
-        return [sid for sid in order if sid in self._momentum]
+        momentum = order[len(order) - count:]
+        self._momentum = set(momentum)
+        return momentum
 
     def acquire_server(self, request_id: str, **extra) -> tuple[str, Any]:
         if self._momentum is None:

@@ -168,8 +168,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         if self._mgrpo_ema is None:
             return None
         path = Path(directory)
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        with atomic_path(path / f"ema_rank_{rank}.pt") as tmp:
+        with atomic_path(path / f"ema_rank_{_rank()}.pt") as tmp:
             torch.save([t.cpu() for t in self._mgrpo_ema], tmp)
         return str(path)
 
@@ -177,8 +176,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
     def mgrpo_load_momentum(self, directory: str):
         if self._mgrpo_ema is None:
             return False
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        saved = torch.load(Path(directory) / f"ema_rank_{rank}.pt", weights_only=True)
+        saved = torch.load(Path(directory) / f"ema_rank_{_rank()}.pt", weights_only=True)
         if len(saved) != len(self._mgrpo_ema):
             raise ValueError(f"{directory}: {len(saved)} EMA tensors for {len(self._mgrpo_ema)} parameters")
         with torch.no_grad():
