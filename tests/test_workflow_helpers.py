@@ -1,5 +1,5 @@
-"""Helpers for the workflow tests (no tests here): a copy of the workflow in a temp folder, a stand-in `mgrpo`
-for DAG-mechanics tests, and fake SLURM commands that run jobs locally and log their argv.
+"""Helpers for the workflow tests (no tests here): a copy of the workflow in a temp folder and a stand-in
+`mgrpo` for DAG-mechanics tests (the SLURM tests use a real cluster: slurm_cluster.py).
 
 The stand-in `mgrpo` only writes the files the contract names (it trains nothing); tests that need the real
 trainer and evaluator use the real CLI and skip when a subcommand is missing.
@@ -109,66 +109,6 @@ else:
     sys.exit(f"fake mgrpo: unknown command {command}")
 '''
 
-FAKE_SBATCH = r'''#!PYTHON
-"""Fake sbatch: logs argv (JSON) to $FAKE_SLURM_DIR/sbatch.jsonl, runs the job now, records its state."""
-import json, os, subprocess, sys
-from pathlib import Path
-
-state = Path(os.environ["FAKE_SLURM_DIR"])
-argv = sys.argv[1:]
-with open(state / "sbatch.jsonl", "a") as log:
-    log.write(json.dumps(argv) + "\n")
-counter = state / "counter"
-job_id = int(counter.read_text()) + 1 if counter.exists() else 1000
-counter.write_text(str(job_id))
-script = None
-workdir = None
-for i, arg in enumerate(argv):
-    if arg.startswith("--wrap="):
-        script = arg[len("--wrap="):]
-    if arg == "-D":
-        workdir = argv[i + 1]
-if script is None and argv and argv[-1] == "/dev/stdin":
-    script = sys.stdin.read()
-env = dict(os.environ, SLURM_JOB_ID=str(job_id), SLURM_JOBID=str(job_id))
-with open(state / f"job_{job_id}.out", "w") as out:
-    rc = subprocess.run(["sh", "-c", script], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-(state / f"job_{job_id}.state").write_text("COMPLETED" if rc == 0 else "FAILED")
-print(job_id)
-'''
-
-FAKE_SACCT = r'''#!PYTHON
-import os, sys
-from pathlib import Path
-state = Path(os.environ["FAKE_SLURM_DIR"])
-with open(state / "sacct.log", "a") as log:
-    log.write(" ".join(sys.argv[1:]) + "\n")
-if "Account%256" in " ".join(sys.argv):
-    print("testacct")
-    sys.exit(0)
-for path in sorted(state.glob("job_*.state")):
-    print(f"{path.stem[4:]}|{path.read_text().strip()}")
-'''
-
-FAKE_SRUN = r'''#!/bin/sh
-# Fake srun: log, drop srun's own options, run the command here.
-echo "srun $*" >> "$FAKE_SLURM_DIR/srun.log"
-while [ $# -gt 0 ]; do
-  case "$1" in -*) shift ;; *) break ;; esac
-done
-exec "$@"
-'''
-
-FAKE_ACCOUNTS = r'''#!/bin/sh
-echo "$(basename "$0") $*" >> "$FAKE_SLURM_DIR/other.log"
-echo testacct
-'''
-
-FAKE_QUIET = r'''#!/bin/sh
-echo "$(basename "$0") $*" >> "$FAKE_SLURM_DIR/other.log"
-'''
-
-
 def _script(path: Path, text: str) -> None:
     path.write_text(text.replace("#!PYTHON", f"#!{sys.executable}", 1))
     path.chmod(0o755)
@@ -177,18 +117,6 @@ def _script(path: Path, text: str) -> None:
 def install_fake_mgrpo(bin_dir: Path) -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
     _script(bin_dir / "mgrpo", FAKE_MGRPO)
-    return bin_dir
-
-
-def install_fake_slurm(bin_dir: Path) -> Path:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    _script(bin_dir / "sbatch", FAKE_SBATCH)
-    _script(bin_dir / "sacct", FAKE_SACCT)
-    _script(bin_dir / "srun", FAKE_SRUN)
-    for name in ("sacctmgr", "sshare"):
-        _script(bin_dir / name, FAKE_ACCOUNTS)
-    for name in ("squeue", "scancel", "sinfo", "scontrol"):
-        _script(bin_dir / name, FAKE_QUIET)
     return bin_dir
 
 
