@@ -4,7 +4,8 @@ logs, ports and munge socket in a temp folder. The config must be at SLURM's def
 jobstep plugin strips SLURM_CONF from the job step's environment (snakemake-executor-plugin-slurm#164), so a
 nested `srun` finds only that. So the cluster is refused where /etc/slurm holds a config already (a real
 cluster's is never touched), and its files there are removed when it stops. A cluster left running by a killed
-test run is recognised by the first line of its config and stopped first.
+test run is recognised by the first line of its config (its state folder and its owner's pid, no longer
+alive) and stopped first; one whose owner is alive (another test session) is left alone.
 
 The node declares 16 CPUs, 64 GB and 8 GPUs whatever this machine has (`SlurmdParameters=config_overrides`):
 the GPUs are character devices aliasing /dev/null, enough for SLURM to count, bind and export
@@ -28,7 +29,7 @@ CLIENTS = ("sbatch", "squeue", "scontrol", "sinfo", "srun", "scancel")
 NODE_GPUS = 8
 CONFIG_DIR = Path("/etc/slurm")
 CONFIG_FILES = ("slurm.conf", "gres.conf")
-MARKER = "# mgrpo-bench test cluster, state in "
+MARKER = "# mgrpo-bench test cluster: "
 
 
 def missing_requirement() -> str | None:
@@ -40,10 +41,14 @@ def missing_requirement() -> str | None:
     if missing:
         return f"SLURM/munge not installed (missing {', '.join(missing)}; Debian: apt-get install slurmctld slurmd " \
                "slurm-client munge)"
-    existing = [str(CONFIG_DIR / name) for name in CONFIG_FILES
-                if (CONFIG_DIR / name).exists() and _stale_root(CONFIG_DIR / name) is None]
-    if existing:
-        return f"{', '.join(existing)} exists: this machine has a SLURM config, which the test cluster never replaces"
+    for name in CONFIG_FILES:
+        config = CONFIG_DIR / name
+        if config.exists():
+            owner = _test_cluster(config)
+            if owner is None:
+                return f"{config} exists: this machine has a SLURM config, which the test cluster never replaces"
+            if _alive(owner[1]):
+                return f"a test SLURM cluster of process {owner[1]} is running ({config})"
     return None
 
 
@@ -57,10 +62,21 @@ def _daemon(name: str) -> str:
     return shutil.which(name) or str(Path("/usr/sbin", name))
 
 
-def _stale_root(config: Path) -> Path | None:
-    """The state folder of the test cluster that wrote this config, or None if another config."""
+def _test_cluster(config: Path) -> tuple[Path, int] | None:
+    """(state folder, owner pid) of the test cluster that wrote this config; None for any other config."""
     first_line = config.read_text().partition("\n")[0]
-    return Path(first_line.removeprefix(MARKER)) if first_line.startswith(MARKER) else None
+    if not first_line.startswith(MARKER):
+        return None
+    root, _, pid = first_line.removeprefix(MARKER).rpartition(" ")
+    return Path(root), int(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _stop(root: Path) -> None:
@@ -112,9 +128,8 @@ class SlurmCluster:
         if reason:
             raise RuntimeError(f"cannot start a test SLURM cluster: {reason}")
         for name in CONFIG_FILES:
-            stale = (CONFIG_DIR / name).exists() and _stale_root(CONFIG_DIR / name)
-            if stale:
-                _stop(stale)
+            if (CONFIG_DIR / name).exists():
+                _stop(_test_cluster(CONFIG_DIR / name)[0])  # a dead owner's, by missing_requirement()
         self.root = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))  # short: a socket path has ≤ 107 bytes
         self._write_config()
         key = self.root / "munge.key"
@@ -147,9 +162,10 @@ class SlurmCluster:
         (self.root / "ctld").mkdir()
         (self.root / "d").mkdir()
         r = self.root
+        marker = f"{MARKER}{r} {os.getpid()}"
         CONFIG_DIR.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(f"""\
-{MARKER}{r}
+{marker}
 ClusterName=mgrpotest
 SlurmctldHost={self.node}(127.0.0.1)
 SlurmUser=root
@@ -182,4 +198,4 @@ NodeName={self.node} NodeAddr=127.0.0.1 CPUs=16 RealMemory=64000 Gres=gpu:{NODE_
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
         (CONFIG_DIR / "gres.conf").write_text(
-            f"{MARKER}{r}\nNodeName={self.node} Name=gpu File={devices}/gpu[0-{NODE_GPUS - 1}]\n")
+            f"{marker}\nNodeName={self.node} Name=gpu File={devices}/gpu[0-{NODE_GPUS - 1}]\n")

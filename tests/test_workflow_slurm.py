@@ -1,7 +1,9 @@
 """`--profile slurm` against a real one-node SLURM cluster (slurm_cluster.py): the real executor plugin submits
 the train job, SLURM allocates it the rule's GPUs, CPUs, memory and time in the profile's partition and
-account, the real `mgrpo train` runs inside the allocation, and when SLURM requeues the job mid-run (what
-preemption with PreemptMode=REQUEUE does) the same job restarts and resumes from its newest checkpoint.
+account, and the real `mgrpo train` runs inside the allocation. Interrupted mid-run it resumes from its newest
+checkpoint both ways a cluster interrupts it: SLURM requeues the job (what preemption with PreemptMode=REQUEUE
+does) and the same job restarts, or the job ends (cancelled, timed out, node lost) and Snakemake submits it
+again (the profile's `retries`).
 
 Needs root and the SLURM/munge packages; skipped without them, unless MGRPO_REQUIRE_SLURM=1 (CI) makes that
 a failure."""
@@ -48,75 +50,131 @@ def test_profile_is_where_snakemake_looks_for_it():
     assert "software-deployment-method" not in profile  # an empty list there is rejected by Snakemake
 
 
+class ProfileRun:
+    """The toy train job of one run under `--profile slurm`, watched from here."""
+
+    def __init__(self, cluster, tmp_path):
+        self.cluster = cluster
+        self.workdir = copy_workflow(tmp_path / "clone")
+        config = tiny_config(methods=("srt",))
+        config["base_models"]["toy"]["pretrain"]["options"] = {"steps": 40}
+        config["training"]["settings"] = {"steps": 30, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
+                                          "eval_samples": 2}
+        config["analysis"] = {"tables": {}, "figures": {}}
+        config["resources"] = {"train": RESOURCES}
+        write_config(self.workdir / "one.yaml", config)
+        # Data and base model locally first, so that the cluster runs the train job alone.
+        local = snakemake(self.workdir, "results/base_models/toy", "--cores", "1", "--configfile", "one.yaml")
+        assert local.returncode == 0, local.stdout[-3000:]
+        self.work = self.workdir / WORK
+        self.starts = tmp_path / "mgrpo-starts.log"
+        self.log = tmp_path / "snakemake.log"
+        shim = tmp_path / "bin" / "mgrpo"
+        shim.parent.mkdir()
+        shim.write_text(MGRPO_SHIM.format(log=self.starts, mgrpo=shutil.which("mgrpo")))
+        shim.chmod(0o755)
+        env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
+                          MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
+        command = [sys.executable, "-m", "snakemake", f"{RUN}/metrics.jsonl", "--cores", "all", "--profile",
+                   "slurm", "--configfile", "one.yaml", "--slurm-status-command", "squeue",  # no sacct here
+                   "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+        self.earlier_jobs = set(self._all_jobs())  # an earlier test's, still listed (MinJobAge)
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def running_job_after_checkpoint(self, step=10) -> str:
+        deadline = time.time() + 300
+        while not (self.work / f"step_{step:06d}").is_dir() and time.time() < deadline and self.process.poll() is None:
+            time.sleep(0.2)
+        assert (self.work / f"step_{step:06d}").is_dir(), f"no checkpoint {step}:\n{self.log.read_text()[-3000:]}"
+        jobs = self.cluster.run("squeue", "-h", "-o", "%i %T").split()
+        assert len(jobs) == 2 and jobs[1] == "RUNNING", jobs
+        return jobs[0]
+
+    def wait_until(self, job_id: str, states: set, seconds=120) -> None:
+        deadline = time.time() + seconds
+        while self.cluster.job(job_id)["JobState"] not in states and time.time() < deadline:
+            time.sleep(0.2)
+        assert self.cluster.job(job_id)["JobState"] in states, self.cluster.job(job_id)
+
+    def interrupted(self) -> tuple[dict, int]:
+        """What the first start left behind: its metrics by step, and the newest checkpoint's step."""
+        before = {row["step"]: row for row in map(json.loads, (self.work / "metrics.jsonl").read_text().splitlines())}
+        return before, int(max(self.work.glob("step_*")).name.split("_")[1])
+
+    def finish(self) -> None:
+        try:
+            self.process.wait(timeout=400)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        assert self.process.returncode == 0, self.log.read_text()[-4000:]
+
+    def _all_jobs(self) -> list[str]:
+        return self.cluster.run("squeue", "-h", "-t", "all", "-o", "%i").split()
+
+    def jobs(self) -> list[str]:
+        """This run's SLURM jobs, in submission order."""
+        return sorted(set(self._all_jobs()) - self.earlier_jobs, key=int)
+
+    def train_starts(self) -> list[tuple[str, int]]:
+        """(SLURM job, number of GPUs in CUDA_VISIBLE_DEVICES) of each start of `mgrpo train`."""
+        lines = [line.split() for line in self.starts.read_text().splitlines()]
+        return [(words[0], len(words[1].split(","))) for words in lines if "train" in words]
+
+    def assert_resumed(self, before: dict, resumed_from: int) -> None:
+        assert 10 <= resumed_from < 30
+        after = [json.loads(line) for line in (self.workdir / RUN / "metrics.jsonl").read_text().splitlines()]
+        assert [row["step"] for row in after] == list(range(31))  # every step exactly once
+        # Steps up to the checkpoint were kept from the first start, not recomputed.
+        for row in after[1:resumed_from + 1]:
+            assert row["step_seconds"] == before[row["step"]]["step_seconds"]
+        assert any(after[step]["step_seconds"] != before.get(step, {}).get("step_seconds")
+                   for step in range(resumed_from + 1, 31))
+
+    def assert_allocated_as_the_rule_asks(self, job_id: str) -> None:
+        job = self.cluster.job(job_id)
+        assert job["Comment"].startswith("rule_train_wildcards_toy_srt")
+        assert (job["Partition"], job["Account"], job["TimeLimit"]) == ("gpu-test", "testacct", "01:30:00")
+        assert job["TresPerJob"] == "gres:gpu:2"
+        assert {"cpu=2", "mem=4000M"} <= set(job["TRES"].split(","))
+
+
 @pytest.mark.slow
 def test_train_job_gets_its_resources_and_resumes_after_slurm_requeues_it(cluster, tmp_path):
-    workdir = copy_workflow(tmp_path / "clone")
-    config = tiny_config(methods=("srt",))
-    config["base_models"]["toy"]["pretrain"]["options"] = {"steps": 40}
-    config["training"]["settings"] = {"steps": 30, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
-                                      "eval_samples": 2}
-    config["analysis"] = {"tables": {}, "figures": {}}
-    config["resources"] = {"train": RESOURCES}
-    write_config(workdir / "one.yaml", config)
-    # Data and base model locally first, so that the cluster runs the train job alone.
-    local = snakemake(workdir, "results/base_models/toy", "--cores", "1", "--configfile", "one.yaml")
-    assert local.returncode == 0, local.stdout[-3000:]
+    run = ProfileRun(cluster, tmp_path)
+    job_id = run.running_job_after_checkpoint()
+    cluster.run("scontrol", "requeue", job_id)
+    run.wait_until(job_id, {"PENDING"})
+    before, resumed_from = run.interrupted()
+    # SLURM holds a requeued job back for a while (BeginTime); let it start again now.
+    cluster.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
+    run.finish()
 
-    starts = tmp_path / "mgrpo-starts.log"
-    shim = tmp_path / "bin" / "mgrpo"
-    shim.parent.mkdir()
-    shim.write_text(MGRPO_SHIM.format(log=starts, mgrpo=shutil.which("mgrpo")))
-    shim.chmod(0o755)
-    env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
-                      MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
-    command = [sys.executable, "-m", "snakemake", f"{RUN}/metrics.jsonl", "--cores", "all", "--profile", "slurm",
-               "--configfile", "one.yaml", "--slurm-status-command", "squeue",  # no accounting DB: no sacct
-               "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
-    log = tmp_path / "snakemake.log"
-    work = workdir / WORK
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 300
-        while not (work / "step_000010").is_dir() and time.time() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        assert (work / "step_000010").is_dir(), f"training never reached its second checkpoint:\n{log.read_text()[-3000:]}"
-        jobs = cluster.run("squeue", "-h", "-o", "%i").split()
-        assert len(jobs) == 1, jobs
-        job_id = jobs[0]
-        cluster.run("scontrol", "requeue", job_id)
-        deadline = time.time() + 120
-        while cluster.job(job_id)["JobState"] != "PENDING" and time.time() < deadline:
-            time.sleep(0.2)
-        assert cluster.job(job_id)["JobState"] == "PENDING", cluster.job(job_id)
-        # Killed and waiting to restart: what the first start left behind.
-        before = {row["step"]: row for row in map(json.loads, (work / "metrics.jsonl").read_text().splitlines())}
-        resumed_from = int(max(work.glob("step_*")).name.split("_")[1])
-        # SLURM holds a requeued job back for a while (BeginTime); let it start again now.
-        cluster.run("scontrol", "update", f"jobid={job_id}", "StartTime=now")
-        process.wait(timeout=400)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, log.read_text()[-4000:]
-
+    assert run.jobs() == [job_id]  # requeued, not resubmitted
     job = cluster.job(job_id)
-    assert cluster.run("squeue", "-h", "-t", "all", "-o", "%i").split() == [job_id]  # requeued, not resubmitted
     assert (job["JobState"], job["Restarts"]) == ("COMPLETED", "1")
-    assert job["Comment"].startswith("rule_train_wildcards_toy_srt")
-    assert (job["Partition"], job["Account"], job["TimeLimit"]) == ("gpu-test", "testacct", "01:30:00")
-    assert job["TresPerJob"] == "gres:gpu:2"
-    assert {"cpu=2", "mem=4000M"} <= set(job["TRES"].split(","))
+    run.assert_allocated_as_the_rule_asks(job_id)
     # `mgrpo train` started twice inside that job, each time seeing the two GPUs SLURM bound to it.
-    train_starts = [line.split() for line in starts.read_text().splitlines() if " train " in f" {line} "]
-    assert [(s[0], len(s[1].split(","))) for s in train_starts] == [(job_id, 2), (job_id, 2)]
+    assert run.train_starts() == [(job_id, 2), (job_id, 2)]
+    run.assert_resumed(before, resumed_from)
 
-    after = [json.loads(line) for line in (workdir / RUN / "metrics.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in after] == list(range(31))  # every step exactly once
-    assert 10 <= resumed_from < 30
-    # Steps up to the checkpoint were kept from the first start, not recomputed.
-    for row in after[1:resumed_from + 1]:
-        assert row["step_seconds"] == before[row["step"]]["step_seconds"]
-    assert any(after[step]["step_seconds"] != before.get(step, {}).get("step_seconds")
-               for step in range(resumed_from + 1, 31))
+
+@pytest.mark.slow
+def test_a_train_job_that_ends_early_is_submitted_again_and_resumes(cluster, tmp_path):
+    run = ProfileRun(cluster, tmp_path)
+    first = run.running_job_after_checkpoint()
+    # The partition is down while we look, so that the resubmitted job waits: running jobs go on, new ones pend.
+    cluster.run("scontrol", "update", "partition=gpu-test", "state=down")
+    cluster.run("scancel", first)
+    run.wait_until(first, {"CANCELLED"})
+    before, resumed_from = run.interrupted()
+    cluster.run("scontrol", "update", "partition=gpu-test", "state=up")
+    run.finish()
+
+    first_job, second = run.jobs()
+    assert first_job == first and cluster.job(second)["JobState"] == "COMPLETED"
+    run.assert_allocated_as_the_rule_asks(second)
+    assert run.train_starts() == [(first, 2), (second, 2)]
+    run.assert_resumed(before, resumed_from)
