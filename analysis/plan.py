@@ -102,6 +102,47 @@ def check_references(config: Mapping[str, Any], known_methods: Iterable[str]) ->
                          f"registered methods: {', '.join(known)}")
 
 
+def method_settings(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """training.settings with the method's own settings on top."""
+    training = config.get("training") or {}
+    override = (config.get("methods") or {}).get(method) or {}
+    return {**(training.get("settings") or {}), **(override.get("settings") or {})}
+
+
+def check_gpu_counts(config: Mapping[str, Any], verl_defaults: Mapping[str, int]) -> None:
+    """The GPUs a job asks the cluster for (resources.<stage>.gpu) must be the GPUs it uses.
+
+    Too few and the job fails only once the cluster has started it (verl: "Total available GPUs 4 is less than
+    total desired GPUs 8"), after its queue wait, and again on each retry; too many and they idle. Checked here,
+    before any job, for the verl training runs (trainer.n_gpus_per_node x
+    trainer.nnodes, from the backend's settings or their verl keys; verl_defaults holds the backend's defaults)
+    and for vLLM evaluation (tensor_parallel_size x data_parallel_size).
+    """
+    resources = config.get("resources") or {}
+    train_gpus = (resources.get("train") or {}).get("gpu")
+    if config.get("backend") == "verl" and train_gpus is not None:
+        for method in methods_of(config):
+            settings = method_settings(config, method)
+            where = f"training.settings (with methods.{method}.settings)"
+            per_node = settings.get("trainer.n_gpus_per_node", settings.get("n_gpus_per_node",
+                                                                            verl_defaults["n_gpus_per_node"]))
+            nodes = settings.get("trainer.nnodes", settings.get("nnodes", verl_defaults["nnodes"]))
+            if nodes != 1:
+                raise ValueError(f"config {where}: nnodes = {nodes}, but a train job runs one process on one node "
+                                 "(a multi-node verl run needs a Ray cluster across its nodes, which this "
+                                 "workflow does not start); use nnodes = 1")
+            if per_node != train_gpus:
+                raise ValueError(f"config resources.train.gpu = {train_gpus}, but method {method}'s verl run uses "
+                                 f"n_gpus_per_node = {per_node} ({where}): set both to the same number")
+    evaluation = config.get("evaluation") or {}
+    eval_gpus = (resources.get("evaluate") or {}).get("gpu")
+    if evaluation.get("backend") == "vllm" and eval_gpus is not None:
+        tp, dp = evaluation.get("tensor_parallel_size", 1), evaluation.get("data_parallel_size", 1)
+        if tp * dp != eval_gpus:
+            raise ValueError(f"config resources.evaluate.gpu = {eval_gpus}, but evaluation.tensor_parallel_size x "
+                             f"data_parallel_size = {tp} x {dp} = {tp * dp}: set them to match")
+
+
 def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """The per-run values that `mgrpo train` receives besides paths: only what this run's method uses.
 
@@ -110,11 +151,10 @@ def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """
     training = config.get("training") or {}
     override = (config.get("methods") or {}).get(run.method) or {}
-    settings = {**(training.get("settings") or {}), **(override.get("settings") or {})}
     args: dict[str, Any] = {
         "momentum": override.get("momentum", training.get("momentum", 0.99)),
         "iqr_k": override.get("iqr_k", training.get("iqr_k", 0.75)),
-        "settings": dict(sorted(settings.items())),
+        "settings": dict(sorted(method_settings(config, run.method).items())),
     }
     if override.get("N") is not None:
         args["N"] = override["N"]

@@ -68,3 +68,42 @@ def test_select_runs():
     assert len(plan.select_runs(runs, {"T": [1.0]})) == 5
     with pytest.raises(ValueError, match="unknown field"):
         plan.select_runs(runs, {"temperature": [1.0]})
+
+
+VERL_DEFAULTS = {"n_gpus_per_node": 8, "nnodes": 1}
+
+
+def gpu_config(train_gpu=8, settings=None, method_settings=None, evaluation=None, eval_gpu=1):
+    c = config(backend="verl", resources={"train": {"gpu": train_gpu}, "evaluate": {"gpu": eval_gpu}})
+    c["training"]["settings"] = dict(settings or {})
+    c["methods"] = {"mgrpo": {"settings": dict(method_settings or {})}}
+    c["evaluation"] = {**c["evaluation"], "backend": "vllm", **(evaluation or {})}
+    return c
+
+
+def test_gpus_asked_for_match_the_gpus_used():
+    plan.check_gpu_counts(gpu_config(), VERL_DEFAULTS)  # 8 asked, verl's default 8 used
+    plan.check_gpu_counts(gpu_config(4, {"n_gpus_per_node": 4}), VERL_DEFAULTS)
+    plan.check_gpu_counts(gpu_config(2, {"trainer.n_gpus_per_node": 2}), VERL_DEFAULTS)  # the verl key too
+    plan.check_gpu_counts(gpu_config(eval_gpu=4, evaluation={"tensor_parallel_size": 2, "data_parallel_size": 2}),
+                          VERL_DEFAULTS)
+    # Not the verl backend / no gpu resource / hf evaluation: nothing to compare.
+    cpu = gpu_config(3)
+    cpu["backend"] = "cpu"
+    cpu["evaluation"]["backend"] = "hf"
+    plan.check_gpu_counts(cpu, {})
+    plan.check_gpu_counts(config(backend="verl"), VERL_DEFAULTS)
+
+
+def test_a_gpu_mismatch_names_both_numbers_and_the_method():
+    with pytest.raises(ValueError, match=r"resources.train.gpu = 4, but method mgrpo's verl run uses "
+                                         r"n_gpus_per_node = 8 \(training.settings \(with methods.mgrpo.settings\)"):
+        plan.check_gpu_counts(gpu_config(4, {"n_gpus_per_node": 4}, method_settings={"n_gpus_per_node": 8}),
+                              VERL_DEFAULTS)
+    with pytest.raises(ValueError, match=r"resources.train.gpu = 4, but method mgrpo's verl run uses n_gpus_per_node = 8"):
+        plan.check_gpu_counts(gpu_config(4), VERL_DEFAULTS)  # the default 8
+    with pytest.raises(ValueError, match="nnodes = 2, but a train job runs one process on one node"):
+        plan.check_gpu_counts(gpu_config(16, {"nnodes": 2}), VERL_DEFAULTS)
+    with pytest.raises(ValueError, match=r"resources.evaluate.gpu = 2, but evaluation.tensor_parallel_size x "
+                                         r"data_parallel_size = 1 x 1 = 1"):
+        plan.check_gpu_counts(gpu_config(eval_gpu=2), VERL_DEFAULTS)

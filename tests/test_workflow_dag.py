@@ -91,6 +91,15 @@ def test_unknown_method_names_the_registered_ones(workdir):
         assert registered in result.stdout.split("registered methods:")[1]
 
 
+def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(workdir):
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper["resources"]["train"]["gpu"] = 4  # training.settings.n_gpus_per_node stays 8
+    write_config(workdir / "four_gpus.yaml", paper)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "four_gpus.yaml")
+    assert result.returncode != 0
+    assert "resources.train.gpu = 4, but method intuitor's verl run uses n_gpus_per_node = 8" in result.stdout
+
+
 BASELINE_PY = '''
 from mgrpo.core import Method, register_method
 

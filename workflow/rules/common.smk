@@ -13,9 +13,17 @@ DATA_KIND = config["data"]["kind"]
 EVAL = config["evaluation"]
 BENCHMARKS = list(EVAL["benchmarks"])
 
-# Fail before any job: every method must be registered, every model defined.
+
+def verl_gpu_defaults():
+    from mgrpo.verl_backend.trainer import VerlSettings
+
+    return {"n_gpus_per_node": VerlSettings.n_gpus_per_node, "nnodes": VerlSettings.nnodes}
+
+
+# Fail before any job: every method must be registered, every model defined, every job's GPUs used.
 try:
     grid.check_references(config, known_methods())
+    grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
