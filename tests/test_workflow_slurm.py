@@ -69,9 +69,11 @@ class ProfileRun:
         self.work = self.workdir / WORK
         self.starts = tmp_path / "mgrpo-starts.log"
         self.log = tmp_path / "snakemake.log"
+        mgrpo = shutil.which("mgrpo")
+        assert mgrpo, "the mgrpo command is not on PATH (pip install -e .)"
         shim = tmp_path / "bin" / "mgrpo"
         shim.parent.mkdir()
-        shim.write_text(MGRPO_SHIM.format(log=self.starts, mgrpo=shutil.which("mgrpo")))
+        shim.write_text(MGRPO_SHIM.format(log=self.starts, mgrpo=mgrpo))
         shim.chmod(0o755)
         env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
                           MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
