@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mgrpo.core.methods import UnknownMethodError
 from mgrpo.run_spec import BACKENDS, RunSpec, parse_assignments
+from mgrpo.work_lock import WorkDirInUse, work_lock
 
 # Modules that contribute subcommands through add_subcommands(subparsers); each keeps heavy imports lazy.
 SUBCOMMAND_MODULES = ("mgrpo.cpu.cli", "mgrpo.evaluation.cli", "mgrpo.verl_backend.cli")
@@ -49,7 +50,11 @@ def _train(args) -> int:
     except ImportError as err:
         raise SystemExit(f"mgrpo: the {spec.backend} backend is not installed ({err}); "
                          f"install it with: pip install -e '.[{spec.backend}]'") from None
-    trainer.train(spec)
+    try:
+        with work_lock(spec.work):  # one trainer per work folder (a restarted controller resubmits)
+            trainer.train(spec)
+    except WorkDirInUse as err:
+        raise SystemExit(f"mgrpo train: {err}") from None
     return 0
 
 

@@ -3,7 +3,8 @@ the train job, SLURM allocates it the rule's GPUs, CPUs, memory and time in the 
 account, and the real `mgrpo train` runs inside the allocation. Interrupted mid-run it resumes from its newest
 checkpoint both ways a cluster interrupts it: SLURM requeues the job (what preemption with PreemptMode=REQUEUE
 does) and the same job restarts, or the job ends (cancelled, timed out, node lost) and Snakemake submits it
-again (the profile's `retries`).
+again (the profile's `retries`). A controller restarted while its job still runs cannot start a second trainer
+on the same work folder (mgrpo/work_lock.py).
 
 Needs root and the SLURM/munge packages; skipped without them, unless MGRPO_REQUIRE_SLURM=1 (CI) makes that
 a failure."""
@@ -17,6 +18,7 @@ import time
 import pytest
 import yaml
 
+from mgrpo.work_lock import LOCK_NAME, WorkDirInUse, work_lock
 from slurm_cluster import SlurmCluster, missing_requirement
 from test_workflow_helpers import REPO, copy_workflow, environment, snakemake, tiny_config, write_config
 
@@ -75,14 +77,16 @@ class ProfileRun:
         shim.parent.mkdir()
         shim.write_text(MGRPO_SHIM.format(log=self.starts, mgrpo=mgrpo))
         shim.chmod(0o755)
-        env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
-                          MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
-        command = [sys.executable, "-m", "snakemake", f"{RUN}/metrics.jsonl", "--cores", "all", "--profile",
-                   "slurm", "--configfile", "one.yaml", "--slurm-status-command", "squeue",  # no sacct here
-                   "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+        self.env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
+                               MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
+        self.command = [sys.executable, "-m", "snakemake", f"{RUN}/metrics.jsonl", "--cores", "all",
+                        "--profile", "slurm", "--configfile", "one.yaml",
+                        "--slurm-status-command", "squeue",  # no accounting database here, so no sacct
+                        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
         self.earlier_jobs = set(self._all_jobs())  # an earlier test's, still listed (MinJobAge)
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.command, cwd=self.workdir, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT)
 
     def running_job_after_checkpoint(self, step=10) -> str:
         deadline = time.time() + 300
@@ -180,3 +184,56 @@ def test_a_train_job_that_ends_early_is_submitted_again_and_resumes(cluster, tmp
     run.assert_allocated_as_the_rule_asks(second)
     assert run.train_starts() == [(first, 2), (second, 2)]
     run.assert_resumed(before, resumed_from)
+
+
+def test_a_work_folder_lock_lasts_as_long_as_its_owners_slurm_job(cluster, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    owner = cluster.run("sbatch", "--parsable", "-p", "gpu-test", "--wrap", "sleep 600").strip()
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(json.dumps({"host": "another-node", "pid": 1, "slurm_job": owner}))
+    for state in ("RUNNING", "SUSPENDED"):  # a suspended (preempted by suspension) job comes back
+        deadline = time.time() + 60
+        while cluster.job(owner)["JobState"] != state and time.time() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(WorkDirInUse, match=f"SLURM job {owner} is still active"):
+            with work_lock(tmp_path):
+                pass
+        if state == "RUNNING":
+            cluster.run("scontrol", "suspend", owner)
+    cluster.run("scancel", owner)
+    deadline = time.time() + 60
+    while cluster.run("squeue", "-h", "-j", owner, "-o", "%T").strip() and time.time() < deadline:
+        time.sleep(0.2)
+    with work_lock(tmp_path):  # its owner has ended: taken over
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.slow
+def test_a_restarted_controller_cannot_start_a_second_trainer_on_a_running_run(cluster, tmp_path):
+    run = ProfileRun(cluster, tmp_path)
+    first = run.running_job_after_checkpoint()
+    cluster.run("scontrol", "suspend", first)  # so that it surely still runs when the second controller starts
+    run.process.kill()  # the controller dies (a login node reboots); its SLURM job goes on
+    run.process.wait()
+    unlock = snakemake(run.workdir, "--unlock", "--configfile", "one.yaml", env=run.env)
+    assert unlock.returncode == 0, unlock.stdout[-2000:]
+    second = subprocess.run(run.command, cwd=run.workdir, env=run.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=400, check=False)
+    assert second.returncode != 0
+    cluster.run("scontrol", "resume", first)
+    run.wait_until(first, {"COMPLETED"}, seconds=300)
+
+    resubmitted = [job for job in run.jobs() if job != first]
+    assert len(resubmitted) == 2  # the second controller's job and its retry
+    assert all(cluster.job(job)["JobState"] == "FAILED" for job in resubmitted)
+    starts = run.train_starts()
+    assert [job for job, _ in starts] == [first, *resubmitted]
+    # The first job alone trained: one history, every step once.
+    steps = [json.loads(line)["step"] for line in (run.work / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(31))
+    assert not (run.work / LOCK_NAME).exists()  # released by the first job at its end
+    # The controller started once more, after the first job's end, finds the run done.
+    again = subprocess.run(run.command, cwd=run.workdir, env=run.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=400, check=False)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "Nothing to be done" in again.stdout
