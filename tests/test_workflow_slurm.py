@@ -188,7 +188,8 @@ def test_a_train_job_that_ends_early_is_submitted_again_and_resumes(cluster, tmp
 
 def test_a_work_folder_lock_lasts_as_long_as_its_owners_slurm_job(cluster, tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    owner = cluster.run("sbatch", "--parsable", "-p", "gpu-test", "--wrap", "sleep 600").strip()
+    owner = cluster.run("sbatch", "--parsable", "-p", "gpu-test", f"--output={tmp_path}/owner.out",
+                        "--wrap", "sleep 600").strip()
     lock = tmp_path / LOCK_NAME
     lock.write_text(json.dumps({"host": "another-node", "pid": 1, "slurm_job": owner}))
     for state in ("RUNNING", "SUSPENDED"):  # a suspended (preempted by suspension) job comes back
