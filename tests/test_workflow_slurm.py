@@ -221,6 +221,10 @@ def test_a_restarted_controller_cannot_start_a_second_trainer_on_a_running_run(c
     second = subprocess.run(run.command, cwd=run.workdir, env=run.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=400, check=False)
     assert second.returncode != 0
+    train_log = run.workdir / "results" / "logs" / "train" / "toy" / "srt" / "G4_T1.0_s0.log"
+    # The retry's `mgrpo train` said why (read now: the first job, resumed, writes on into the same log).
+    assert (f"work folder {WORK} is in use by another trainer" in train_log.read_text()
+            and f"SLURM job {first} is still active" in train_log.read_text())
     cluster.run("scontrol", "resume", first)
     run.wait_until(first, {"COMPLETED"}, seconds=300)
 
