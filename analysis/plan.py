@@ -114,9 +114,9 @@ def check_gpu_counts(config: Mapping[str, Any], verl_defaults: Mapping[str, int]
 
     Too few and the job fails only once the cluster has started it (verl: "Total available GPUs 4 is less than
     total desired GPUs 8"), after its queue wait, and again on each retry; too many and they idle. Checked here,
-    before any job, for the verl training runs (trainer.n_gpus_per_node x
-    trainer.nnodes, from the backend's settings or their verl keys; verl_defaults holds the backend's defaults)
-    and for vLLM evaluation (tensor_parallel_size x data_parallel_size).
+    before any job, for the verl training runs
+    (trainer.n_gpus_per_node x trainer.nnodes, from the backend's settings or their verl keys; verl_defaults
+    holds the backend's defaults) and for vLLM evaluation (tensor_parallel_size x data_parallel_size).
     """
     resources = config.get("resources") or {}
     train_gpus = (resources.get("train") or {}).get("gpu")

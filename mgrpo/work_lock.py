@@ -35,7 +35,8 @@ def _owner() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID")}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +72,7 @@ def _why_not_stale(owner: dict) -> str | None:
             return None
         return f"SLURM job {job} is still {'active' if active else 'possibly active (squeue could not tell)'}"
     if owner.get("host") == mine["host"]:
-        return f"pid {owner.get('pid')} is still running" if _pid_alive(int(owner.get("pid", -1))) else None
+        return f"pid {owner.get('pid')} is still running" if pid_alive(int(owner.get("pid", -1))) else None
     return f"it runs on another host ({owner.get('host')}), where this process cannot check it"
 
 

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mgrpo.work_lock import pid_alive
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scontrol", "sinfo", "srun", "scancel")
 NODE_GPUS = 8
@@ -47,7 +49,7 @@ def missing_requirement() -> str | None:
             owner = _test_cluster(config)
             if owner is None:
                 return f"{config} exists: this machine has a SLURM config, which the test cluster never replaces"
-            if _alive(owner[1]):
+            if pid_alive(owner[1]):
                 return f"a test SLURM cluster of process {owner[1]} is running ({config})"
     return None
 
@@ -69,14 +71,6 @@ def _test_cluster(config: Path) -> tuple[Path, int] | None:
         return None
     root, _, pid = first_line.removeprefix(MARKER).rpartition(" ")
     return Path(root), int(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _stop(root: Path) -> None:
