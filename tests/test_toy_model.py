@@ -62,6 +62,9 @@ def test_pretrain_cli_writes_hf_model(tmp_path):
     assert model.config.hidden_size == 16
     summary = json.loads((tmp_path / "m" / "pretrain.json").read_text())
     assert 0.0 <= summary["test_acc_greedy"] <= 1.0 and summary["settings"]["steps"] == 3
+    # the kernels torch chose, so that a base model that differs from docs/toy_study.md's can be traced
+    assert summary["machine"]["torch"] == torch.__version__
+    assert summary["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert AutoTokenizer.from_pretrained(tmp_path / "m").eos_token == "<eos>"
 
 

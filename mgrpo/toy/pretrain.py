@@ -1,6 +1,7 @@
 """Supervised pre-training of the tiny toy model on the labelled ``pretrain.jsonl`` split."""
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +64,13 @@ def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tenso
     return ids, lab
 
 
+def machine() -> dict:
+    """What decides the floating-point results besides the seed: torch picks its CPU kernels by the instruction
+    set it finds (``ATEN_CPU_CAPABILITY`` overrides it), and the same seed trains a different model on another."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "processor": platform.processor() or None}
+
+
 def pretrain(data_dir: Path, out_dir: Path, seed: int,
              settings: PretrainSettings = PretrainSettings(), log=print) -> dict:
     """Train from scratch, write an HF model dir atomically to ``out_dir``; returns the summary."""
@@ -113,6 +121,7 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
         "test_acc_greedy": accuracy(model, tokenizer, test_rows, temperature=1.0, samples=1,
                                     max_new_tokens=settings.max_new_tokens, greedy=True),
         "train_seconds": train_seconds,
+        "machine": machine(),
     }
     log(f"pretrained {summary['parameters']} parameters in {train_seconds:.1f}s: test acc "
         f"sampled@T={settings.eval_temperature} {summary['test_acc_sampled']:.3f}, "
