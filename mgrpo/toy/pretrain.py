@@ -66,7 +66,7 @@ def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tenso
 
 def machine() -> dict:
     """What decides the floating-point results besides the seed: torch picks its CPU kernels by the instruction
-    set it finds (``ATEN_CPU_CAPABILITY`` overrides it), and the same seed trains a different model on another."""
+    set it finds (``ATEN_CPU_CAPABILITY`` overrides it), so the same seed trains another model on another CPU."""
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "machine": platform.machine(), "processor": platform.processor() or None}
 
