@@ -26,7 +26,8 @@ EXPECTED_KEYS = set(trainer.METRIC_KEYS)
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     write_splits(root / "data", 0, TaskConfig(operands=3, pretrain_size=400, train_size=40, test_size=8))
-    settings = PretrainSettings(steps=60, batch_size=32, lr=1e-2, eval_samples=1,
+    settings = PretrainSettings(max_steps=60, target_acc=None, select_rows=40, batch_size=32, lr=1e-2,
+                                eval_samples=1,
                                 size=ModelSize(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                                num_attention_heads=2, max_position_embeddings=32))
     pretrain(root / "data", root / "model", seed=0, settings=settings, log=lambda _: None)

@@ -56,21 +56,97 @@ def test_pretrain_cli_writes_hf_model(tmp_path):
     assert main(["toy-data", "--out", str(tmp_path / "d"), "--seed", "0", "--operands", "3",
                  "--pretrain-size", "200", "--train-size", "20", "--test-size", "10"]) == 0
     assert main(["pretrain", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--seed", "0",
-                 "--steps", "3", "--hidden-size", "16", "--intermediate-size", "32", "--layers", "1",
-                 "--heads", "2"]) == 0
+                 "--max-steps", "3", "--target-acc", "none", "--select-rows", "20", "--hidden-size", "16",
+                 "--intermediate-size", "32", "--layers", "1", "--heads", "2"]) == 0
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     assert model.config.hidden_size == 16
     summary = json.loads((tmp_path / "m" / "pretrain.json").read_text())
-    assert 0.0 <= summary["test_acc_greedy"] <= 1.0 and summary["settings"]["steps"] == 3
+    assert 0.0 <= summary["test_acc_greedy"] <= 1.0 and summary["steps"] == 3
     # the kernels torch chose, so that a base model that differs from docs/toy_study.md's can be traced
     assert summary["machine"]["torch"] == torch.__version__
     assert summary["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert AutoTokenizer.from_pretrained(tmp_path / "m").eos_token == "<eos>"
 
 
-def test_pretrain_rejects_bad_settings(tmp_path):
+@pytest.mark.parametrize("flags", [["--max-steps", "0"], ["--target-acc", "1.5"], ["--target-acc", "0"],
+                                   ["--check-every", "0"], ["--select-rows", "200"]])
+def test_pretrain_rejects_bad_settings(tmp_path, capsys, flags):
     from mgrpo.cli import main
+    from mgrpo.toy.task import TaskConfig, write_splits
 
-    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "m"), "--seed", "0",
-                 "--steps", "0"]) == 2
+    write_splits(tmp_path / "d", 0, TaskConfig(operands=3, pretrain_size=200, train_size=20, test_size=10))
+    assert main(["pretrain", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--seed", "0",
+                 *flags]) == 2
+    assert flags[0].lstrip("-").replace("-", "_") in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+TINY = dict(batch_size=8, select_rows=20, size=ModelSize(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                         num_attention_heads=2))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from mgrpo.toy.task import TaskConfig, write_splits
+
+    data = tmp_path_factory.mktemp("tiny_data")
+    write_splits(data, 0, TaskConfig(operands=3, pretrain_size=100, train_size=10, test_size=10))
+    return data
+
+
+def test_pretrain_stops_at_the_first_check_that_reaches_the_target(tiny_data, tmp_path, monkeypatch):
+    """Scripted held-out accuracies 0.2, 0.5, 0.6, 0.9 at steps 2, 4, 6, 8 with target 0.55: stop at step 6."""
+    import mgrpo.cpu.rollout as rollout
+    from mgrpo.toy.pretrain import PretrainSettings, pretrain
+
+    real, scripted, select_sizes = rollout.accuracy, iter([0.2, 0.5, 0.6, 0.9]), []
+
+    def accuracy(model, tokenizer, rows, **kw):
+        if len(rows) == TINY["select_rows"]:
+            select_sizes.append(len(rows))
+            return next(scripted)
+        return real(model, tokenizer, rows, **kw)
+
+    monkeypatch.setattr(rollout, "accuracy", accuracy)
+    settings = PretrainSettings(max_steps=20, target_acc=0.55, check_every=2, **TINY)
+    summary = pretrain(tiny_data, tmp_path / "m", seed=0, settings=settings, log=lambda _: None)
+    assert summary["steps"] == 6 and summary["target_reached"] is True
+    assert summary["checks"] == [{"step": 2, "select_acc": 0.2}, {"step": 4, "select_acc": 0.5},
+                                 {"step": 6, "select_acc": 0.6}]
+    assert select_sizes == [20, 20, 20]
+    saved = json.loads((tmp_path / "m" / "pretrain.json").read_text())
+    assert saved["steps"] == 6 and saved["checks"][-1]["select_acc"] == 0.6
+
+
+def test_checking_never_changes_the_model_it_checks(tiny_data, tmp_path):
+    """A run that checks (and never reaches its target) ends with the very weights of a run that never checks."""
+    from mgrpo.toy.pretrain import PretrainSettings, pretrain
+
+    messages = []
+    checked = pretrain(tiny_data, tmp_path / "a", seed=3, log=messages.append,
+                       settings=PretrainSettings(max_steps=4, target_acc=1.0, check_every=1, **TINY))
+    plain = pretrain(tiny_data, tmp_path / "b", seed=3, log=lambda _: None,
+                     settings=PretrainSettings(max_steps=4, target_acc=None, **TINY))
+    assert [c["step"] for c in checked["checks"]] == [1, 2, 3, 4] and checked["target_reached"] is False
+    assert any("WARNING" in m and "target_acc=1.0" in m for m in messages)
+    assert plain["checks"] == [] and plain["target_reached"] is True
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_held_out_rows_are_not_trained_on(tiny_data, tmp_path, monkeypatch):
+    import mgrpo.toy.pretrain as pre
+    from mgrpo.toy.task import read_jsonl
+
+    held_out = {r["prompt"] for r in read_jsonl(tiny_data / "pretrain.jsonl")[-TINY["select_rows"]:]}
+    trained, real = set(), pre._batch
+
+    def batch(tokenizer, rows, direct):
+        trained.update(r["prompt"] for r in rows)
+        return real(tokenizer, rows, direct)
+
+    monkeypatch.setattr(pre, "_batch", batch)
+    pre.pretrain(tiny_data, tmp_path / "m", seed=0, log=lambda _: None,
+                 settings=pre.PretrainSettings(max_steps=30, target_acc=None, **TINY))
+    assert trained and not trained & held_out

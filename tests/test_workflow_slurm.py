@@ -59,7 +59,7 @@ class ProfileRun:
         self.cluster = cluster
         self.workdir = copy_workflow(tmp_path / "clone")
         config = tiny_config(methods=("srt",))
-        config["base_models"]["toy"]["pretrain"]["options"] = {"steps": 40}
+        config["base_models"]["toy"]["pretrain"]["options"] = {"max_steps": 40, "target_acc": None}
         config["training"]["settings"] = {"steps": 30, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
                                           "eval_samples": 2}
         config["analysis"] = {"tables": {}, "figures": {}}

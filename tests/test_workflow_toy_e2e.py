@@ -27,7 +27,7 @@ def needs(*names):
 
 def reduced_config(methods=("srt", "mgrpo_iqr"), steps=10):
     config = tiny_config(methods=methods, G=(4,))
-    config["base_models"]["toy"]["pretrain"]["options"] = {"steps": 40}
+    config["base_models"]["toy"]["pretrain"]["options"] = {"max_steps": 40, "target_acc": None}
     config["training"]["settings"] = {"steps": steps, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
                                       "eval_samples": 2}
     config["evaluation"]["samples"] = 1

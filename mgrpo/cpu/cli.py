@@ -28,7 +28,14 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--data", required=True, type=Path, help="directory written by `mgrpo toy-data`")
     p.add_argument("--out", required=True, type=Path, help="model directory to write")
     p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--steps", type=int, default=pre.steps, help="default %(default)s")
+    p.add_argument("--max-steps", type=int, default=pre.max_steps, help="default %(default)s")
+    p.add_argument("--target-acc", type=_accuracy_or_none, default=pre.target_acc,
+                   help="stop at the first check where sampled accuracy on the held-out rows reaches this; "
+                        "'none' trains exactly --max-steps (default %(default)s)")
+    p.add_argument("--check-every", type=int, default=pre.check_every, help="steps between checks "
+                   "(default %(default)s)")
+    p.add_argument("--select-rows", type=int, default=pre.select_rows,
+                   help="last rows of pretrain.jsonl held out of training for the check (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=pre.batch_size, help="default %(default)s")
     p.add_argument("--lr", type=float, default=pre.lr, help="default %(default)s")
     p.add_argument("--direct-fraction", type=float, default=pre.direct_fraction,
@@ -39,6 +46,10 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--layers", type=int, default=size.num_hidden_layers, help="default %(default)s")
     p.add_argument("--heads", type=int, default=size.num_attention_heads, help="default %(default)s")
     p.set_defaults(handler=_pretrain)
+
+
+def _accuracy_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
 
 
 def _toy_data(args) -> int:
@@ -62,7 +73,8 @@ def _pretrain(args) -> int:
     hf_logging.disable_progress_bar()
     size = ModelSize(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                      num_hidden_layers=args.layers, num_attention_heads=args.heads)
-    settings = replace(PretrainSettings(), steps=args.steps, batch_size=args.batch_size, lr=args.lr, direct_fraction=args.direct_fraction,
-                       threads=args.threads, size=size)
+    settings = replace(PretrainSettings(), max_steps=args.max_steps, target_acc=args.target_acc,
+                       check_every=args.check_every, select_rows=args.select_rows, batch_size=args.batch_size,
+                       lr=args.lr, direct_fraction=args.direct_fraction, threads=args.threads, size=size)
     pretrain(args.data, args.out, args.seed, settings)
     return 0

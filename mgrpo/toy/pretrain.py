@@ -15,7 +15,15 @@ from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
 
 @dataclass(frozen=True)
 class PretrainSettings:
-    steps: int = 650
+    # Pre-training stops at the first check where sampled accuracy on ``select_rows`` rows held out of
+    # pretrain.jsonl reaches ``target_acc``, not after a fixed step count: the same seed trains another model
+    # on another CPU (torch's kernels differ by instruction set) and accuracy rises steeply with steps, so a
+    # fixed count gave a 0.34 base model on one machine and 0.55 on another. ``target_acc=None`` trains
+    # exactly ``max_steps``. Test rows never take part in choosing the model.
+    max_steps: int = 1500
+    target_acc: float | None = 0.55
+    check_every: int = 25
+    select_rows: int = 200
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.0
@@ -30,11 +38,14 @@ class PretrainSettings:
     size: ModelSize = field(default_factory=ModelSize)
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "threads", "eval_samples", "max_new_tokens"):
+        for name in ("max_steps", "check_every", "select_rows", "batch_size", "threads", "eval_samples",
+                     "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"pretrain {name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"pretrain lr must be > 0, got {self.lr}")
+        if self.target_acc is not None and not 0.0 < self.target_acc <= 1.0:
+            raise ValueError(f"pretrain target_acc must be in (0, 1] or none, got {self.target_acc}")
         if not 0.0 <= self.direct_fraction <= 1.0:
             raise ValueError(f"pretrain direct_fraction must be in [0, 1], got {self.direct_fraction}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
@@ -80,6 +91,12 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     rows = read_jsonl(data_dir / "pretrain.jsonl")
     test_rows = read_jsonl(data_dir / "test.jsonl")
+    if len(rows) <= settings.select_rows:
+        raise ValueError(f"{data_dir / 'pretrain.jsonl'} has {len(rows)} rows: holding out select_rows="
+                         f"{settings.select_rows} for the stopping check leaves none to train on")
+    # The held-out rows are the last ones, whether or not a target is set, so that stopping at step S gives
+    # the very model that ``max_steps=S`` gives.
+    rows, select = rows[:-settings.select_rows], rows[-settings.select_rows:]
     torch.set_num_threads(settings.threads)
     started = time.perf_counter()
 
@@ -90,8 +107,8 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, settings.warmup_steps)))
     generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in range(1, settings.steps + 1):
+    losses, checks = [], []
+    for step in range(1, settings.max_steps + 1):
         picks = torch.randint(len(rows), (settings.batch_size,), generator=generator).tolist()
         direct = (torch.rand(settings.batch_size, generator=generator) < settings.direct_fraction).tolist()
         ids, labels = _batch(tokenizer, [rows[i] for i in picks], direct)
@@ -104,9 +121,23 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if step % 50 == 0 or step == settings.steps:
-            log(f"pretrain step {step}/{settings.steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if step % 50 == 0 or step == settings.max_steps:
+            log(f"pretrain step {step}/{settings.max_steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if settings.target_acc is not None and step % settings.check_every == 0:
+            # Its own generator, fixed per check: checking never moves the training stream.
+            acc = accuracy(model, tokenizer, select, temperature=settings.eval_temperature,
+                           samples=settings.eval_samples, max_new_tokens=settings.max_new_tokens,
+                           generator=torch.Generator().manual_seed(seed + 2))
+            checks.append({"step": step, "select_acc": acc})
+            if acc >= settings.target_acc:
+                log(f"pretrain step {step}: held-out accuracy {acc:.3f} >= target {settings.target_acc}, stopping")
+                break
     train_seconds = time.perf_counter() - started
+    last = checks[-1]["select_acc"] if checks else None
+    reached = settings.target_acc is None or (last is not None and last >= settings.target_acc)
+    if not reached:
+        log(f"WARNING: pretraining ran all max_steps={settings.max_steps} without held-out accuracy reaching "
+            f"target_acc={settings.target_acc} (last check: {last}); raise max_steps or lr")
 
     eval_generator = torch.Generator().manual_seed(seed + 1)
     summary = {
@@ -114,6 +145,9 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
         "data": str(data_dir),
         "parameters": count_parameters(model),
         "settings": asdict(settings),
+        "steps": step,
+        "target_reached": reached,
+        "checks": checks,
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "test_acc_sampled": accuracy(model, tokenizer, test_rows, temperature=settings.eval_temperature,
                                      samples=settings.eval_samples, max_new_tokens=settings.max_new_tokens,
@@ -123,7 +157,7 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
         "train_seconds": train_seconds,
         "machine": machine(),
     }
-    log(f"pretrained {summary['parameters']} parameters in {train_seconds:.1f}s: test acc "
+    log(f"pretrained {summary['parameters']} parameters in {step} steps, {train_seconds:.1f}s: test acc "
         f"sampled@T={settings.eval_temperature} {summary['test_acc_sampled']:.3f}, "
         f"greedy {summary['test_acc_greedy']:.3f}")
     save_model_atomic(model, tokenizer, out_dir, extra={"pretrain.json": summary})
