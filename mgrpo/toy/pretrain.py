@@ -96,7 +96,7 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
                          f"{settings.select_rows} for the stopping check leaves none to train on")
     # The held-out rows are the last ones, whether or not a target is set, so that stopping at step S gives
     # the very model that ``max_steps=S`` gives.
-    rows, select = rows[:-settings.select_rows], rows[-settings.select_rows:]
+    train_rows, select = rows[:-settings.select_rows], rows[-settings.select_rows:]
     torch.set_num_threads(settings.threads)
     started = time.perf_counter()
 
@@ -109,9 +109,9 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     generator = torch.Generator().manual_seed(seed)
     losses, checks = [], []
     for step in range(1, settings.max_steps + 1):
-        picks = torch.randint(len(rows), (settings.batch_size,), generator=generator).tolist()
+        picks = torch.randint(len(train_rows), (settings.batch_size,), generator=generator).tolist()
         direct = (torch.rand(settings.batch_size, generator=generator) < settings.direct_fraction).tolist()
-        ids, labels = _batch(tokenizer, [rows[i] for i in picks], direct)
+        ids, labels = _batch(tokenizer, [train_rows[i] for i in picks], direct)
         loss = model(input_ids=ids, labels=labels).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"pretraining loss is {loss.item()} at step {step}")
