@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,20 @@ def test_reduced_toy_dag_runs_end_to_end_and_then_has_nothing_to_do(tmp_path):
     assert planned_jobs(workdir, "--configfile", "reduced.yaml") == {}
 
 
+def trainer_pids(session: int) -> list[int]:
+    """The `mgrpo train` processes of one session (the Snakemake started by the test and its jobs)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getsid(int(proc.name)) == session:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"train" in argv and b"--work" in argv and any(a.endswith(b"mgrpo") for a in argv[:3]):
+                    found.append(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue  # it ended while we looked
+    return found
+
+
 @pytest.mark.slow
 @needs("toy-data", "pretrain", "train")
 def test_an_interrupted_training_job_resumes_on_the_next_run(tmp_path):
@@ -74,8 +89,12 @@ def test_an_interrupted_training_job_resumes_on_the_next_run(tmp_path):
         while not (work / "step_000010").is_dir() and time.time() < deadline and process.poll() is None:
             time.sleep(0.2)
         assert (work / "step_000010").is_dir(), "training never reached its second checkpoint"
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: this process group is the one started above
-        process.wait(timeout=60)
+        # Kill the trainer itself, as preemption or a crash would. Not Ctrl-C to Snakemake: its jobs ignore
+        # SIGINT, and it stops them only after a delay in which this short run could finish.
+        trainers = trainer_pids(session=process.pid)
+        assert len(trainers) == 1, f"expected one `mgrpo train` process, found {trainers}"
+        os.kill(trainers[0], signal.SIGKILL)
+        assert process.wait(timeout=60) != 0, "Snakemake should report the killed job as failed"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
