@@ -1,10 +1,18 @@
 """Shared test helpers."""
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    # `-n auto`: one worker per core, at most 4. The SLURM file alone takes ~40 % of a serial run, so more
+    # workers than that would wait on it, and each worker holds its own torch and verl imports.
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")

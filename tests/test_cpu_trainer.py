@@ -13,8 +13,8 @@ from mgrpo.core import GroupScore, known_methods
 from mgrpo.cpu import rollout as ro
 from mgrpo.cpu import trainer
 from mgrpo.run_spec import RunSpec
-from mgrpo.toy.model import ModelSize
-from mgrpo.toy.pretrain import PretrainSettings, pretrain
+from mgrpo.toy.pretrain import pretrain
+from mgrpo.toy.settings import ModelSize, PretrainSettings
 from mgrpo.toy.task import TaskConfig, write_splits
 
 FAST = {"steps": 4, "prompts_per_step": 2, "eval_every": 2, "save_every": 2, "eval_samples": 2,

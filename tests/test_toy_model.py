@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mgrpo.toy.model import ModelSize, build_model, build_tokenizer, count_parameters
+from mgrpo.toy.model import build_model, build_tokenizer, count_parameters
+from mgrpo.toy.settings import ModelSize
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,8 @@ def tiny_data(tmp_path_factory):
 def test_pretrain_stops_at_the_first_check_that_reaches_the_target(tiny_data, tmp_path, monkeypatch):
     """Scripted held-out accuracies 0.2, 0.5, 0.6, 0.9 at steps 2, 4, 6, 8 with target 0.55: stop at step 6."""
     import mgrpo.cpu.rollout as rollout
-    from mgrpo.toy.pretrain import PretrainSettings, pretrain
+    from mgrpo.toy.pretrain import pretrain
+    from mgrpo.toy.settings import PretrainSettings
 
     real, scripted = rollout.accuracy, iter([0.2, 0.5, 0.6, 0.9])
 
@@ -118,7 +120,8 @@ def test_pretrain_stops_at_the_first_check_that_reaches_the_target(tiny_data, tm
 
 def test_checking_never_changes_the_model_it_checks(tiny_data, tmp_path):
     """A run that checks (and never reaches its target) ends with the very weights of a run that never checks."""
-    from mgrpo.toy.pretrain import PretrainSettings, pretrain
+    from mgrpo.toy.pretrain import pretrain
+    from mgrpo.toy.settings import PretrainSettings
 
     messages = []
     checked = pretrain(tiny_data, tmp_path / "a", seed=3, log=messages.append,

@@ -5,8 +5,7 @@ from pathlib import Path
 
 
 def add_subcommands(subparsers) -> None:
-    from mgrpo.toy.model import ModelSize
-    from mgrpo.toy.pretrain import PretrainSettings
+    from mgrpo.toy.settings import ModelSize, PretrainSettings
     from mgrpo.toy.task import TaskConfig
 
     task, pre, size = TaskConfig(), PretrainSettings(), ModelSize()
@@ -65,16 +64,19 @@ def _toy_data(args) -> int:
 def _pretrain(args) -> int:
     from dataclasses import replace
 
-    from transformers.utils import logging as hf_logging
+    from mgrpo.toy.settings import ModelSize, PretrainSettings
 
-    from mgrpo.toy.model import ModelSize
-    from mgrpo.toy.pretrain import PretrainSettings, pretrain
-
-    hf_logging.disable_progress_bar()
     size = ModelSize(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                      num_hidden_layers=args.layers, num_attention_heads=args.heads)
     settings = replace(PretrainSettings(), max_steps=args.max_steps, target_acc=args.target_acc,
                        check_every=args.check_every, select_rows=args.select_rows, batch_size=args.batch_size,
                        lr=args.lr, direct_fraction=args.direct_fraction, threads=args.threads, size=size)
+    settings.validate()  # a bad value fails now, not after torch and transformers have loaded
+
+    from transformers.utils import logging as hf_logging
+
+    from mgrpo.toy.pretrain import pretrain
+
+    hf_logging.disable_progress_bar()
     pretrain(args.data, args.out, args.seed, settings)
     return 0

@@ -8,31 +8,14 @@ exactly like real ones. Encoding a prompt adds ``<bos>``; a response ends with `
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from mgrpo.toy.settings import ModelSize
 
 # Every character the toy task can produce (prompt and response), plus a few spares.
 CHARACTERS = "0123456789+-*=#, "
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    max_position_embeddings: int = 64
-
-    def validate(self) -> None:
-        for name, value in asdict(self).items():
-            if value < 1:
-                raise ValueError(f"model size {name} must be >= 1, got {value}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                             f"num_attention_heads={self.num_attention_heads}")
 
 
 def build_tokenizer(characters: str = CHARACTERS) -> PreTrainedTokenizerFast:

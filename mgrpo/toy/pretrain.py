@@ -3,54 +3,15 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from mgrpo.atomic import atomic_dir, write_json
-from mgrpo.toy.model import ModelSize, build_model, build_tokenizer, count_parameters
+from mgrpo.toy.model import build_model, build_tokenizer, count_parameters
+from mgrpo.toy.settings import PretrainSettings
 from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
-
-
-@dataclass(frozen=True)
-class PretrainSettings:
-    # Pre-training stops at the first check where sampled accuracy on ``select_rows`` rows held out of
-    # pretrain.jsonl reaches ``target_acc``, not after a fixed step count: the same seed trains another model
-    # on another CPU (torch's kernels differ by instruction set) and accuracy rises steeply with steps, so a
-    # fixed count gave a 0.34 base model on one machine and 0.55 on another. ``target_acc=None`` trains
-    # exactly ``max_steps``. Test rows never take part in choosing the model.
-    max_steps: int = 1500
-    target_acc: float | None = 0.55
-    check_every: int = 25
-    select_rows: int = 200
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 20
-    threads: int = 1
-    eval_temperature: float = 1.0
-    eval_samples: int = 4
-    max_new_tokens: int = 16
-    # Share of targets written as the bare answer ``#d`` (no scratchpad): the base model then knows
-    # the short cut that self-reward can collapse onto, as real models know how to answer tersely.
-    direct_fraction: float = 0.25
-    size: ModelSize = field(default_factory=ModelSize)
-
-    def validate(self) -> None:
-        for name in ("max_steps", "check_every", "select_rows", "batch_size", "threads", "eval_samples",
-                     "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"pretrain {name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"pretrain lr must be > 0, got {self.lr}")
-        if self.target_acc is not None and not 0.0 < self.target_acc <= 1.0:
-            raise ValueError(f"pretrain target_acc must be in (0, 1] or none, got {self.target_acc}")
-        if not 0.0 <= self.direct_fraction <= 1.0:
-            raise ValueError(f"pretrain direct_fraction must be in [0, 1], got {self.direct_fraction}")
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ValueError("pretrain warmup_steps and weight_decay must be >= 0")
-        self.size.validate()
 
 
 def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
