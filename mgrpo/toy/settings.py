@@ -1,6 +1,6 @@
 """The toy model's size and its pre-training settings: plain dataclasses, so that building the command line
-(whose defaults come from them) does not import torch or transformers (~8 s on a slow CPU, paid by every
-`mgrpo` call before it could even reject a bad argument)."""
+(whose defaults come from them) does not import torch or transformers (they made `mgrpo --help` take 10.9 s instead
+of 1.9 s on a 2-core AVX2 VM, paid by every `mgrpo` call before it could reject a bad argument)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
