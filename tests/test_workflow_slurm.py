@@ -44,6 +44,23 @@ def cluster():
         yield running
 
 
+@pytest.fixture(scope="module")
+def prepared_clone(cluster, tmp_path_factory):
+    """A clone with the toy data and base model built locally, so that the cluster runs the train job alone.
+    Built once: each test runs in a copy of it (Snakemake's metadata and the files' times copied with it)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm") / "clone")
+    config = tiny_config(methods=("srt",))
+    config["base_models"]["toy"]["pretrain"]["options"] = {"max_steps": 40, "target_acc": None}
+    config["training"]["settings"] = {"steps": 30, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
+                                      "eval_samples": 2}
+    config["analysis"] = {"tables": {}, "figures": {}}
+    config["resources"] = {"train": RESOURCES}
+    write_config(workdir / "one.yaml", config)
+    local = snakemake(workdir, "results/base_models/toy", "--cores", "1", "--configfile", "one.yaml")
+    assert local.returncode == 0, local.stdout[-3000:]
+    return workdir
+
+
 def test_profile_is_where_snakemake_looks_for_it():
     # `--profile slurm` resolves ./slurm first; Snakemake 9 reads config.v9+.yaml there.
     profile = yaml.safe_load((REPO / "slurm" / "config.v9+.yaml").read_text())
@@ -55,19 +72,10 @@ def test_profile_is_where_snakemake_looks_for_it():
 class ProfileRun:
     """The toy train job of one run under `--profile slurm`, watched from here."""
 
-    def __init__(self, cluster, tmp_path):
+    def __init__(self, cluster, prepared_clone, tmp_path):
         self.cluster = cluster
-        self.workdir = copy_workflow(tmp_path / "clone")
-        config = tiny_config(methods=("srt",))
-        config["base_models"]["toy"]["pretrain"]["options"] = {"max_steps": 40, "target_acc": None}
-        config["training"]["settings"] = {"steps": 30, "eval_every": 5, "save_every": 5, "eval_prompts": 20,
-                                          "eval_samples": 2}
-        config["analysis"] = {"tables": {}, "figures": {}}
-        config["resources"] = {"train": RESOURCES}
-        write_config(self.workdir / "one.yaml", config)
-        # Data and base model locally first, so that the cluster runs the train job alone.
-        local = snakemake(self.workdir, "results/base_models/toy", "--cores", "1", "--configfile", "one.yaml")
-        assert local.returncode == 0, local.stdout[-3000:]
+        self.workdir = tmp_path / "clone"
+        shutil.copytree(prepared_clone, self.workdir, symlinks=True)
         self.work = self.workdir / WORK
         self.starts = tmp_path / "mgrpo-starts.log"
         self.log = tmp_path / "snakemake.log"
@@ -148,8 +156,8 @@ class ProfileRun:
 
 
 @pytest.mark.slow
-def test_train_job_gets_its_resources_and_resumes_after_slurm_requeues_it(cluster, tmp_path):
-    run = ProfileRun(cluster, tmp_path)
+def test_train_job_gets_its_resources_and_resumes_after_slurm_requeues_it(cluster, prepared_clone, tmp_path):
+    run = ProfileRun(cluster, prepared_clone, tmp_path)
     job_id = run.running_job_after_checkpoint()
     cluster.run("scontrol", "requeue", job_id)
     run.wait_until(job_id, {"PENDING"})
@@ -168,8 +176,8 @@ def test_train_job_gets_its_resources_and_resumes_after_slurm_requeues_it(cluste
 
 
 @pytest.mark.slow
-def test_a_train_job_that_ends_early_is_submitted_again_and_resumes(cluster, tmp_path):
-    run = ProfileRun(cluster, tmp_path)
+def test_a_train_job_that_ends_early_is_submitted_again_and_resumes(cluster, prepared_clone, tmp_path):
+    run = ProfileRun(cluster, prepared_clone, tmp_path)
     first = run.running_job_after_checkpoint()
     # The partition is down while we look, so that the resubmitted job waits: running jobs go on, new ones pend.
     cluster.run("scontrol", "update", "partition=gpu-test", "state=down")
@@ -210,8 +218,9 @@ def test_a_work_folder_lock_lasts_as_long_as_its_owners_slurm_job(cluster, tmp_p
 
 
 @pytest.mark.slow
-def test_a_restarted_controller_cannot_start_a_second_trainer_on_a_running_run(cluster, tmp_path):
-    run = ProfileRun(cluster, tmp_path)
+def test_a_restarted_controller_cannot_start_a_second_trainer_on_a_running_run(cluster, prepared_clone,
+                                                                                  tmp_path):
+    run = ProfileRun(cluster, prepared_clone, tmp_path)
     first = run.running_job_after_checkpoint()
     cluster.run("scontrol", "suspend", first)  # so that it surely still runs when the second controller starts
     run.process.kill()  # the controller dies (a login node reboots); its SLURM job goes on
