@@ -209,3 +209,70 @@ def test_split_placement_refuses_what_it_cannot_split_before_ray(dirs, monkeypat
                        ("actor_rollout_ref.rollout.full_determinism", "true")):
         with pytest.raises(ValueError, match=key.replace(".", r"\.") + "="):
             trainer.validate_spec(spec_for(dirs, settings={**split, key: value}))
+
+
+# ---------------------------------------------------------------------------------------------- attention
+
+def tiny_llama(directory):
+    """A real HF model directory (tokenizer and weights), as verl's model config and FSDP engine load it."""
+    import string
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mgrpo.toy.model import build_tokenizer
+
+    tokenizer = build_tokenizer(characters=string.printable)
+    tokenizer.save_pretrained(directory)
+    LlamaForCausalLM(LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1, bos_token_id=tokenizer.bos_token_id,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                     ).save_pretrained(directory)
+    return directory
+
+
+def build_as_verls_engine(config):
+    """The actor/reference model as verl 0.9.1's FSDP engine builds it: its HFModelConfig from the composed
+    ``actor_rollout_ref.model``, then the auto class's ``from_pretrained`` with that hf_config."""
+    from transformers import AutoModelForCausalLM
+
+    from verl.utils.config import omega_conf_to_dataclass
+
+    model_config = omega_conf_to_dataclass(config.actor_rollout_ref.model)
+    return AutoModelForCausalLM.from_pretrained(model_config.local_path, config=model_config.hf_config)
+
+
+def test_attention_auto_builds_verls_model_without_flash_attn(dirs, monkeypatch):
+    """On the H200 (2026-12-04) every method stopped in the engine's model build: verl asks transformers for
+    flash_attention_2 unless told otherwise, and the GPU stack has no flash-attn. Here (no flash-attn either) the
+    same build fails the same way with verl's default, and succeeds with what ``auto`` chooses."""
+    monkeypatch.setattr(trainer, "flash_attention_available", lambda: False)
+    model = tiny_llama(dirs[0] / "llama")
+    _, settings, cfg = trainer.validate_spec(spec_for(dirs, method="srt", G=8, N=0, base_model=model))
+    assert settings.attn_implementation == "auto"
+    assert cfg.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
+    assert build_as_verls_engine(cfg).config._attn_implementation == "sdpa"
+    cfg.actor_rollout_ref.model.override_config.attn_implementation = "flash_attention_2"  # verl's own default
+    with pytest.raises(ImportError, match="FlashAttention2"):
+        build_as_verls_engine(cfg)
+
+
+def test_attention_auto_takes_flash_attn_where_it_is_installed(dirs, monkeypatch):
+    monkeypatch.setattr(trainer, "flash_attention_available", lambda: True)
+    _, _, cfg = trainer.validate_spec(spec_for(dirs))
+    assert cfg.actor_rollout_ref.model.override_config.attn_implementation == "flash_attention_2"
+    _, _, cfg = trainer.validate_spec(spec_for(dirs, settings={"attn_implementation": "sdpa"}))
+    assert cfg.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
+
+
+def test_flash_attention_without_flash_attn_fails_before_ray_naming_the_key(dirs, monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    monkeypatch.setattr(trainer, "flash_attention_available", lambda: False)
+    for settings in ({"attn_implementation": "flash_attention_2"},
+                     {"actor_rollout_ref.model.override_config.attn_implementation": "flash_attention_2"}):
+        with pytest.raises(ValueError, match=r"override_config.attn_implementation=flash_attention_2 needs the "
+                                             r"flash-attn package.*attn_implementation=sdpa"):
+            trainer.train(spec_for(dirs, settings=settings))
+    with pytest.raises(ValueError, match=r"setting 'attn_implementation' must be one of auto, .* \(got 'flash'\)"):
+        trainer.validate_spec(spec_for(dirs, settings={"attn_implementation": "flash"}))

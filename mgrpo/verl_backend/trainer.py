@@ -35,6 +35,14 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAME = "mgrpo_paper"
 REWARD_FILE = Path(__file__).resolve().parent / "reward.py"
 PLACEMENTS = ("serial", "split")  # where momentum rollouts are generated (replica_split.py)
+# The actor's and reference model's attention in verl's FSDP engine (transformers' attn_implementation). verl 0.9.1
+# asks for flash_attention_2 unless told otherwise, which needs the flash-attn package: neither verl's vllm extra nor
+# vLLM brings it, and without it every run stopped at model build on an H200 (2026-12-04). "auto" takes it where it
+# is installed and PyTorch's sdpa elsewhere: the same attention (packed sequences are kept apart by their
+# position_ids in both, tests/test_verl_workers.py), the speed differs.
+ATTENTION = ("auto", "flash_attention_2", "sdpa", "eager")
+ATTENTION_KEY = "actor_rollout_ref.model.override_config.attn_implementation"
+FLASH_ATTENTION_HINT = "pip install flash-attn==2.8.3 (verl's fsdp extra; built against the installed torch)"
 SPLIT_ROUTER_FILE = CONFIG_DIR / "momentum_router.yaml"
 SPLIT_AGENT_LOOP_FILE = CONFIG_DIR / "momentum_agent_loop.yaml"
 INSTALL_HINT = "pip install 'verl==0.9.1' 'TransferQueue==0.1.11' cachetools fastapi uvicorn pyzmq msgspec (GPU: 'verl[vllm]==0.9.1')"
@@ -57,6 +65,7 @@ class VerlSettings:
     keep_fraction: float = 1.0  # SRT option: keep the most self-consistent prompts
     wandb: bool = True  # log to wandb too (WANDB_MODE=offline unless set)
     ray_num_cpus: Optional[int] = None  # ray_init.num_cpus (16 avoids a hang on tiny CPU hosts)
+    attn_implementation: str = "auto"  # FSDP actor/reference attention; auto: flash_attention_2 if installed, else sdpa
     convert: bool = True  # write final/ and best/ as HF models at the end
 
     def validate(self) -> None:
@@ -72,6 +81,9 @@ class VerlSettings:
         if self.momentum_placement not in PLACEMENTS:
             raise ValueError(f"setting 'momentum_placement' must be one of {', '.join(PLACEMENTS)} "
                              f"(got {self.momentum_placement!r})")
+        if self.attn_implementation not in ATTENTION:
+            raise ValueError(f"setting 'attn_implementation' must be one of {', '.join(ATTENTION)} "
+                             f"(got {self.attn_implementation!r})")
         if not 0.0 < self.keep_fraction <= 1.0:
             raise ValueError(f"setting 'keep_fraction' must be in (0, 1] (got {self.keep_fraction!r})")
         if self.vote_threshold is not None and not 0.0 <= self.vote_threshold <= 1.0:
@@ -154,11 +166,25 @@ def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]
     if settings.momentum_placement == "split":  # verl's router plugin and agent-loop registry (replica_split.py)
         values["actor_rollout_ref.rollout.router_config_path"] = SPLIT_ROUTER_FILE
         values["actor_rollout_ref.rollout.agent.agent_loop_config_path"] = SPLIT_AGENT_LOOP_FILE
+    values[ATTENTION_KEY] = resolve_attention(settings.attn_implementation)
     if settings.steps is not None:
         values["trainer.total_training_steps"] = settings.steps
     if settings.ray_num_cpus is not None:
         values["ray_kwargs.ray_init.num_cpus"] = settings.ray_num_cpus
     return [f"{key}={value if key == 'trainer.logger' else _hydra_value(value)}" for key, value in values.items()]
+
+
+def flash_attention_available() -> bool:
+    from transformers.utils import is_flash_attn_2_available
+
+    return is_flash_attn_2_available()
+
+
+def resolve_attention(setting: str) -> str:
+    """``auto`` -> flash_attention_2 where transformers finds flash-attn (and CUDA), else sdpa; others as given."""
+    if setting != "auto":
+        return setting
+    return "flash_attention_2" if flash_attention_available() else "sdpa"
 
 
 def compose_config(overrides: list[str]):
@@ -224,6 +250,11 @@ def check_composed(config, spec) -> None:
                   "actor_rollout_ref.actor.entropy_coeff": (float(actor.entropy_coeff), 0.0),
                   "actor_rollout_ref.actor.calculate_entropy": (bool(actor.get("calculate_entropy", False)), False)}
         require_values(needed, f"method {method.name!r}")
+    attention = config.actor_rollout_ref.model.override_config.get("attn_implementation")
+    if attention == "flash_attention_2" and not flash_attention_available():
+        raise ValueError(f"verl config: {ATTENTION_KEY}=flash_attention_2 needs the flash-attn package and a CUDA "
+                         f"GPU, which transformers does not find here: {FLASH_ATTENTION_HINT}, or "
+                         f"--set attn_implementation=sdpa (or auto)")
     if int(config.actor_rollout_ref.actor.ppo_mini_batch_size) > int(config.data.train_batch_size):
         raise ValueError("verl config: actor_rollout_ref.actor.ppo_mini_batch_size exceeds data.train_batch_size")
 
