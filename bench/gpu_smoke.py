@@ -1,6 +1,7 @@
 """GPU smoke test of the verl backend: a few steps of each method on a tiny model.
 
-NOT RUN YET: written in sessions without a GPU. Run it on one CUDA GPU with the GPU environment
+Run on a GPU once, without a measurement (2026-12-04, H200: every method stopped at model build, see
+docs/verl_backend.md). Run it on one CUDA GPU with the GPU environment
 (``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package; on a host without a package index,
 carry the stack with bench/offline_wheelhouse.py, see docs/verl_backend.md):
 
@@ -67,14 +68,24 @@ PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_se
                      "mgrpo.verl_backend.verl_trainer")
 
 
+_PREFLIGHT = """
+import importlib, sys
+for module in sys.argv[1:]:
+    try:
+        importlib.import_module(module)
+    except BaseException as err:  # a module raising SystemExit on import counts too
+        print(f"{module}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", flush=True)
+"""
+
+
 def preflight(modules=PREFLIGHT_MODULES) -> list[str]:
-    """``module: error`` for each module that does not import (each in a fresh interpreter, as the runs will)."""
-    failures = []
-    for module in modules:
-        proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [line for line in proc.stderr.splitlines() if line.strip()]
-            failures.append(f"{module}: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    """``module: error`` for each module that does not import, all in one fresh interpreter as the runs import them
+    (one interpreter: vLLM and torch load once, not once a module, which took minutes on the device machine)."""
+    proc = subprocess.run([sys.executable, "-c", _PREFLIGHT, *modules], cwd=REPO, capture_output=True, text=True)
+    failures = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0:  # the interpreter itself died (a crash in a compiled extension, say)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        failures.append(f"preflight interpreter: exit {proc.returncode}: {lines[-1] if lines else ''}")
     return failures
 
 
@@ -326,6 +337,9 @@ def main(argv=None) -> int:
     if failures:
         print("gpu_smoke: the GPU stack does not import; nothing run:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 3
+    from mgrpo.verl_backend.trainer import resolve_attention
+
+    attention = resolve_attention("auto")  # what every run's default (attn_implementation=auto) takes on this host
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
     data = build_data(root / "data")
@@ -340,6 +354,7 @@ def main(argv=None) -> int:
         summary = summarise(results, args.warmup, args.placement)
         payload = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
                    "warmup": args.warmup, "gpus": args.gpus, "placement": args.placement, "targets": TARGETS,
+                   "attn_implementation": attention,
                    "summary": summary, "runs": results}
         write_json(args.out, payload)  # after every method: a run cut short still leaves what it measured
     print(json.dumps(summary, indent=2))

@@ -6,18 +6,22 @@ Here, with the index (``build``):
 
 resolves the GPU stack (default: this project's ``verl`` extra and runtime dependencies, plus environment.yml's
 vLLM pin) for the host's Python and platform, keeps what the host already has in a version that every
-requirement accepts, leaves out the optional packages named by ``--skip``, downloads the remaining wheels and
-packs them into parts of at most ``--part-mib`` MiB plus ``MANIFEST.json`` (what was carried, left on the host or
-skipped, and why; the sha256 of every wheel and part).
+requirement accepts, leaves out the optional packages named by ``--skip``, downloads the remaining wheels,
+installs them here for the host (pip ``--target`` with the host's Python and platform tags), removes the installed
+files named by ``--drop`` (kernels and tools the host never loads), and packs the folder as one xz-compressed tar in
+parts of at most ``--part-mib`` MiB plus ``MANIFEST.json`` (what was carried, left on the host, skipped or dropped,
+and why; the sha256 of every wheel, the archive and every part). Installed and xz-compressed, the H200 stack takes
+about half the bytes of its wheels, whose kernels are only deflated: fewer parts, fewer calls to a host that takes
+64 MiB a call.
 
-On the host (``install``; standard library and pip only):
+On the host (``install``; the standard library only):
 
     python3 bench/offline_wheelhouse.py install --parts STAGE_DIR --target /tmp/site
     export PYTHONPATH=/tmp/site
 
-checks every part against the manifest (a missing or damaged part is named), reassembles and unpacks them, checks
-every wheel, and installs them with ``pip install --no-index --no-deps --target``; the host's own packages stay
-where they are and the carried ones come first on PYTHONPATH.
+checks every part against the manifest (a missing or damaged part is named), reassembles the archive, checks it,
+and unpacks it into the target; the host's own packages stay where they are and the carried ones come first on
+PYTHONPATH.
 
 The host file lists what the host has, one ``name==version`` (or a bare ``name`` when the version is unknown) per
 line. The ``--fixed`` packages (default: the CUDA build of torch and its companions) are taken as the host has them
@@ -47,7 +51,7 @@ from mgrpo.atomic import atomic_dir  # noqa: E402  (both modules use the standar
 from mgrpo.evaluation.datasets import file_sha256 as sha256  # noqa: E402
 
 MANIFEST = "MANIFEST.json"
-ARCHIVE = "wheelhouse.tar"
+ARCHIVE = "site.tar.xz"
 PART_PREFIX = "part-"
 FIXED = ("torch", "torchvision", "torchaudio", "triton")
 # Not needed on a GPU host that only trains (the workflow and figures run where Snakemake runs).
@@ -65,6 +69,11 @@ SKIP = ("numpy", "flashinfer-cubin", "flashinfer-python", "tokenspeed-triton", "
         "z3-solver", "wandb", "tensorboard", "tensorboard-data-server", "py-spy", "virtualenv")
 # Sdist-only packages built here into pure-Python wheels (hydra-core needs antlr 4.9.*, which has no wheel).
 BUILD = ("antlr4-python3-runtime==4.9.3",)
+# Files of the installed stack left out by default, as globs under the site folder: what a Hopper host running a
+# dense model never loads. FlashAttention-2's kernels (vLLM takes FlashAttention-3 on compute capability 9.0; 78 MiB
+# compressed; keep them for an older GPU with --drop and the rest of this list), vLLM's Rust front end (used only
+# with VLLM_RUST_FRONTEND_PATH), Ray's Java workers, and static libraries for C++ builds against xgrammar.
+DROP = ("vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so", "vllm/vllm-rs", "ray/jars", "xgrammar/lib/*.a")
 GLIBC = "2.39"  # the host's C library (Ubuntu 24.04, whose Python is the 3.12 the H200 machine runs)
 NAME_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+))?$")
 
@@ -116,9 +125,11 @@ def target_environment(python_version: str) -> dict[str, str]:
             "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix"}
 
 
-def requirements_on(report: dict, top_level: list[str], python_version: str) -> dict[str, list]:
-    """``{canonical name: [Requirement, ...]}``: every requirement that the resolved packages (and the top level)
-    place on a package, with environment markers evaluated for the host (an extra counts where it was asked for)."""
+def requirements_on(report: dict, top_level: list[str], python_version: str,
+                    reached: dict[str, set[str]] | None = None) -> dict[str, list]:
+    """``{canonical name: [Requirement, ...]}``: every requirement that the top level and the resolved packages (only
+    those in ``reached``, with the extras asked of them there) place on a package, with environment markers
+    evaluated for the host (an extra counts where it was asked for)."""
     from packaging.requirements import Requirement
 
     env = target_environment(python_version)
@@ -133,10 +144,40 @@ def requirements_on(report: dict, top_level: list[str], python_version: str) -> 
     for text in top_level:
         add(text, set())
     for item in report["install"]:
-        extras = set(item.get("requested_extras") or [])
+        name = canonical(item["metadata"]["name"])
+        if reached is not None and name not in reached:
+            continue
+        extras = set(item.get("requested_extras") or []) | (reached or {}).get(name, set())
         for text in item["metadata"].get("requires_dist") or []:
             add(text, extras)
     return on
+
+
+def needed(report: dict, top_level: list[str], skip: list[str], python_version: str) -> dict[str, set[str]]:
+    """``{name: extras asked of it}`` for the resolved packages reachable from the top level without passing
+    through a skipped one: what the host runs. pip resolves the skipped packages' own needs too (cuda-python for a
+    skipped kernel package, say), and carrying those would replace host packages for nothing. Extras are followed
+    along the way (``ray[default]`` asked by verl), which pip's report records for the top level only."""
+    from packaging.requirements import Requirement
+
+    env = target_environment(python_version)
+    items = {canonical(item["metadata"]["name"]): item for item in report["install"]}
+    reached: dict[str, set[str]] = {}
+    stack = [(Requirement(text), set()) for text in top_level]
+    while stack:
+        req, asker_extras = stack.pop()
+        name = canonical(req.name)
+        if req.marker is not None and not any(req.marker.evaluate(env | {"extra": e})
+                                              for e in (asker_extras or {""})):
+            continue
+        if name not in items or any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip):
+            continue
+        if name in reached and set(req.extras) <= reached[name]:
+            continue
+        extras = reached.setdefault(name, set())
+        extras |= set(req.extras) | set(items[name].get("requested_extras") or [])
+        stack += [(Requirement(text), set(extras)) for text in items[name]["metadata"].get("requires_dist") or []]
+    return reached
 
 
 def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: list[str], top_level: list[str],
@@ -144,7 +185,8 @@ def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: lis
     """Split pip's resolution into what to carry, what the host has, and what is skipped (each with the reason)."""
     from packaging.version import Version
 
-    on = requirements_on(report, top_level, python_version)
+    reached = needed(report, top_level, skip, python_version)
+    on = requirements_on(report, top_level, python_version, reached)
     chosen: dict[str, list[dict]] = {"carry": [], "on_host": [], "skipped": []}
     for item in report["install"]:
         name, version = canonical(item["metadata"]["name"]), item["metadata"]["version"]
@@ -154,6 +196,8 @@ def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: lis
             chosen["on_host"].append(entry | {"why": f"fixed: the host's {host.get(name)}"})
         elif any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip):
             chosen["skipped"].append(entry | {"why": "--skip"})
+        elif name not in reached:
+            chosen["skipped"].append(entry | {"why": "not needed: only skipped packages (or other platforms) ask for it"})
         elif name in host and host[name] is None:
             chosen["on_host"].append(entry | {"why": "on the host (version unknown: assumed to satisfy)"})
         elif name in host:
@@ -256,31 +300,66 @@ def fetch(entries: list[dict], dest: Path, target: list[str], pip_args: list[str
 
 # ---------------------------------------------------------------------------------------------- parts
 
-def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manifest: dict) -> dict:
-    """``out/part-NNN`` (consecutive slices of one tar of the wheels, each at most ``part_bytes``) + MANIFEST.json.
-    ``out`` is written whole or not at all."""
+def install_site(wheel_dir: Path, wheels: list[dict], site: Path, target: list[str], drop: list[str],
+                 pip_args: list[str]) -> list[str]:
+    """The wheels installed here into ``site`` for the host (pip ``--target`` with the host's tags), then every path
+    matching a ``drop`` glob (relative to ``site``) and every ``__pycache__`` removed; returns what was dropped."""
+    run_pip(["install", "--no-deps", "--no-compile", "--quiet", "--target", str(site), *target, *pip_args,
+             *(str(wheel_dir / w["file"]) for w in wheels)], f"install {len(wheels)} wheels for the host")
+    dropped = []
+    for pattern in [*drop, "**/__pycache__"]:
+        for path in sorted(site.glob(pattern), reverse=True):  # deepest first: a match inside a dropped folder
+            if path.exists() or path.is_symlink():
+                if pattern != "**/__pycache__":
+                    dropped.append(path.relative_to(site).as_posix())
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return sorted(dropped)
+
+
+def compress(site: Path, archive: Path) -> None:
+    """``archive``: a tar of ``site``, xz-compressed (the installed kernels shrink ~40 % more than in their wheels).
+    The xz program compresses on every core; the host needs only Python's lzma to read it."""
+    xz = shutil.which("xz")
+    if xz is None:
+        raise WheelhouseError("the xz program is not installed here (Debian: apt-get install xz-utils)")
+    with open(archive, "wb") as out:
+        proc = subprocess.Popen([xz, "-9", "-T0", "-c"], stdin=subprocess.PIPE, stdout=out)
+        with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+            for path in sorted(site.iterdir()):
+                tar.add(path, arcname=path.name)
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise WheelhouseError(f"xz failed (exit {proc.returncode}) compressing {site}")
+
+
+def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manifest: dict, target: list[str],
+         drop: list[str] = (), pip_args: list[str] = ()) -> dict:
+    """``out/part-NNN`` (consecutive slices of one xz tar of the wheels installed for the host, less ``drop``, each
+    at most ``part_bytes``) + MANIFEST.json. ``out`` is written whole or not at all."""
     if part_bytes < 1:
         raise WheelhouseError(f"part size must be at least 1 byte (got {part_bytes})")
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="site-") as site:
+        dropped = install_site(wheel_dir, wheels, Path(site), target, list(drop), list(pip_args))
         archive = tmp / ARCHIVE
-        with tarfile.open(archive, "w") as tar:
-            for wheel in wheels:
-                tar.add(wheel_dir / wheel["file"], arcname=wheel["file"])
+        compress(Path(site), archive)
         parts = []
         with open(archive, "rb") as handle:
             for index, block in enumerate(iter(lambda: handle.read(part_bytes), b"")):
                 part = tmp / f"{PART_PREFIX}{index:03d}"
                 part.write_bytes(block)
                 parts.append({"file": part.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})
-        manifest = manifest | {"wheels": wheels, "archive": {"file": ARCHIVE, "bytes": archive.stat().st_size,
-                                                             "sha256": sha256(archive)}, "parts": parts}
+        manifest = manifest | {"wheels": wheels, "dropped": dropped,
+                               "archive": {"file": ARCHIVE, "bytes": archive.stat().st_size,
+                                           "sha256": sha256(archive)}, "parts": parts}
         archive.unlink()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def unpack(parts_dir: Path, dest: Path) -> list[Path]:
-    """Check every part, reassemble the tar, unpack it into ``dest`` and check every wheel; returns the wheels."""
+def unpack(parts_dir: Path, target: Path) -> dict:
+    """Check every part, reassemble the archive and unpack it into ``target`` (the folder for PYTHONPATH); an entry
+    that would land outside ``target`` or is no plain file, folder or inside link is refused, naming it, before
+    anything is written. Returns the manifest."""
     manifest_path = parts_dir / MANIFEST
     if not manifest_path.is_file():
         raise WheelhouseError(f"{manifest_path}: no manifest (carry it with the parts)")
@@ -292,26 +371,31 @@ def unpack(parts_dir: Path, dest: Path) -> list[Path]:
     damaged = [p["file"] for p in manifest["parts"] if sha256(parts_dir / p["file"]) != p["sha256"]]
     if damaged:
         raise WheelhouseError(f"{parts_dir}: damaged parts (sha256 differs from {MANIFEST}): {', '.join(damaged)}")
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = dest / ARCHIVE
-    with open(archive, "wb") as out:
-        for part in manifest["parts"]:
-            with open(parts_dir / part["file"], "rb") as handle:
-                shutil.copyfileobj(handle, out)
-    if sha256(archive) != manifest["archive"]["sha256"]:
-        raise WheelhouseError(f"{archive}: the reassembled archive's sha256 differs from {MANIFEST}")
-    names = {w["file"] for w in manifest["wheels"]}
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        stray = [m.name for m in members if m.name not in names or not m.isfile()]
-        if stray:
-            raise WheelhouseError(f"{archive}: entries not in {MANIFEST}: {', '.join(stray)}")
-        tar.extractall(dest, members=members)
-    archive.unlink()
-    for wheel in manifest["wheels"]:
-        if sha256(dest / wheel["file"]) != wheel["sha256"]:
-            raise WheelhouseError(f"{dest / wheel['file']}: sha256 differs from {MANIFEST}")
-    return [dest / w["file"] for w in manifest["wheels"]]
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
+        archive = Path(scratch) / ARCHIVE
+        with open(archive, "wb") as out:
+            for part in manifest["parts"]:
+                with open(parts_dir / part["file"], "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+        if sha256(archive) != manifest["archive"]["sha256"]:
+            raise WheelhouseError(f"{archive}: the reassembled archive's sha256 differs from {MANIFEST}")
+        with tarfile.open(archive, "r:xz") as tar:
+            members = tar.getmembers()
+            bad = [m.name for m in members if not inside(target, m)]
+            if bad:
+                raise WheelhouseError(f"{ARCHIVE}: entries outside the target or not plain: {', '.join(bad[:5])}")
+            target.mkdir(parents=True, exist_ok=True)
+            tar.extractall(target, members=members)
+    return manifest
+
+
+def inside(target: Path, member: tarfile.TarInfo) -> bool:
+    """A plain file, folder or symbolic link whose path (and a link's destination) stays inside ``target``."""
+    root = target.resolve()
+    path = (root / member.name).resolve()
+    if not path.is_relative_to(root) or not (member.isfile() or member.isdir() or member.issym()):
+        return False
+    return not member.issym() or (path.parent / member.linkname).resolve().is_relative_to(root)
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -327,11 +411,13 @@ def build(args) -> int:
         chosen = select(report, host, fixed, list(args.skip), requirements, args.python_version)
         wheels = fetch(chosen["carry"], scratch / "wheels", target, args.pip_arg)
         manifest = {"requirements": requirements, "host_file": str(args.host), "python_version": args.python_version,
-                    "glibc": args.glibc, "fixed": sorted(fixed), "skip": list(args.skip),
+                    "glibc": args.glibc, "fixed": sorted(fixed), "skip": list(args.skip), "drop": list(args.drop),
                     "on_host": chosen["on_host"], "skipped": chosen["skipped"]}
-        manifest = pack(scratch / "wheels", wheels, args.out, int(args.part_mib * 2**20), manifest)
-    mib = sum(w["bytes"] for w in wheels) / 2**20
-    print(f"{len(wheels)} wheels ({mib:.0f} MiB) in {len(manifest['parts'])} parts under {args.out}; "
+        manifest = pack(scratch / "wheels", wheels, args.out, int(args.part_mib * 2**20), manifest, target,
+                        args.drop, args.pip_arg)
+    mib, packed = sum(w["bytes"] for w in wheels) / 2**20, manifest["archive"]["bytes"] / 2**20
+    print(f"{len(wheels)} wheels ({mib:.0f} MiB), installed and compressed to {packed:.0f} MiB in "
+          f"{len(manifest['parts'])} parts under {args.out}; "
           f"{len(chosen['on_host'])} left to the host, {len(chosen['skipped'])} skipped")
     for wheel in sorted(wheels, key=lambda w: -w["bytes"])[:10]:
         print(f"  {wheel['bytes'] / 2**20:7.1f} MiB  {wheel['name']}=={wheel['version']}  ({wheel['why']})")
@@ -339,33 +425,31 @@ def build(args) -> int:
 
 
 def install(args) -> int:
-    with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
-        wheels = unpack(args.parts, Path(scratch))
-        pip = ["install", "--no-index", "--no-deps", "--no-compile", "--upgrade", "--quiet", "--target",
-               str(args.target), *map(str, wheels)]
-        run_pip(pip, f"install {len(wheels)} wheels into {args.target}")
-    print(f"installed {len(wheels)} wheels into {args.target}: export PYTHONPATH={args.target}")
+    manifest = unpack(args.parts, args.target)
+    print(f"installed {len(manifest['wheels'])} packages into {args.target}: export PYTHONPATH={args.target}")
     return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    b = commands.add_parser("build", help="resolve, download and pack the wheels a host lacks (needs the index)")
+    b = commands.add_parser("build", help="resolve, download, install and pack what a host lacks (needs the index)")
     b.add_argument("--host", type=Path, required=True, help="what the host has: name==version or name per line")
     b.add_argument("--out", type=Path, required=True, help="folder for the parts and MANIFEST.json (replaced)")
-    b.add_argument("--part-mib", type=float, default=60.0, help="largest part, MiB (default 60)")
+    b.add_argument("--part-mib", type=float, default=62.0,
+                   help="largest part, MiB (default 62: a part and the ~1-MiB tree fit a 64-MiB device call)")
     b.add_argument("--python-version", default="3.12", help="the host's Python (default 3.12)")
     b.add_argument("--glibc", default=GLIBC, help=f"the host's glibc, 2.N (`ldd --version`; default {GLIBC})")
     b.add_argument("--fixed", nargs="*", default=list(FIXED), help="host packages never replaced")
     b.add_argument("--skip", nargs="*", default=list(SKIP), help="packages (globs) left out")
+    b.add_argument("--drop", nargs="*", default=list(DROP), help="installed paths (globs) left out")
     b.add_argument("--build", nargs="*", default=list(BUILD), help="sdist-only packages to build into wheels here")
     b.add_argument("--pip-arg", action="append", default=[], help="extra pip argument (e.g. --no-index)")
     b.add_argument("requirements", nargs="*", help="default: the project's GPU stack")
     b.set_defaults(handler=build)
-    i = commands.add_parser("install", help="check, reassemble and install the parts (on the host)")
+    i = commands.add_parser("install", help="check, reassemble and unpack the parts (on the host)")
     i.add_argument("--parts", type=Path, required=True, help="folder holding every part and MANIFEST.json")
-    i.add_argument("--target", type=Path, required=True, help="pip --target folder (put it on PYTHONPATH)")
+    i.add_argument("--target", type=Path, required=True, help="folder to unpack into (put it on PYTHONPATH)")
     i.set_defaults(handler=install)
     args = parser.parse_args(argv)
     try:

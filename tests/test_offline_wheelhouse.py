@@ -19,13 +19,15 @@ def wh(bench_script):
     return bench_script("offline_wheelhouse")
 
 
-def make_wheel(directory: Path, name: str, version: str, requires=(), body: str = "") -> Path:
+def make_wheel(directory: Path, name: str, version: str, requires=(), body: str = "", files=None) -> Path:
     dist = f"{name.replace('-', '_')}-{version}"
     path = directory / f"{dist}-py3-none-any.whl"
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
     with zipfile.ZipFile(path, "w") as whl:
         whl.writestr(f"{name.replace('-', '_')}/__init__.py", body or f"__version__ = {version!r}\n")
+        for arcname, data in (files or {}).items():
+            whl.writestr(arcname, data)
         whl.writestr(f"{dist}.dist-info/METADATA", meta)
         whl.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
                                                 "Tag: py3-none-any\n")
@@ -60,28 +62,46 @@ def test_shipped_host_file_parses_and_pins_the_fixed_packages(wh):
 
 def test_selection_keeps_what_the_host_has_in_an_accepted_version(wh):
     report = {"install": [
-        item("app", "1.0", ["lib>=2", "old<3", "opt; extra == 'x'", "winonly<1; sys_platform == 'win32'",
-                            "py2only<1; python_version < '3'"]),
+        item("app", "1.0", ["lib>=2", "old<3", "vague", "torch", "big-kernels", "fresh", "opt; extra == 'x'",
+                            "winonly<1; sys_platform == 'win32'", "py2only<1; python_version < '3'"]),
         item("lib", "2.1"), item("old", "2.0"), item("vague", "9.0"), item("torch", "2.11.0+cu130"),
         item("big-kernels", "1.0"), item("fresh", "0.1"), item("winonly", "5.0"), item("py2only", "5.0"),
     ]}
     host = {"lib": "1.5", "old": "2.0", "vague": None, "torch": "2.11.0+cu130", "winonly": "5.0", "py2only": "5.0"}
     chosen = wh.select(report, host, fixed={"torch"}, skip=["big-*"], top_level=["app"], python_version="3.12")
     names = {key: sorted(e["name"] for e in entries) for key, entries in chosen.items()}
-    # lib: the host's 1.5 fails lib>=2; fresh: absent. A marker that is false on the host places no requirement.
-    assert names == {"carry": ["app", "fresh", "lib"], "on_host": ["old", "py2only", "torch", "vague", "winonly"],
-                     "skipped": ["big-kernels"]}
+    # lib: the host's 1.5 fails lib>=2; fresh: absent. A marker that is false on the host places no requirement,
+    # and a package that nothing the host runs requires (winonly, py2only) is not carried.
+    assert names == {"carry": ["app", "fresh", "lib"], "on_host": ["old", "torch", "vague"],
+                     "skipped": ["big-kernels", "py2only", "winonly"]}
     lib = next(e for e in chosen["carry"] if e["name"] == "lib")
     assert "1.5" in lib["why"] and "lib>=2" in lib["why"]
 
 
+def test_what_only_skipped_packages_need_is_neither_carried_nor_binding(wh):
+    # pip resolves a skipped kernel package's needs too: its bindings (absent from the host) and a newer version of a
+    # host package. Neither is carried; what the kept packages need still is.
+    report = {"install": [item("app", "1.0", ["kernels", "core>=1"]), item("kernels", "1.0", ["bindings", "core>=2"]),
+                          item("bindings", "13.4", ["core>=2"]), item("core", "2.0")]}
+    chosen = wh.select(report, {"core": "1.5"}, fixed=set(), skip=["kernels"], top_level=["app"],
+                       python_version="3.12")
+    where = {e["name"]: (key, e["why"]) for key, entries in chosen.items() for e in entries}
+    assert where["bindings"] == ("skipped", "not needed: only skipped packages (or other platforms) ask for it")
+    assert where["core"][0] == "on_host" and where["kernels"] == ("skipped", "--skip")
+    assert where["app"][0] == "carry"
+    report["install"][0]["metadata"]["requires_dist"] = ["kernels", "core>=2"]  # a kept package's need binds
+    chosen = wh.select(report, {"core": "1.5"}, fixed=set(), skip=["kernels"], top_level=["app"],
+                       python_version="3.12")
+    assert [e["name"] for e in chosen["carry"]] == ["app", "core"]
+
+
 def test_an_extra_counts_only_where_it_was_asked_for(wh):
     report = {"install": [item("app", "1.0", ["lib>=2; extra == 'gpu'"], extras=["gpu"]),
-                          item("tool", "1.0", ["lib>=3; extra == 'docs'"]), item("lib", "2.5")]}
+                          item("tool", "1.0", ["lib>=3; extra == 'docs'", "lib"]), item("lib", "2.5")]}
 
     def lib(host_version):
-        chosen = wh.select(report, {"lib": host_version}, fixed=set(), skip=["app", "tool"], top_level=[],
-                           python_version="3.12")
+        chosen = wh.select(report, {"lib": host_version, "app": "1.0", "tool": "1.0"}, fixed=set(), skip=[],
+                           top_level=["app[gpu]", "tool"], python_version="3.12")
         return [(key, e["why"]) for key, entries in chosen.items() for e in entries if e["name"] == "lib"][0]
 
     where, why = lib("1.5")  # app[gpu] was asked for: its lib>=2 applies
@@ -97,39 +117,65 @@ def test_default_requirements_are_the_gpu_stack(wh):
 
 # ---------------------------------------------------------------------------------------------- parts
 
-def fake_wheels(directory: Path, sizes):
+def here_target(wh):
+    """pip's host-selection arguments for a host like this machine (the tests' wheels are pure Python)."""
+    return wh.target_args(f"{sys.version_info.major}.{sys.version_info.minor}", "2.17")
+
+
+def real_wheels(directory: Path, payloads: dict[str, bytes]):
+    """One wheel per package, each holding ``pkg/__init__.py`` and its payload as ``pkg/blob.bin``."""
     directory.mkdir(parents=True, exist_ok=True)
     wheels = []
-    for i, size in enumerate(sizes):
-        data = bytes((i * 7 + j) % 251 for j in range(size))
-        path = directory / f"w{i}-1.0-py3-none-any.whl"
-        path.write_bytes(data)
-        wheels.append({"name": f"w{i}", "version": "1.0", "file": path.name,
-                       "sha256": hashlib.sha256(data).hexdigest(), "bytes": size, "why": "test"})
+    for name, payload in payloads.items():
+        path = make_wheel(directory, name, "1.0", files={f"{name}/blob.bin": payload})
+        wheels.append({"name": name, "version": "1.0", "file": path.name,
+                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size,
+                       "why": "test"})
     return wheels
 
 
-def test_parts_are_bounded_and_reassemble_byte_for_byte(wh, tmp_path):
-    wheels = fake_wheels(tmp_path / "wheels", [5000, 1, 12345])
+def noise(size: int, seed: int) -> bytes:
+    """Incompressible bytes, so that the xz archive is about as large as the payload."""
+    return b"".join(hashlib.sha256(f"{seed}:{i}".encode()).digest() for i in range(size // 32 + 1))[:size]
+
+
+def test_parts_are_bounded_and_unpack_to_the_installed_files(wh, tmp_path):
+    payloads = {"alpha": noise(5000, 0), "beta": b"x", "gamma": noise(12345, 1)}
+    wheels = real_wheels(tmp_path / "wheels", payloads)
     out = tmp_path / "parts"
-    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=4096, manifest={"note": "kept"})
-    tar_bytes = manifest["archive"]["bytes"]
-    assert tar_bytes > 5000 + 1 + 12345
-    assert len(manifest["parts"]) == math.ceil(tar_bytes / 4096)
+    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=4096, manifest={"note": "kept"},
+                       target=here_target(wh))
+    archive_bytes = manifest["archive"]["bytes"]
+    assert archive_bytes > 5000 + 12345  # the noise does not compress
+    assert len(manifest["parts"]) == math.ceil(archive_bytes / 4096)
     assert all(p["bytes"] <= 4096 for p in manifest["parts"])
-    assert sum(p["bytes"] for p in manifest["parts"]) == tar_bytes
+    assert sum(p["bytes"] for p in manifest["parts"]) == archive_bytes
     on_disk = json.loads((out / "MANIFEST.json").read_text())
     assert on_disk["note"] == "kept" and sorted(p.name for p in out.iterdir()) == sorted(
         ["MANIFEST.json"] + [p["file"] for p in manifest["parts"]])
-    unpacked = wh.unpack(out, tmp_path / "unpacked")
-    for wheel, path in zip(wheels, unpacked):
-        assert path.read_bytes() == (tmp_path / "wheels" / wheel["file"]).read_bytes()
+    site = tmp_path / "site"
+    wh.unpack(out, site)
+    for name, payload in payloads.items():
+        assert (site / name / "blob.bin").read_bytes() == payload
+        assert (site / f"{name}-1.0.dist-info" / "METADATA").is_file()  # installed, not just unzipped wheels
+    assert not list(site.rglob("__pycache__"))
+
+
+def test_dropped_paths_are_left_out_and_listed(wh, tmp_path):
+    wheels = real_wheels(tmp_path / "wheels", {"alpha": b"kernel", "beta": b"kept"})
+    manifest = wh.pack(tmp_path / "wheels", wheels, tmp_path / "parts", part_bytes=1 << 20, manifest={},
+                       target=here_target(wh), drop=["alpha/blob.bin", "nothing/*"])
+    assert manifest["dropped"] == ["alpha/blob.bin"]
+    wh.unpack(tmp_path / "parts", tmp_path / "site")
+    assert not (tmp_path / "site" / "alpha" / "blob.bin").exists()
+    assert (tmp_path / "site" / "alpha" / "__init__.py").is_file()
+    assert (tmp_path / "site" / "beta" / "blob.bin").read_bytes() == b"kept"
 
 
 def test_a_missing_or_damaged_part_is_named(wh, tmp_path):
-    wheels = fake_wheels(tmp_path / "wheels", [3000])
+    wheels = real_wheels(tmp_path / "wheels", {"alpha": noise(3000, 2)})
     out = tmp_path / "parts"
-    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1024, manifest={})
+    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1024, manifest={}, target=here_target(wh))
     (out / "part-001").rename(tmp_path / "aside")
     with pytest.raises(wh.WheelhouseError, match=r"1 of \d+ parts missing: part-001"):
         wh.unpack(out, tmp_path / "u1")
@@ -142,32 +188,44 @@ def test_a_missing_or_damaged_part_is_named(wh, tmp_path):
     (out / "MANIFEST.json").unlink()
     with pytest.raises(wh.WheelhouseError, match=r"MANIFEST.json: no manifest"):
         wh.unpack(out, tmp_path / "u3")
+    assert not any((tmp_path / u).exists() for u in ("u1", "u2", "u3"))
 
 
-def test_an_archive_entry_outside_the_manifest_is_refused(wh, tmp_path):
-    wheels = fake_wheels(tmp_path / "wheels", [100])
+@pytest.mark.parametrize("entry", ["../escape.txt", "link-out"])
+def test_an_archive_entry_leaving_the_target_is_refused(wh, tmp_path, entry):
+    wheels = real_wheels(tmp_path / "wheels", {"alpha": b"a"})
     out = tmp_path / "parts"
-    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={})
-    evil = tmp_path / "evil.tar"
-    with tarfile.open(evil, "w") as tar:
-        tar.add(tmp_path / "wheels" / wheels[0]["file"], arcname="../escape.whl")
+    manifest = wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={}, target=here_target(wh))
+    evil = tmp_path / "evil.tar.xz"
+    with tarfile.open(evil, "w:xz") as tar:
+        (tmp_path / "ok.txt").write_text("fine")
+        tar.add(tmp_path / "ok.txt", arcname="ok.txt")
+        if entry == "link-out":
+            link = tarfile.TarInfo("link-out")
+            link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
+            tar.addfile(link)
+        else:
+            tar.add(tmp_path / "ok.txt", arcname=entry)
     data = evil.read_bytes()
     (out / "part-000").write_bytes(data)
-    manifest["parts"] = [{"file": "part-000", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
-    manifest["archive"] = {"file": "wheelhouse.tar", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    digest = hashlib.sha256(data).hexdigest()
+    manifest["parts"] = [{"file": "part-000", "bytes": len(data), "sha256": digest}]
+    manifest["archive"] = {"file": "site.tar.xz", "bytes": len(data), "sha256": digest}
     (out / "MANIFEST.json").write_text(json.dumps(manifest))
-    with pytest.raises(wh.WheelhouseError, match=r"entries not in MANIFEST.json: \.\./escape\.whl"):
-        wh.unpack(out, tmp_path / "u")
-    assert not (tmp_path / "escape.whl").exists()
+    site = tmp_path / "deep" / "site"
+    with pytest.raises(wh.WheelhouseError, match=rf"entries outside the target or not plain: {entry}"):
+        wh.unpack(out, site)
+    assert not site.exists() and not (tmp_path / "deep" / "escape.txt").exists()
 
 
 def test_a_failed_pack_leaves_the_previous_parts(wh, tmp_path):
-    wheels = fake_wheels(tmp_path / "wheels", [10])
+    wheels = real_wheels(tmp_path / "wheels", {"alpha": b"a"})
     out = tmp_path / "parts"
-    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={"run": 1})
-    gone = wheels + [{"name": "absent", "version": "1", "file": "absent.whl", "sha256": "0", "bytes": 0, "why": ""}]
-    with pytest.raises(FileNotFoundError):
-        wh.pack(tmp_path / "wheels", gone, out, part_bytes=1 << 20, manifest={"run": 2})
+    wh.pack(tmp_path / "wheels", wheels, out, part_bytes=1 << 20, manifest={"run": 1}, target=here_target(wh))
+    gone = wheels + [{"name": "absent", "version": "1", "file": "absent-1-py3-none-any.whl", "sha256": "0",
+                      "bytes": 0, "why": ""}]
+    with pytest.raises(wh.WheelhouseError, match="absent-1-py3-none-any.whl"):
+        wh.pack(tmp_path / "wheels", gone, out, part_bytes=1 << 20, manifest={"run": 2}, target=here_target(wh))
     assert json.loads((out / "MANIFEST.json").read_text())["run"] == 1
 
 
