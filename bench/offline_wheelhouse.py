@@ -385,7 +385,7 @@ def unpack(parts_dir: Path, target: Path) -> dict:
             if bad:
                 raise WheelhouseError(f"{ARCHIVE}: entries outside the target or not plain: {', '.join(bad[:5])}")
             target.mkdir(parents=True, exist_ok=True)
-            tar.extractall(target, members=members)
+            tar.extractall(target, members=members, filter="data")  # and the standard library's own guard
     return manifest
 
 
