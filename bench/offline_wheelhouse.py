@@ -75,6 +75,7 @@ BUILD = ("antlr4-python3-runtime==4.9.3",)
 # with VLLM_RUST_FRONTEND_PATH), Ray's Java workers, and static libraries for C++ builds against xgrammar.
 DROP = ("vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so", "vllm/vllm-rs", "ray/jars", "xgrammar/lib/*.a")
 GLIBC = "2.39"  # the host's C library (Ubuntu 24.04, whose Python is the 3.12 the H200 machine runs)
+NOT_NEEDED = "not needed: only skipped packages (or other platforms) ask for it"
 NAME_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*(\S+))?$")
 
 
@@ -84,6 +85,10 @@ class WheelhouseError(RuntimeError):
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_skipped(name: str, skip: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip)
 
 
 # ---------------------------------------------------------------------------------------------- what to carry
@@ -170,7 +175,7 @@ def needed(report: dict, top_level: list[str], skip: list[str], python_version: 
         if req.marker is not None and not any(req.marker.evaluate(env | {"extra": e})
                                               for e in (asker_extras or {""})):
             continue
-        if name not in items or any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip):
+        if name not in items or is_skipped(name, skip):
             continue
         if name in reached and set(req.extras) <= reached[name]:
             continue
@@ -194,10 +199,10 @@ def select(report: dict, host: dict[str, str | None], fixed: set[str], skip: lis
                  "sha256": (item["download_info"].get("archive_info") or {}).get("hashes", {}).get("sha256")}
         if name in fixed:
             chosen["on_host"].append(entry | {"why": f"fixed: the host's {host.get(name)}"})
-        elif any(fnmatch.fnmatch(name, canonical(pattern)) for pattern in skip):
+        elif is_skipped(name, skip):
             chosen["skipped"].append(entry | {"why": "--skip"})
         elif name not in reached:
-            chosen["skipped"].append(entry | {"why": "not needed: only skipped packages (or other platforms) ask for it"})
+            chosen["skipped"].append(entry | {"why": NOT_NEEDED})
         elif name in host and host[name] is None:
             chosen["on_host"].append(entry | {"why": "on the host (version unknown: assumed to satisfy)"})
         elif name in host:
