@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -62,6 +63,8 @@ TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over
 LEARNING_KEYS = ("step", "reward", "agreement", "grad_norm", "kl")
 LR = 1e-3  # the paper's 1e-6 would leave a tiny model where it started, and the momentum check blind
 WARM_START_STEPS = 150
+BUDGET_MARGIN_S = 15  # of --budget-s, kept to stop a method's processes and write the JSON
+MIN_METHOD_S = 60  # no method reaches its first step sooner (2026-12-04, H200: ~140 s to the model build)
 # Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
@@ -314,6 +317,13 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="srt,mgrpo,mgrpo_iqr,intuitor", help="in this order (the targets need "
                         "srt and mgrpo, so they come first)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per method")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall-clock seconds for the whole script: each method's timeout is cut to what is left "
+                             "(less a margin to write the JSON), so a run stopped by the budget still records the "
+                             "steps it made; no method starts with under a minute left")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run the next method after one fails (default: stop, as the next would most likely "
+                             "fail the same way and spend the time)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per run (one rollout replica each)")
     parser.add_argument("--placement", choices=("serial", "split"), default="serial",
                         help="where the momentum rollouts are generated (docs/verl_backend.md)")
@@ -321,9 +331,16 @@ def main(argv=None) -> int:
     if args.placement == "split" and (args.gpus < 4 or args.gpus % 4):
         parser.error(f"--placement split needs --gpus a multiple of 4 (k = gpus x 2 / 8 replicas; got {args.gpus})")
 
+    started = time.perf_counter()
     import torch
 
     from mgrpo.atomic import write_json
+
+    def left_s() -> float:
+        return math.inf if args.budget_s is None else args.budget_s - (time.perf_counter() - started)
+
+    def phase(name: str) -> None:  # where the time goes, for the next run's plan (device time is scarce)
+        print(f"[{time.perf_counter() - started:6.1f}s] {name}", flush=True)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -333,6 +350,7 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("gpu_smoke: no CUDA GPU visible; nothing run", file=sys.stderr)
         return 2
+    phase("preflight")
     failures = preflight()
     if failures:
         print("gpu_smoke: the GPU stack does not import; nothing run:\n  " + "\n  ".join(failures), file=sys.stderr)
@@ -342,12 +360,17 @@ def main(argv=None) -> int:
     attention = resolve_attention("auto")  # what every run's default (attn_implementation=auto) takes on this host
     root = args.root
     root.mkdir(parents=True, exist_ok=True)
+    phase("data and warm-started model")
     data = build_data(root / "data")
     model = build_tiny_model(root / "model", data)
     results = {}
     for method in methods:
-        print(f"== {method}", flush=True)
-        results[method] = run_method(method, model, data, root, args.steps, args.timeout, args.gpus, args.placement)
+        timeout = min(args.timeout, left_s() - BUDGET_MARGIN_S)
+        if timeout < MIN_METHOD_S:
+            phase(f"{method}: not run, {left_s():.0f}s of the budget left")
+            break
+        phase(f"== {method} (timeout {timeout:.0f}s)")
+        results[method] = run_method(method, model, data, root, args.steps, int(timeout), args.gpus, args.placement)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
               f"steps recorded={len(results[method]['steps'])} run_dir={results[method]['run_dir_complete']}",
               flush=True)
@@ -357,8 +380,13 @@ def main(argv=None) -> int:
                    "attn_implementation": attention,
                    "summary": summary, "runs": results}
         write_json(args.out, payload)  # after every method: a run cut short still leaves what it measured
-    print(json.dumps(summary, indent=2))
-    ok = all(r["returncode"] == 0 and r["run_dir_complete"] for r in results.values())
+        if results[method]["returncode"] != 0 and not args.keep_going:
+            phase(f"stopped after {method} failed (--keep-going runs the rest)")
+            break
+    phase("done")
+    if results:
+        print(json.dumps(summary, indent=2))
+    ok = bool(results) and all(r["returncode"] == 0 and r["run_dir_complete"] for r in results.values())
     return 0 if ok else 1
 
 

@@ -192,3 +192,41 @@ def test_split_smoke_arguments_compose_on_four_gpus(smoke, tmp_path):
         assert config.trainer.n_gpus_per_node == 4 and settings.momentum_placement == placement
     with pytest.raises(SystemExit):
         smoke.main(["--gpus", "2", "--placement", "split", "--out", str(tmp_path / "r.json")])
+
+
+def test_stops_after_a_failed_method_and_keeps_to_the_budget(smoke, tmp_path, monkeypatch):
+    """Device time is scarce: after a failure the next method (most likely failing the same way) is not started
+    unless --keep-going, and each method's timeout is cut to what is left of --budget-s."""
+    import json
+
+    import torch
+
+    calls = []
+
+    def fake_run(method, model, data, root, steps, timeout_s, gpus, placement):
+        calls.append((method, timeout_s))
+        return {"method": method, "returncode": 1 if method == "srt" else 0, "wall_s": 1.0, "steps": [],
+                "metrics": [], "run_dir_complete": method != "srt"}
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "fake GPU")
+    monkeypatch.setattr(smoke, "preflight", lambda: [])
+    monkeypatch.setattr(smoke, "build_data", lambda directory: directory)
+    monkeypatch.setattr(smoke, "build_tiny_model", lambda directory, data: directory)
+    monkeypatch.setattr(smoke, "run_method", fake_run)
+    common = ["--out", str(tmp_path / "r.json"), "--root", str(tmp_path), "--timeout", "300"]
+
+    assert smoke.main(["--methods", "mgrpo,srt,intuitor", *common]) == 1
+    assert [m for m, _ in calls] == ["mgrpo", "srt"]  # intuitor not started after srt failed
+    assert json.loads((tmp_path / "r.json").read_text())["runs"].keys() == {"mgrpo", "srt"}
+
+    calls.clear()
+    assert smoke.main(["--methods", "srt,intuitor", "--keep-going", *common]) == 1
+    assert [m for m, _ in calls] == ["srt", "intuitor"]
+
+    calls.clear()  # 200 s budget: the first method gets 200 - 15 (margin) s at most, not --timeout's 300
+    assert smoke.main(["--methods", "mgrpo,intuitor", "--budget-s", "200", *common]) == 0
+    assert calls[0][0] == "mgrpo" and 180 <= calls[0][1] <= 185
+    calls.clear()  # too little left for any method to reach a step: nothing starts, and the run is not a success
+    assert smoke.main(["--methods", "mgrpo", "--budget-s", "70", *common]) == 1
+    assert calls == []
