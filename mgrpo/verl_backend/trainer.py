@@ -15,6 +15,7 @@ HF-format ``final/`` and ``best/`` models (verl's model_merger).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -370,6 +371,17 @@ def check_fingerprint(work: Path, fingerprint: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------------- the run
 
+def without_flashinfer_sampler(environ) -> None:
+    """Where FlashInfer is not installed, have vLLM sample with its own top-k/top-p sampler.
+
+    vLLM (0.24) imports FlashInfer for its sampler at engine start unless ``VLLM_USE_FLASHINFER_SAMPLER=0``, and
+    fails there without it (the H200 run of 2026-12-04: ``No module named 'flashinfer'``). FlashInfer is in vLLM's
+    CUDA requirements but a stack can lack it (the carried one skips it: its kernels are ~1 GiB). A value the user
+    set is kept."""
+    if importlib.util.find_spec("flashinfer") is None:
+        environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
+
+
 def train(spec) -> Path:
     require_verl()
     method, settings, config = validate_spec(spec)
@@ -380,6 +392,7 @@ def train(spec) -> Path:
     os.environ.setdefault("WANDB_DIR", str(work.resolve()))
     repo_root = str(Path(__file__).resolve().parents[2])
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
+    without_flashinfer_sampler(os.environ)  # before Ray starts: its workers, and vLLM's, inherit the environment
 
     from verl.trainer.main_ppo import run_ppo
 
