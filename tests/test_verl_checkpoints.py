@@ -78,6 +78,11 @@ def test_metrics_rows_follow_the_schema_and_resume_rule(tmp_path):
     assert set(metrics_io.METRIC_KEYS) <= set(row)
     assert row["step"] == 7 and row["kl"] == 0.01 and row["loss"] == 0.5 and row["grad_norm"] == 2.0
     assert row["rollouts_per_s"] == 64.0 and row["val_acc"] == 0.5 and row["momentum_agreement"] is None
+    # verl's own keys where the reward function returns no "acc" (ours: score and answer), as the H200 run logged
+    # them (docs/gpu/2026-12-04-h200-steps/train-mgrpo.log); a reward of 0.75 on the test rows is 75 % correct
+    logged = {"val-core/math/reward/mean@1": 0.75, "val-aux/math/score/mean@1": 0.75, "val-aux/num_turns/min": 2}
+    assert metrics_io.metrics_row(0, {}, logged, rollouts=1)["val_acc"] == 0.75
+    assert "val_acc" not in metrics_io.metrics_row(0, {}, {"val-aux/math/score/mean@1": 0.75}, rollouts=1)
     path = tmp_path / "metrics.jsonl"
     for step in (0, 1, 2, 3):
         metrics_io.append_row(path, {"step": step})

@@ -77,7 +77,7 @@ def train_step(trainer, step, val_acc, save):
     trainer.actor_rollout_wg.mgrpo_ema_update()
     if save:
         trainer._save_checkpoint()
-    trainer._compute_metrics(None, {"val-core/math/acc/mean@1": val_acc}, {"step": 1.0}, step, 0)
+    trainer._compute_metrics(None, {"val-core/math/reward/mean@1": val_acc}, {"step": 1.0}, step, 0)
 
 
 def test_preempted_run_resumes_from_its_last_checkpoint_with_its_momentum_model(tmp_path, monkeypatch):

@@ -26,7 +26,9 @@ VERL_KEYS = {
     "grad_norm": ("actor/grad_norm",),
     "step_seconds": ("timing_s/step",),
 }
-VAL_ACC = re.compile(r"^val-core/[^/]+/acc/mean@(\d+)$")
+# verl's validation puts one variable per data source in val-core: "acc" where the reward function returns one, else
+# "reward" (the rollout's score; ours is correctness on test rows): ray_trainer._validation, verl 0.9.1.
+VAL_ACC = re.compile(r"^val-core/[^/]+/(?:acc|reward)/mean@(\d+)$")
 
 
 def _number(value) -> Optional[float]:
@@ -40,7 +42,7 @@ def _number(value) -> Optional[float]:
 
 
 def val_accuracy(verl_metrics: Mapping[str, Any]) -> Optional[float]:
-    """verl's validation accuracy (``val-core/<source>/acc/mean@n``, largest n; mean over data sources)."""
+    """verl's validation accuracy (``val-core/<source>/{acc,reward}/mean@n``, largest n; mean over data sources)."""
     by_source: dict[str, tuple[int, float]] = {}
     for key, value in verl_metrics.items():
         match = VAL_ACC.match(key)
