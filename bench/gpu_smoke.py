@@ -1,11 +1,12 @@
 """GPU smoke test of the verl backend: a few steps of each method on a tiny model.
 
-Run on a GPU once, without a measurement (2026-12-04, H200: every method stopped at model build, see
-docs/verl_backend.md). Run it on one CUDA GPU with the GPU environment
+Run on an H200 on 2026-12-04: M-GRPO ran 5 steps to the end (docs/gpu/2026-12-04-h200-steps/); SRT, M-GRPO+IQR and
+Intuitor have not run on a GPU yet. Run it on one CUDA GPU with the GPU environment
 (``pip install 'verl[vllm]==0.9.1' TransferQueue==0.1.11`` and this package; on a host without a package index,
 carry the stack with bench/offline_wheelhouse.py, see docs/verl_backend.md):
 
     python bench/gpu_smoke.py --out gpu_smoke.json [--steps 6] [--methods srt,mgrpo,mgrpo_iqr,intuitor]
+                              [--budget-s SECONDS] [--keep-going]
                               [--gpus 4 --placement split]
 
 For each method it runs ``mgrpo train --backend verl`` (one GPU, G = 8, N = 2 for momentum methods, short prompts
