@@ -65,7 +65,7 @@ LEARNING_KEYS = ("step", "reward", "agreement", "grad_norm", "kl")
 LR = 1e-3  # the paper's 1e-6 would leave a tiny model where it started, and the momentum check blind
 WARM_START_STEPS = 150
 BUDGET_MARGIN_S = 15  # of --budget-s, kept to stop a method's processes and write the JSON
-MIN_METHOD_S = 60  # no method reaches its first step sooner (2026-12-04, H200: ~140 s to the model build)
+MIN_METHOD_S = 60  # less cannot even reach the model build (2026-12-04, H200: ~85 s there, ~200 s to step 1)
 # Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
