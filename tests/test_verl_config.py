@@ -282,19 +282,19 @@ def test_vllm_samples_without_flashinfer_where_it_is_missing(monkeypatch):
     """vLLM 0.24 fails at engine start without FlashInfer unless told to use its own sampler (H200, 2026-12-04)."""
     import importlib.util
 
-    from mgrpo.verl_backend import trainer
+    from mgrpo.vllm_env import without_flashinfer_sampler
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "flashinfer" else real_find_spec(name, *a))
     environ = {}
-    trainer.without_flashinfer_sampler(environ)
+    without_flashinfer_sampler(environ)
     assert environ == {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
     environ = {"VLLM_USE_FLASHINFER_SAMPLER": "1"}  # the user's choice stands (vLLM then names the problem itself)
-    trainer.without_flashinfer_sampler(environ)
+    without_flashinfer_sampler(environ)
     assert environ == {"VLLM_USE_FLASHINFER_SAMPLER": "1"}
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "flashinfer" else None)
     environ = {}
-    trainer.without_flashinfer_sampler(environ)
+    without_flashinfer_sampler(environ)
     assert environ == {}

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from mgrpo.vllm_env import without_flashinfer_sampler
+
 BACKENDS = ("hf", "vllm")
 
 
@@ -162,6 +164,7 @@ class VLLMGenerator:
             import vllm  # noqa: F401
         except ImportError:
             raise ImportError("vllm not installed: install vllm on the GPU machine, or use --backend hf") from None
+        without_flashinfer_sampler(os.environ)  # before any engine process starts
         self.name = str(check_model_dir(model_dir))
         if tensor_parallel_size < 1 or data_parallel_size < 1:
             raise ValueError("tensor_parallel_size and data_parallel_size must be >= 1")

@@ -15,7 +15,6 @@ HF-format ``final/`` and ``best/`` models (verl's model_merger).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ from typing import Any, Optional
 
 from mgrpo import core as mcore
 from mgrpo.atomic import atomic_dir, write_json
+from mgrpo.vllm_env import without_flashinfer_sampler
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import metrics as metrics_io
 from mgrpo.verl_backend import stages
@@ -370,17 +370,6 @@ def check_fingerprint(work: Path, fingerprint: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
-
-def without_flashinfer_sampler(environ) -> None:
-    """Where FlashInfer is not installed, have vLLM sample with its own top-k/top-p sampler.
-
-    vLLM (0.24) imports FlashInfer for its sampler at engine start unless ``VLLM_USE_FLASHINFER_SAMPLER=0``, and
-    fails there without it (the H200 run of 2026-12-04: ``No module named 'flashinfer'``). FlashInfer is in vLLM's
-    CUDA requirements but a stack can lack it (the carried one skips it: its kernels are ~1 GiB). A value the user
-    set is kept."""
-    if importlib.util.find_spec("flashinfer") is None:
-        environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
-
 
 def train(spec) -> Path:
     require_verl()
