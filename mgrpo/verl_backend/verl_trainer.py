@@ -20,7 +20,8 @@ under ``trainer.v1.trainer_mode = mgrpo_sync``. Per step:
 
 Checkpoints: verl's actor/dataloader checkpoint plus ``global_step_N/momentum`` (EMA shards); a step is saved
 after its metrics row is written (so a resumed run never misses a row), and only the newest two and the best
-checkpoint are kept. None of this code path has been run in the session that wrote it (no GPU).
+checkpoint are kept. On a GPU this path has run for M-GRPO with the serial placement (one H200, 2026-12-04, 5 steps:
+docs/gpu/2026-12-04-h200-steps/); SRT, Intuitor, M-GRPO+IQR and the split placement have not.
 """
 from __future__ import annotations
 

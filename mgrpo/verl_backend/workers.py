@@ -14,7 +14,9 @@ A subclass of verl's ``ActorRolloutRefWorker`` (verl/workers/engine_workers.py) 
 * ``update_weights`` (verl's weight sync) with ``momentum_placement = split``: the ranks of the momentum replicas
   hand their rollout server the EMA, the others the policy (``replica_split.split_weight_stream``).
 
-None of this has run on a GPU yet; what is checked on the CPU, against verl 0.9.1, is listed in docs/verl_backend.md.
+On a GPU (one H200, 2026-12-04) the EMA update and the serial push have run for M-GRPO, 5 steps
+(docs/gpu/2026-12-04-h200-steps/); the self-certainty swap, parameter offload and the split placement have not.
+What is checked on the CPU, against verl 0.9.1, is listed in docs/verl_backend.md.
 """
 from __future__ import annotations
 
