@@ -45,12 +45,14 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +72,14 @@ MIN_METHOD_S = 60  # less cannot even reach the model build (2026-12-04, H200: ~
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
                      "mgrpo.verl_backend.verl_trainer")
+# Where a run's ~200 s before its first step go (2026-12-04, H200): the first line of Ray's and verl's own log
+# that marks each milestone, in the order they come.
+STARTUP_MARKERS = {"ray_started": "Started a local Ray instance",
+                   "data_ready": "train and validate dataloader initialized",
+                   "actor_ready": "actor and ref model engine initialized",
+                   "rollout_ready": "checkpoint engine manager initialized",
+                   "ready_to_fit": "all initialize finished, ready to fit"}
+LOG_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})[,.](\d{3})")
 
 
 _PREFLIGHT = """
@@ -215,7 +225,7 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
     work, out = root / method / "work", root / method / "run"
     shutil.rmtree(root / method, ignore_errors=True)  # a fresh run each time: a kept WORK dir would be resumed
     cmd = [sys.executable, "-m", "mgrpo", *train_argv(method, model, data, root, steps, gpus, placement)]
-    started = time.perf_counter()
+    started, launched_at = time.perf_counter(), time.time()
     log = root / method / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
@@ -230,12 +240,26 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
             kill_session(proc)
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
               "log": str(log), "steps": read_rows(work / STEPS_FILE),
+              "startup_s": startup_milestones(log.read_text(errors="replace"), launched_at),
               "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_rows(work / "metrics.jsonl")]}
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
     if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]
         print("\n".join(result["log_tail"][-40:]), flush=True)
     return result
+
+
+def startup_milestones(log_text: str, launched_at: float) -> dict:
+    """Seconds from ``launched_at`` (``time.time()`` when the run started) to each ``STARTUP_MARKERS`` line of the
+    run's log, read from the line's timestamp (local time, as Ray and verl's logger write it); None where absent."""
+    found = dict.fromkeys(STARTUP_MARKERS)
+    for line in log_text.splitlines():
+        for name, marker in STARTUP_MARKERS.items():
+            stamp = LOG_TIMESTAMP.search(line) if found[name] is None and marker in line else None
+            if stamp:
+                at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(stamp.group(2)) / 1e3
+                found[name] = round(at - launched_at, 1)
+    return found
 
 
 def kill_session(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -373,8 +397,8 @@ def main(argv=None) -> int:
         phase(f"== {method} (timeout {timeout:.0f}s)")
         results[method] = run_method(method, model, data, root, args.steps, int(timeout), args.gpus, args.placement)
         print(f"   rc={results[method]['returncode']} wall={results[method]['wall_s']:.0f}s "
-              f"steps recorded={len(results[method]['steps'])} run_dir={results[method]['run_dir_complete']}",
-              flush=True)
+              f"steps recorded={len(results[method]['steps'])} run_dir={results[method]['run_dir_complete']}\n"
+              f"   start-up (s after launch): {results[method].get('startup_s')}", flush=True)
         summary = summarise(results, args.warmup, args.placement)
         payload = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"), "steps": args.steps,
                    "warmup": args.warmup, "gpus": args.gpus, "placement": args.placement, "targets": TARGETS,

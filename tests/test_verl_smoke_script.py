@@ -1,5 +1,8 @@
 """bench/gpu_smoke.py: its CPU-side pieces (model/data building, the summary against targets). Running it needs a GPU."""
 
+from datetime import datetime
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("verl")
@@ -144,7 +147,6 @@ def test_a_run_leaves_no_process_behind(smoke, tmp_path):
     import os
     import subprocess
     import time
-    from pathlib import Path
 
     pid_file = tmp_path / "grandchild.pid"
     proc = subprocess.Popen(["bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], start_new_session=True)
@@ -230,3 +232,22 @@ def test_stops_after_a_failed_method_and_keeps_to_the_budget(smoke, tmp_path, mo
     calls.clear()  # too little left for any method to reach a step: nothing starts, and the run is not a success
     assert smoke.main(["--methods", "mgrpo", "--budget-s", "70", *common]) == 1
     assert calls == []
+
+
+def test_startup_milestones_read_off_the_h200_log(smoke):
+    """The seconds from launch to each start-up milestone, from the log of the H200 run of 2026-12-04 (timestamps
+    read off by hand: Ray up 17:29:45.852, data 17:30:29.472, actor 17:30:54.753, vLLM servers 17:32:28.063, fit
+    17:32:28.179), taking the launch as 17:29:19.000 local time."""
+    log = Path(__file__).resolve().parents[1] / "docs/gpu/2026-12-04-h200-steps/train-mgrpo.log"
+    launched = datetime(2026, 12, 4, 17, 29, 19).timestamp()
+    assert smoke.startup_milestones(log.read_text(), launched) == {
+        "ray_started": 26.9, "data_ready": 70.5, "actor_ready": 95.8, "rollout_ready": 189.1, "ready_to_fit": 189.2}
+
+
+def test_startup_milestones_absent_or_without_a_timestamp_are_none(smoke):
+    log = ("INFO:2026-12-04 10:00:05,500:train and validate dataloader initialized, train dataset size: 64\n"
+           "actor and ref model engine initialized\n"  # no timestamp on the line: not a measurement
+           "INFO:2026-12-04 10:00:09,000:train and validate dataloader initialized\n")  # only the first counts
+    found = smoke.startup_milestones(log, datetime(2026, 12, 4, 10, 0, 0).timestamp())
+    assert found == {"ray_started": None, "data_ready": 5.5, "actor_ready": None, "rollout_ready": None,
+                     "ready_to_fit": None}
