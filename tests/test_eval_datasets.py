@@ -12,11 +12,13 @@ from mgrpo.evaluation.benchmarks import BENCHMARKS, SYSTEM_PROMPT, parse_benchma
 from test_eval_fixtures import GPQA_ROWS, MMLU_PRO_ROWS, SHARED_DATA, write_fixture_data, write_jsonl
 
 
-def test_every_data_benchmark_has_one_source_entry():
+def test_every_data_benchmark_has_a_source():
     file_benchmarks = {name for name, b in BENCHMARKS.items() if b.runner == "lm_eval"}
-    assert file_benchmarks == set(ds.SOURCES)
-    assert ds.SOURCES["gpqa_diamond"].gated and ds.SOURCES["gpqa"].gated
-    assert (ds.SOURCES["gpqa_diamond"].config, ds.SOURCES["gpqa"].config) == ("gpqa_diamond", "gpqa_main")
+    assert file_benchmarks == {name for name, b in BENCHMARKS.items() if b.source is not None} == \
+        {"math500", "aime24", "aime25", "gpqa_diamond", "gpqa", "mmlu_pro"}
+    gpqa_diamond, gpqa = BENCHMARKS["gpqa_diamond"].source, BENCHMARKS["gpqa"].source
+    assert gpqa_diamond.gated and gpqa.gated and not BENCHMARKS["math500"].source.gated
+    assert (gpqa_diamond.config, gpqa.config) == ("gpqa_diamond", "gpqa_main")
 
 
 def test_protocol_defaults():
@@ -80,7 +82,7 @@ def test_clean_latex_repairs_form_feed_frac():
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} not present")
 @pytest.mark.parametrize("name,rows", [("math500", 500), ("aime24", 30), ("aime25", 30)])
 def test_shared_data_loads(name, rows):
-    docs = ds.load_docs(name, SHARED_DATA / ds.SOURCES[name].filename)
+    docs = ds.load_docs(name, SHARED_DATA / BENCHMARKS[name].source.filename)
     assert len(docs) == rows
     assert len({d["id"] for d in docs}) == rows
     assert not any("\x0c" in d["problem"] for d in docs)

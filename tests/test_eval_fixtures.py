@@ -51,10 +51,10 @@ FIXTURE_ROWS = {"math500": MATH500_ROWS, "aime24": AIME24_ROWS, "aime25": AIME25
 
 
 def write_fixture_data(data_dir: Path) -> Path:
-    from mgrpo.evaluation.datasets import SOURCES
+    from mgrpo.evaluation.benchmarks import BENCHMARKS
 
     for benchmark, rows in FIXTURE_ROWS.items():
-        write_jsonl(data_dir / SOURCES[benchmark].filename, rows)
+        write_jsonl(data_dir / BENCHMARKS[benchmark].source.filename, rows)
     return data_dir
 
 

@@ -1,10 +1,12 @@
-"""Where every benchmark's data comes from (the ONE place for dataset ids and revisions), and its local files.
+"""Every benchmark's data: its local files (validated, normalised into documents) and downloading its source.
 
-``mgrpo prepare-data`` downloads each source with ``datasets.load_dataset`` on a machine with Hub access and
-writes ``<data-dir>/<file>`` as JSON Lines with the dataset's own column names, plus ``<data-dir>/MANIFEST.json``
-recording, per benchmark, the source, config, split, the commit the download resolved to, row count and sha256.
-``revision=None`` below means "the default branch at download time": the resolved commit is what MANIFEST.json
-records and what every result file reports; pin a commit here to make later downloads byte-identical.
+Where a benchmark's data comes from is declared with it (``Benchmark.source``, read from its task file by
+``mgrpo.evaluation.benchmarks``); ``MATH_SOURCES`` below is the training data's. ``mgrpo prepare-data`` downloads
+each source with ``datasets.load_dataset`` on a machine with Hub access and writes ``<data-dir>/<file>`` as JSON
+Lines with the dataset's own column names, plus ``<data-dir>/MANIFEST.json`` recording, per benchmark, the source,
+config, split, the commit the download resolved to, row count and sha256. ``revision: null`` means "the default
+branch at download time": the resolved commit is what MANIFEST.json records and what every result file reports;
+pin a commit in the task file to make later downloads byte-identical.
 
 Evaluation reads only local files. Reading validates every row and fails naming the file, line and field.
 """
@@ -14,44 +16,14 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
+from mgrpo.evaluation.benchmarks import BENCHMARKS, DatasetSource
 from mgrpo.jsonl import DataError, iter_jsonl
 
 MANIFEST = "MANIFEST.json"
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    benchmark: str
-    hf_id: str                 # Hugging Face dataset id
-    config: str | None         # dataset config (subset) name
-    split: str
-    revision: str | None       # commit to download; None = default branch at download time (recorded)
-    filename: str              # local file under --data-dir
-    fields: tuple[str, ...]    # columns every row must have (non-empty)
-    gated: bool = False        # needs HF_TOKEN (accepted terms of use)
-    license: str = ""
-
-
-SOURCES: dict[str, DatasetSource] = {s.benchmark: s for s in (
-    DatasetSource("math500", "HuggingFaceH4/MATH-500", None, "test", None, "math500.jsonl",
-                  ("problem", "answer"), license="MIT (MATH by Hendrycks et al.; subset from openai/prm800k)"),
-    DatasetSource("aime24", "Maxwell-Jia/AIME_2024", None, "train", None, "aime24.jsonl",
-                  ("ID", "Problem", "Answer"), license="MIT (problems: MAA AIME 2024 I/II)"),
-    DatasetSource("aime25", "math-ai/aime25", None, "test", None, "aime25.jsonl",
-                  ("id", "problem", "answer"), license="none declared (problems: MAA AIME 2025 I/II)"),
-    DatasetSource("gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", "train", None, "gpqa_diamond.jsonl",
-                  ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
-                  gated=True, license="CC-BY-4.0, gated; never redistribute or copy into the repository"),
-    DatasetSource("gpqa", "Idavidrein/gpqa", "gpqa_main", "train", None, "gpqa.jsonl",
-                  ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
-                  gated=True, license="CC-BY-4.0, gated; never redistribute or copy into the repository"),
-    DatasetSource("mmlu_pro", "TIGER-Lab/MMLU-Pro", None, "test", None, "mmlu_pro.jsonl",
-                  ("question_id", "question", "options", "answer"), license="MIT"),
-)}
 
 # Training data, not benchmarks: the MATH splits the paper trains on (train; its labels never reach the reward)
 # and validates on (test), as verl's own MATH example reads them. `mgrpo prepare-math` writes them.
@@ -71,7 +43,7 @@ TOY_FILE = "test.jsonl"
 # ---------------------------------------------------------------- reading local files
 
 def data_file(benchmark: str, data_dir: Path | str | None) -> Path:
-    name = TOY_FILE if benchmark == "toy" else SOURCES[benchmark].filename
+    name = TOY_FILE if benchmark == "toy" else BENCHMARKS[benchmark].source.filename
     if data_dir is None:
         raise ValueError(f"benchmark {benchmark!r} reads <data-dir>/{name}: pass --data-dir "
                          f"(prepare it with `mgrpo prepare-data --benchmarks {benchmark} --out DIR`)")
@@ -99,21 +71,19 @@ def clean_latex(text: str) -> str:
     return text.replace("\\\x0c", "\\f").replace("\x0c", "\\f").replace("\tfrac", "\\tfrac")
 
 
-def math_docs(benchmark: str, rows: list[dict]) -> list[dict]:
-    """Normalised math problems: ``{"id", "problem", "answer"}`` (answer as a LaTeX string)."""
-    if benchmark == "aime24":
-        return [{"id": str(r["ID"]), "problem": clean_latex(str(r["Problem"])), "answer": str(r["Answer"])}
-                for r in rows]
-    id_key = "unique_id" if benchmark == "math500" else "id"
-    return [{"id": str(r.get(id_key, index)), "problem": clean_latex(str(r["problem"])),
-             "answer": str(r["answer"]).strip()} for index, r in enumerate(rows)]
+def math_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dict]:
+    """Normalised math problems: ``{"id", "problem", "answer"}`` (answer as a LaTeX string), read from the
+    ``columns`` the task file names; a row without an id column is numbered by its position."""
+    id_column = columns.get("id")
+    return [{"id": str(r.get(id_column, index)), "problem": clean_latex(str(r[columns["problem"]])),
+             "answer": str(r[columns["answer"]]).strip()} for index, r in enumerate(rows)]
 
 
 def _stable_rng(key: str) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big"))
 
 
-def gpqa_docs(rows: list[dict], path: Path) -> list[dict]:
+def gpqa_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dict]:
     """GPQA rows -> ``{"id", "question", "choices", "answer"}``: the four answers in an order fixed by the
     record id (or question), so every run and every method sees the same letters."""
     docs = []
@@ -127,7 +97,7 @@ def gpqa_docs(rows: list[dict], path: Path) -> list[dict]:
     return docs
 
 
-def mmlu_pro_docs(rows: list[dict], path: Path) -> list[dict]:
+def mmlu_pro_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dict]:
     docs = []
     for line_no, row in enumerate(rows, 1):
         options = row["options"]
@@ -142,16 +112,16 @@ def mmlu_pro_docs(rows: list[dict], path: Path) -> list[dict]:
     return docs
 
 
+# A task file's ``format`` -> how its rows become documents (benchmarks.DOC_FORMATS names the same formats).
+DOC_FORMATS = {"math": math_docs, "gpqa": gpqa_docs, "mmlu_pro": mmlu_pro_docs}
+
+
 def load_docs(benchmark: str, path: Path | str) -> list[dict]:
     """Validated, normalised documents of one benchmark's local file."""
     path = Path(path)
-    source = SOURCES[benchmark]
-    rows = read_jsonl_rows(path, source.fields)
-    if benchmark in ("gpqa", "gpqa_diamond"):
-        return gpqa_docs(rows, path)
-    if benchmark == "mmlu_pro":
-        return mmlu_pro_docs(rows, path)
-    return math_docs(benchmark, rows)
+    spec = BENCHMARKS[benchmark]
+    rows = read_jsonl_rows(path, spec.source.fields)
+    return DOC_FORMATS[spec.doc_format](rows, path, dict(spec.columns))
 
 
 def file_sha256(path: Path) -> str:
@@ -166,8 +136,8 @@ def dataset_record(benchmark: str, path: Path) -> dict:
     """What a result file reports about the data it used: source, revision, local path and sha256."""
     record = {"source": None, "config": None, "split": None, "revision": None,
               "path": str(path), "sha256": file_sha256(path)}
-    if benchmark in SOURCES:
-        s = SOURCES[benchmark]
+    s = BENCHMARKS[benchmark].source if benchmark in BENCHMARKS else None
+    if s is not None:
         record.update(source=s.hf_id, config=s.config, split=s.split, revision=s.revision)
     manifest = Path(path).parent / MANIFEST
     if manifest.is_file():
@@ -185,9 +155,11 @@ def hf_token() -> str | None:
 
 def download(benchmark: str, out_dir: Path | str) -> dict:
     """Download one benchmark into ``out_dir`` and record it in MANIFEST.json; returns the manifest entry."""
-    if benchmark not in SOURCES:
-        raise ValueError(f"no public source for {benchmark!r}; known: {', '.join(SOURCES)}")
-    return download_source(SOURCES[benchmark], out_dir)
+    source = BENCHMARKS[benchmark].source if benchmark in BENCHMARKS else None
+    if source is None:
+        known = [name for name, b in BENCHMARKS.items() if b.source is not None]
+        raise ValueError(f"no public source for {benchmark!r}; known: {', '.join(known)}")
+    return download_source(source, out_dir)
 
 
 def download_source(source: DatasetSource, out_dir: Path | str) -> dict:

@@ -15,14 +15,12 @@ from pathlib import Path
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from mgrpo.evaluation.benchmarks import SYSTEM_PROMPT
+from mgrpo.evaluation.benchmarks import SYSTEM_PROMPT, TASK_DIR, get_benchmark
 from mgrpo.evaluation.generation import Generator, SamplingParams, load_generator
 from mgrpo.evaluation.lm_eval_scoring import choice_verdicts
 from mgrpo.evaluation.math_grading import grade_math_batch
 
-TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 FILTER = "all_samples"
-CHOICE_BENCHMARKS = ("gpqa_diamond", "gpqa", "mmlu_pro")
 
 
 def task_name(benchmark: str) -> str:
@@ -117,7 +115,7 @@ def run_lm_eval(benchmark: str, generator: Generator, data_file: Path, samples: 
         if len(sample["filtered_resps"][0]) != samples:
             raise RuntimeError(f"{benchmark}: problem {sample['doc']['id']} got "
                                f"{len(sample['filtered_resps'][0])} samples, expected {samples}")
-    if benchmark in CHOICE_BENCHMARKS:
+    if get_benchmark(benchmark).grading == "choice":
         verdicts = [choice_verdicts(s["doc"], list(s["filtered_resps"][0])) for s in logged]
     else:  # math-verify is the slow part: grade all responses at once in worker processes
         flat = grade_math_batch([r for s in logged for r in s["filtered_resps"][0]],

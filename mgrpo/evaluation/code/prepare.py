@@ -16,7 +16,7 @@ from pathlib import Path
 from mgrpo.atomic import atomic_dir, atomic_path, write_json
 from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token
 
-# Where the code benchmarks come from (the math / multiple-choice sources are in mgrpo.evaluation.datasets.SOURCES).
+# Where the code benchmarks come from (the math / multiple-choice sources are in their task files, lm_eval_tasks/).
 MBPP_PLUS_RELEASE = "v0.2.0"  # evalplus 0.3.1's default MBPP+ version
 LCB_REPO = "livecodebench/code_generation_lite"
 LCB_REVISION = None  # None = the default branch at download time; the resolved commit goes into MANIFEST.json
