@@ -74,16 +74,16 @@ def write_task(tmp_path, text, name="tiny_sums"):
 
 
 @pytest.mark.parametrize("old,new,message", [
-    ("  samples: 4\n", "", r"metadata: missing key 'samples'"),
-    ("format: math", "format: essay", r"metadata.format 'essay' is not one of \['gpqa', 'math', 'mmlu_pro'\]"),
+    ("  samples: 4\n", "", r"metadata: 'samples' is a required property"),
+    ("format: math", "format: essay", r"metadata.format: 'essay' is not one of \['gpqa', 'math', 'mmlu_pro'\]"),
     ("include: _math_base.yaml", "include: _choice_base.yaml", r"format 'math' is graded by _math_base.yaml: set 'include: _math_base.yaml'"),
     ("benchmark: tiny_sums", "benchmark: sums", r"metadata.benchmark 'sums' must be the file's name 'tiny_sums'"),
     ("task: mgrpo_tiny_sums", "task: tiny_sums", r"task must be 'mgrpo_tiny_sums'"),
-    ("samples: 4", "samples: 0", r"metadata.samples must be a positive integer \(got 0\)"),
-    ("samples: 4", "samples: 4\n  temperature: 0.6", r"metadata: unknown key\(s\) \['temperature'\]"),
-    ("{problem: question, answer: final}", "{problem: question}", r"metadata.columns must map problem, answer"),
-    ("file: sums.jsonl, ", "", r"metadata.source: missing key 'file'"),
-    ("fields: [question, final]", "fields: []", r"metadata.source.fields must be a non-empty list"),
+    ("samples: 4", "samples: 0", r"metadata.samples: 0 is less than the minimum of 1"),
+    ("samples: 4", "samples: 4\n  temperature: 0.6", r"metadata: Additional properties are not allowed \('temperature' was unexpected\)"),
+    ("{problem: question, answer: final}", "{problem: question}", r"metadata.columns: 'answer' is a required property"),
+    ("file: sums.jsonl, ", "", r"metadata.source: 'file' is a required property"),
+    ("fields: [question, final]", "fields: []", r"metadata.source.fields: \[\] should be non-empty"),
     ("fields: [question, final]", "fields: [question]", r"metadata.columns \['final'\] must be among"),
     ("version: 1.0\n", "version: [1.0\n", r"not valid YAML"),
 ])
@@ -94,7 +94,10 @@ def test_a_bad_task_file_is_refused_naming_the_file_and_the_key(tmp_path, old, n
         bm.benchmark_from_task_file(path)
 
 
-def test_columns_are_for_the_math_format_only(tmp_path):
-    text = (NEW_TASK.replace("_math_base", "_choice_base").replace("format: math", "format: mmlu_pro"))
-    with pytest.raises(bm.TaskFileError, match="metadata.columns is for format 'math' only"):
-        bm.benchmark_from_task_file(write_task(tmp_path, text))
+def test_columns_are_for_the_math_format_and_only_for_it(tmp_path):
+    choice = NEW_TASK.replace("_math_base", "_choice_base").replace("format: math", "format: mmlu_pro")
+    with pytest.raises(bm.TaskFileError, match="needed by format 'math' and only by it; format 'mmlu_pro' has fixed"):
+        bm.benchmark_from_task_file(write_task(tmp_path, choice))
+    no_columns = NEW_TASK.replace("  columns: {problem: question, answer: final}\n", "")
+    with pytest.raises(bm.TaskFileError, match="needed by format 'math' and only by it; format 'math' needs it"):
+        bm.benchmark_from_task_file(write_task(tmp_path, no_columns))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 # Same system prompt as training (mgrpo.verl_backend.data.SYSTEM_PROMPT, the released code's template):
@@ -66,8 +67,43 @@ class _TaskLoader(yaml.SafeLoader):
 
 _TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
-_SOURCE_KEYS = {"hf_id", "config", "split", "revision", "file", "fields", "gated", "license"}
-_METADATA_KEYS = {"version", "benchmark", "description", "samples", "max_tokens", "format", "columns", "source"}
+_NAME = {"type": "string", "minLength": 1}
+# What a task file declares under `metadata` (lm-eval reads the rest of the file). Checked with jsonschema, as
+# the workflow's config is; the checks across keys follow in benchmark_from_task_file.
+TASK_FILE_SCHEMA = {
+    "type": "object",
+    "required": ["task", "include", "metadata"],
+    "properties": {
+        "task": _NAME,
+        "include": {"enum": sorted(GRADING_BASES.values())},
+        "metadata": {
+            "type": "object",
+            "required": ["benchmark", "description", "samples", "format", "source"],
+            "additionalProperties": False,
+            "properties": {
+                "version": {"type": "number"},
+                "benchmark": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+                "description": _NAME,
+                "samples": {"type": "integer", "minimum": 1},
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "format": {"enum": sorted(DOC_FORMATS)},
+                "columns": {"type": "object", "required": ["problem", "answer"], "additionalProperties": False,
+                            "properties": {key: _NAME for key in ("id", "problem", "answer")}},
+                "source": {
+                    "type": "object",
+                    "required": ["hf_id", "split", "file", "fields"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "hf_id": _NAME, "config": {"type": ["string", "null"]}, "split": _NAME,
+                        "revision": {"type": ["string", "null"]}, "file": _NAME,
+                        "fields": {"type": "array", "items": _NAME, "minItems": 1},
+                        "gated": {"type": "boolean"}, "license": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+}
 
 
 def benchmark_from_task_file(path: Path) -> Benchmark:
@@ -79,56 +115,31 @@ def benchmark_from_task_file(path: Path) -> Benchmark:
         task = yaml.load(path.read_text(), Loader=_TaskLoader)
     except yaml.YAMLError as err:
         fail(f"not valid YAML: {err}")
-    meta = task.get("metadata") if isinstance(task, dict) else None
-    if not isinstance(meta, dict):
-        fail("needs a 'metadata' mapping (benchmark, description, samples, format, source)")
-    for key in ("benchmark", "description", "samples", "format", "source"):
-        if key not in meta:
-            fail(f"metadata: missing key {key!r}")
-    if unknown := sorted(set(meta) - _METADATA_KEYS):
-        fail(f"metadata: unknown key(s) {unknown}; known: {sorted(_METADATA_KEYS)}")
-    name = meta["benchmark"]
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(TASK_FILE_SCHEMA).iter_errors(task))
+    if error is not None:
+        fail(f"{'.'.join(map(str, error.absolute_path)) or 'the file'}: {error.message}")
+    meta, source = task["metadata"], task["metadata"]["source"]
+    name, doc_format, columns = meta["benchmark"], meta["format"], meta.get("columns", {})
     if name != path.stem:
         fail(f"metadata.benchmark {name!r} must be the file's name {path.stem!r}")
-    if task.get("task") != f"mgrpo_{name}":
-        fail(f"task must be 'mgrpo_{name}' (got {task.get('task')!r})")
-    doc_format = meta["format"]
-    if doc_format not in DOC_FORMATS:
-        fail(f"metadata.format {doc_format!r} is not one of {sorted(DOC_FORMATS)}")
+    if task["task"] != f"mgrpo_{name}":
+        fail(f"task must be 'mgrpo_{name}' (got {task['task']!r})")
     base = GRADING_BASES[DOC_FORMATS[doc_format]]
-    if task.get("include") != base:
-        fail(f"format {doc_format!r} is graded by {base}: set 'include: {base}' (got {task.get('include')!r})")
-    for key in ("samples", "max_tokens"):
-        value = meta.get(key, DEFAULT_MAX_TOKENS)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            fail(f"metadata.{key} must be a positive integer (got {value!r})")
-    columns = meta.get("columns") or {}
-    if doc_format == "math":
-        if not isinstance(columns, dict) or not {"problem", "answer"} <= set(columns) <= {"id", "problem", "answer"}:
-            fail(f"metadata.columns must map problem, answer (and optionally id) to the data's columns "
-                 f"(got {columns!r})")
-    elif columns:
-        fail(f"metadata.columns is for format 'math' only; format {doc_format!r} has fixed columns")
-    source = meta["source"]
-    if not isinstance(source, dict):
-        fail("metadata.source must be a mapping (hf_id, split, file, fields, ...)")
-    for key in ("hf_id", "split", "file", "fields"):
-        if key not in source:
-            fail(f"metadata.source: missing key {key!r}")
-    if unknown := sorted(set(source) - _SOURCE_KEYS):
-        fail(f"metadata.source: unknown key(s) {unknown}; known: {sorted(_SOURCE_KEYS)}")
-    if not isinstance(source["fields"], list) or not source["fields"]:
-        fail("metadata.source.fields must be a non-empty list of column names")
+    if task["include"] != base:
+        fail(f"format {doc_format!r} is graded by {base}: set 'include: {base}' (got {task['include']!r})")
+    if (doc_format == "math") != bool(columns):
+        fail("metadata.columns (problem, answer, optionally id: the data's columns) is needed by format 'math' "
+             f"and only by it; format {doc_format!r} " + ("needs it" if doc_format == "math" else "has fixed columns"))
     if missing := [column for key, column in columns.items() if key != "id" and column not in source["fields"]]:
         fail(f"metadata.columns {missing} must be among metadata.source.fields (the columns every row must have)")
     return Benchmark(
         name=name, runner="lm_eval", default_samples=meta["samples"],
-        max_tokens=meta.get("max_tokens", DEFAULT_MAX_TOKENS), description=str(meta["description"]),
-        doc_format=doc_format, columns=tuple((key, str(column)) for key, column in columns.items()),
-        source=DatasetSource(benchmark=name, hf_id=str(source["hf_id"]), config=source.get("config"),
-                             split=str(source["split"]), revision=source.get("revision"),
-                             filename=str(source["file"]), fields=tuple(map(str, source["fields"])),
-                             gated=bool(source.get("gated", False)), license=str(source.get("license", ""))))
+        max_tokens=meta.get("max_tokens", DEFAULT_MAX_TOKENS), description=meta["description"],
+        doc_format=doc_format, columns=tuple(columns.items()),
+        source=DatasetSource(benchmark=name, hf_id=source["hf_id"], config=source.get("config"),
+                             split=source["split"], revision=source.get("revision"), filename=source["file"],
+                             fields=tuple(source["fields"]), gated=source.get("gated", False),
+                             license=source.get("license", "")))
 
 
 def task_file_benchmarks(task_dir: Path = TASK_DIR) -> list[Benchmark]:
