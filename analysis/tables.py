@@ -15,19 +15,18 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from mgrpo.evaluation.benchmarks import BENCHMARKS
+
 from . import plan
 from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, series, summarize_curve
 
-BENCHMARK_LABELS = {
-    "math500": "MATH500", "aime24": "AIME24", "aime25": "AIME25", "gpqa_diamond": "GPQA Diamond", "gpqa": "GPQA",
-    "mmlu_pro": "MMLU-Pro", "livecodebench": "LiveCodeBench", "mbpp_plus": "MBPP+", "toy": "Toy test",
-}
 MISSING = "missing"
 COLLAPSE_MARK = "↓"
 
 
 def benchmark_label(name: str) -> str:
-    return BENCHMARK_LABELS.get(name, name)
+    """The benchmark's label in the registry (its task file's ``metadata.label``), else its name."""
+    return BENCHMARKS[name].title if name in BENCHMARKS else name
 
 
 @dataclass

@@ -17,6 +17,7 @@ task: mgrpo_tiny_sums
 metadata:
   version: 1.0
   benchmark: tiny_sums
+  label: Tiny sums
   description: three sums, avg@4
   samples: 4
   format: math
@@ -65,6 +66,10 @@ def test_a_benchmark_is_added_by_dropping_in_one_task_file(tmp_path, monkeypatch
     assert (result["metric"], result["n_problems"], result["samples_per_problem"]) == ("avg@4", 3, 4)
     assert result["metrics"] == {"avg@4": pytest.approx(0.5), "pass@4": pytest.approx(1.0)}
     assert (result["dataset"]["source"], result["dataset"]["split"]) == ("example/tiny-sums", "test")
+    from analysis.tables import benchmark_label  # the tables title its column with the file's label
+
+    assert [benchmark_label(n) for n in ("tiny_sums", "math500", "not_registered")] == \
+        ["Tiny sums", "MATH500", "not_registered"]
 
 
 def write_task(tmp_path, text, name="tiny_sums"):
@@ -101,3 +106,15 @@ def test_columns_are_for_the_math_format_and_only_for_it(tmp_path):
     no_columns = NEW_TASK.replace("  columns: {problem: question, answer: final}\n", "")
     with pytest.raises(bm.TaskFileError, match="needed by format 'math' and only by it; format 'math' needs it"):
         bm.benchmark_from_task_file(write_task(tmp_path, no_columns))
+
+
+def test_mgrpo_benchmarks_lists_what_the_task_files_declare(tmp_path, monkeypatch, capsys):
+    from mgrpo.cli import main
+
+    monkeypatch.setitem(bm.BENCHMARKS, "tiny_sums", bm.benchmark_from_task_file(write_task(tmp_path, NEW_TASK)))
+    assert main(["benchmarks"]) == 0
+    listed = {line.split()[0]: line.split()[1:5] for line in capsys.readouterr().out.splitlines()}
+    assert set(listed) == PAPER_BENCHMARKS | {"toy", "mbpp_plus", "livecodebench", "tiny_sums"}
+    assert listed["tiny_sums"] == ["lm_eval", "(math)", "k=4", "sums.jsonl"]
+    assert listed["gpqa_diamond"] == ["lm_eval", "(gpqa)", "k=8", "gpqa_diamond.jsonl"]
+    assert listed["mbpp_plus"][:2] == ["code", "k=1"]

@@ -48,9 +48,14 @@ class Benchmark:
     default_samples: int     # k of avg@k when --samples is not given
     max_tokens: int          # default generation budget
     description: str
+    label: str = ""                       # its name in tables and figures ("MATH500"); default: the name
     doc_format: str | None = None         # lm_eval: a key of DOC_FORMATS (mgrpo.evaluation.datasets normalises)
     columns: tuple[tuple[str, str], ...] = ()  # format "math": (document key, column) for id, problem, answer
     source: DatasetSource | None = None   # lm_eval: where prepare-data downloads the data from
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
     @property
     def grading(self) -> str | None:
@@ -83,6 +88,7 @@ TASK_FILE_SCHEMA = {
             "properties": {
                 "version": {"type": "number"},
                 "benchmark": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+                "label": _NAME,
                 "description": _NAME,
                 "samples": {"type": "integer", "minimum": 1},
                 "max_tokens": {"type": "integer", "minimum": 1},
@@ -135,7 +141,7 @@ def benchmark_from_task_file(path: Path) -> Benchmark:
     return Benchmark(
         name=name, runner="lm_eval", default_samples=meta["samples"],
         max_tokens=meta.get("max_tokens", DEFAULT_MAX_TOKENS), description=meta["description"],
-        doc_format=doc_format, columns=tuple(columns.items()),
+        label=meta.get("label", ""), doc_format=doc_format, columns=tuple(columns.items()),
         source=DatasetSource(benchmark=name, hf_id=source["hf_id"], config=source.get("config"),
                              split=source["split"], revision=source.get("revision"), filename=source["file"],
                              fields=tuple(source["fields"]), gated=source.get("gated", False),
@@ -149,10 +155,12 @@ def task_file_benchmarks(task_dir: Path = TASK_DIR) -> list[Benchmark]:
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    Benchmark("toy", "toy", 1, 16, "toy chain-arithmetic test split (CPU trainer checkpoints), raw prompt"),
+    Benchmark("toy", "toy", 1, 16, "toy chain-arithmetic test split (CPU trainer checkpoints), raw prompt",
+              label="Toy test"),
     *task_file_benchmarks(),
-    Benchmark("mbpp_plus", "code", 1, DEFAULT_MAX_TOKENS, "MBPP+ (evalplus), pass@1 in the sandbox"),
-    Benchmark("livecodebench", "code", 1, DEFAULT_MAX_TOKENS, "LiveCodeBench code generation, pass@1 in the sandbox"),
+    Benchmark("mbpp_plus", "code", 1, DEFAULT_MAX_TOKENS, "MBPP+ (evalplus), pass@1 in the sandbox", label="MBPP+"),
+    Benchmark("livecodebench", "code", 1, DEFAULT_MAX_TOKENS, "LiveCodeBench code generation, pass@1 in the sandbox",
+              label="LiveCodeBench"),
 )}
 
 

@@ -36,11 +36,24 @@ def add_subcommands(subparsers) -> None:
                    help="setting for the code benchmarks (e.g. workers=8, timeout_s=6, release_version=release_v5)")
     p.set_defaults(handler=_evaluate)
 
+    subparsers.add_parser("benchmarks", help="list the registered benchmarks (toy, task files, code)").set_defaults(
+        handler=_benchmarks)
+
     q = subparsers.add_parser("prepare-data", help="download benchmark data from its public source (needs Hub access; "
                               "HF_TOKEN for gated GPQA)")
     q.add_argument("--benchmarks", required=True, help="comma-separated benchmark names")
     q.add_argument("--out", required=True, type=Path, help="data folder (pass it as --data-dir to evaluate)")
     q.set_defaults(handler=_prepare_data)
+
+
+def _benchmarks(args) -> int:
+    from mgrpo.evaluation.benchmarks import BENCHMARKS
+
+    for b in BENCHMARKS.values():
+        kind = b.runner + (f" ({b.doc_format})" if b.doc_format else "")
+        data = b.source.filename if b.source else ""
+        print(f"{b.name:14s} {kind:18s} k={b.default_samples:<3d} {data:20s} {b.description}")
+    return 0
 
 
 def backend_options(args: argparse.Namespace) -> dict:
