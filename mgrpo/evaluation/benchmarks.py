@@ -73,8 +73,8 @@ class _TaskLoader(yaml.SafeLoader):
 _TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 _NAME = {"type": "string", "minLength": 1}
-# What a task file declares under `metadata` (lm-eval reads the rest of the file). Checked with jsonschema, as
-# the workflow's config is; the checks across keys follow in benchmark_from_task_file.
+# What the registry reads from a task file (lm-eval reads all of it). Checked with jsonschema, as the workflow's
+# config is; the checks across keys follow in benchmark_from_task_file.
 TASK_FILE_SCHEMA = {
     "type": "object",
     "required": ["task", "include", "metadata"],
