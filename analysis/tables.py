@@ -51,7 +51,7 @@ class Table:
             for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                          ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
                 text = text.replace(a, b)
-            return text.replace(COLLAPSE_MARK, r"$\downarrow$")
+            return text.replace(COLLAPSE_MARK, r"$\downarrow$").replace("±", r"$\pm$")
 
         lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}",
                  r"\begin{tabular}{" + "l" * len(self.columns) + "}", r"\toprule",
@@ -114,8 +114,15 @@ def paper_value(value: Optional[float]) -> str:
     return "–" if value is None else f"{float(value):.2f}"
 
 
-def mean(values: Sequence[float]) -> Optional[float]:
-    return statistics.fmean(values) if values else None
+def mean_sd(values: Sequence[float]) -> str:
+    """Mean over seeds in %, followed by ± the sample standard deviation when two or more seeds are present."""
+    if not values:
+        return MISSING
+    text = percent(statistics.fmean(values))
+    return f"{text} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else text
+
+
+SEED_NOTE = "accuracies in %, mean ± sample standard deviation over seeds (no ± with one seed)"
 
 
 def load_paper_numbers(path: Path) -> dict:
@@ -201,7 +208,7 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
 
 
 def grid_table(job: dict, results: Results, paper: dict) -> Table:
-    """Table 1: one method's best/final accuracy and collapse per (G, T) cell, mean over seeds."""
+    """Table 1: one method's best/final accuracy and collapse per (G, T) cell, mean ± sd over seeds."""
     spec = job["spec"]
     benchmarks = spec.get("benchmarks", [])
     columns = ["G", "T", "Source", "Seeds", "Val best (step)", "Val final", "Collapse step"]
@@ -222,13 +229,13 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
             curves = [d.curve for d in present]
             steps = sorted({c.collapse_step for c in curves if c.collapse_step is not None and c.collapsed})
             cells = ["ours", str(len(present)),
-                     f"{percent(mean([c.best for c in curves]))} ({', '.join(str(c.best_step) for c in curves)})",
-                     percent(mean([c.final for c in curves])) + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
+                     f"{mean_sd([c.best for c in curves])} ({', '.join(str(c.best_step) for c in curves)})",
+                     mean_sd([c.final for c in curves]) + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
                      ", ".join(map(str, steps)) or "–"]
             for b in benchmarks:
                 for ck in ("best", "final"):
-                    values = [v for v in (results.evaluation(d.run, ck, b) for d in present) if v is not None]
-                    cells.append(percent(mean(values)))
+                    cells.append(mean_sd([v for v in (results.evaluation(d.run, ck, b) for d in present)
+                                          if v is not None]))
         else:
             cells = ["ours", "0"] + [MISSING] * (len(columns) - 4)
         rows.append(head + cells)
@@ -237,48 +244,58 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
             values = paper_row.get("values", {})
             rows.append(head + ["paper", "–"] + [paper_value(values.get(k)) for k in ("val_best", "val_final")]
                         + ["–"] + [paper_value(values.get(f"{b}_{ck}")) for b in benchmarks for ck in ("best", "final")])
-    notes = [f"{spec['method']} on {spec['model']}; accuracies in %, mean over seeds", _collapse_note(results.rule),
+    notes = [f"{spec['method']} on {spec['model']}; {SEED_NOTE}", _collapse_note(results.rule),
              paper_status_note(paper, job["name"])]
     return Table(spec.get("title", f"Table 1: {spec['method']} per number of rollouts G and temperature T"),
                  columns, rows, notes, missing)
 
 
-def _checkpoint_row(spec_row: dict, model: str, benchmarks: Sequence[str], all_runs, results: Results):
-    """Mean over seeds of one (method, G, T, checkpoint) or of the base model: values, curves, missing ids."""
+@dataclass
+class CheckpointRow:
+    """One (method, G, T, checkpoint) over its seeds, or the base model: per benchmark the values found."""
+    values: list[list[float]]
+    seeds: Optional[int]  # runs of the row in the grid; None for the base model
+    curves: list[Optional[CurveSummary]]
+    missing: list[str]
+
+    def cells(self) -> list[str]:
+        return ["–" if self.seeds is None else str(self.seeds)] + [mean_sd(v) for v in self.values]
+
+
+def _checkpoint_row(spec_row: dict, model: str, benchmarks: Sequence[str], all_runs, results: Results) -> CheckpointRow:
     if spec_row["checkpoint"] == "base":
-        values = [results.evaluation(None, "base", b, model) for b in benchmarks]
-        missing = [f"{model}/base/{b}" for b, v in zip(benchmarks, values) if v is None]
-        return values, [], missing
+        found = [results.evaluation(None, "base", b, model) for b in benchmarks]
+        missing = [f"{model}/base/{b}" for b, v in zip(benchmarks, found) if v is None]
+        return CheckpointRow([[] if v is None else [v] for v in found], None, [], missing)
     runs = plan.select_runs(all_runs, {"model": [model], "method": [spec_row["method"]], "G": [int(spec_row["G"])],
                                        "T": [float(spec_row["T"])]})
     if not runs:
-        return [None] * len(benchmarks), [], [f"{model}/{spec_row['method']}/G{spec_row['G']}_"
-                                              f"T{plan.format_temperature(spec_row['T'])} (not in the grid)"]
+        return CheckpointRow([[] for _ in benchmarks], 0, [], [f"{model}/{spec_row['method']}/G{spec_row['G']}_"
+                                                           f"T{plan.format_temperature(spec_row['T'])} (not in the grid)"])
     values, missing = [], []
     for b in benchmarks:
         found = [(r, results.evaluation(r, spec_row["checkpoint"], b)) for r in runs]
         missing += [f"{r.run_id}/{spec_row['checkpoint']}/{b}" for r, v in found if v is None]
-        values.append(mean([v for _, v in found if v is not None]))
-    curves = [results.run(r).curve for r in runs]
-    return values, curves, missing
+        values.append([v for _, v in found if v is not None])
+    return CheckpointRow(values, len(runs), [results.run(r).curve for r in runs], missing)
 
 
 def checkpoints_table(job: dict, results: Results, paper: dict) -> Table:
     """Table 2: rows = (method, checkpoint) such as SRT_Best / SRT_Final, columns = benchmarks."""
     spec = job["spec"]
     benchmarks = spec["benchmarks"]
-    columns = ["Method", "Source"] + [benchmark_label(b) for b in benchmarks]
+    columns = ["Method", "Source", "Seeds"] + [benchmark_label(b) for b in benchmarks]
     paper_rows = {str(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
     rows, missing = [], []
     all_runs = _grid_runs(job)
     for spec_row in spec["rows"]:
-        values, curves, lost = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
-        missing += lost
-        rows.append([_mark(spec_row["label"], curves), "ours"] + [percent(v) for v in values])
+        row = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
+        missing += row.missing
+        rows.append([_mark(spec_row["label"], row.curves), "ours"] + row.cells())
         if spec_row["label"] in paper_rows:
             paper_values = paper_rows[spec_row["label"]]["values"]
-            rows.append([spec_row["label"], "paper"] + [paper_value(paper_values.get(b)) for b in benchmarks])
-    notes = [f"model {spec['model']}; accuracies in %, mean over seeds; Best = highest validation accuracy, "
+            rows.append([spec_row["label"], "paper", "–"] + [paper_value(paper_values.get(b)) for b in benchmarks])
+    notes = [f"model {spec['model']}; {SEED_NOTE}; Best = highest validation accuracy, "
              "Final = last step", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
     return Table(spec.get("title", "Table 2: best and final checkpoints"), columns, rows, notes, missing)
 
@@ -287,19 +304,19 @@ def rollouts_table(job: dict, results: Results, paper: dict) -> Table:
     """Table 3: one method's chosen checkpoint per number of rollouts G."""
     spec = job["spec"]
     benchmarks = spec["benchmarks"]
-    columns = ["G", "Source"] + [benchmark_label(b) for b in benchmarks]
+    columns = ["G", "Source", "Seeds"] + [benchmark_label(b) for b in benchmarks]
     paper_rows = {int(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
     rows, missing = [], []
     all_runs = _grid_runs(job)
     for G in spec["G"]:
         spec_row = {"method": spec["method"], "G": G, "T": spec["T"], "checkpoint": spec.get("checkpoint", "final")}
-        values, curves, lost = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
-        missing += lost
-        rows.append([_mark(str(G), curves), "ours"] + [percent(v) for v in values])
+        row = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
+        missing += row.missing
+        rows.append([_mark(str(G), row.curves), "ours"] + row.cells())
         if int(G) in paper_rows:
-            rows.append([str(G), "paper"] + [paper_value(paper_rows[int(G)]["values"].get(b)) for b in benchmarks])
+            rows.append([str(G), "paper", "–"] + [paper_value(paper_rows[int(G)]["values"].get(b)) for b in benchmarks])
     notes = [f"{spec['method']} on {spec['model']} at T = {spec['T']}, {spec.get('checkpoint', 'final')} checkpoint; "
-             "accuracies in %, mean over seeds", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
+             f"{SEED_NOTE}", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
     return Table(spec.get("title", f"Table 3: {spec['method']} per number of rollouts G"), columns, rows, notes,
                  missing)
 

@@ -68,10 +68,10 @@ def test_table2_marks_best_final_and_collapse_and_keeps_paper_rows_apart(tmp_pat
         {"label": "M-GRPO+IQR_Final", "method": "mgrpo_iqr", "G": 32, "T": 1.1, "checkpoint": "final"}]}
     table = build_table(job(tmp_path, [srt, ours], "checkpoints", spec, name="table2"), PAPER)
     assert table.rows == [
-        ["Original", "ours", "61.50"], ["Original", "paper", "61.50"],
-        ["SRT_Best ↓", "ours", "79.00"], ["SRT_Best", "paper", "79.20"],
-        ["SRT_Final ↓", "ours", "47.50"], ["SRT_Final", "paper", "47.50"],
-        ["M-GRPO+IQR_Final", "ours", "79.75"], ["M-GRPO+IQR_Final", "paper", "79.75"],
+        ["Original", "ours", "–", "61.50"], ["Original", "paper", "–", "61.50"],
+        ["SRT_Best ↓", "ours", "1", "79.00"], ["SRT_Best", "paper", "–", "79.20"],
+        ["SRT_Final ↓", "ours", "1", "47.50"], ["SRT_Final", "paper", "–", "47.50"],
+        ["M-GRPO+IQR_Final", "ours", "1", "79.75"], ["M-GRPO+IQR_Final", "paper", "–", "79.75"],
     ]
     assert table.missing == []
 
@@ -104,9 +104,9 @@ def test_rollouts_table_shows_missing_cells_and_the_papers_row(tmp_path):
             "benchmarks": ["math500", "aime24"]}
     table = build_table(job(tmp_path, [present, plan.Run("m", "mgrpo_iqr", 16, 1.1, 0)], "rollouts", spec,
                             name="table3"), PAPER)
-    assert table.rows[0] == ["8", "ours", "77.60", "missing"]
-    assert table.rows[1] == ["8", "paper", "77.60", "11.25"]
-    assert table.rows[2] == ["16", "ours", "missing", "missing"]
+    assert table.rows[0] == ["8", "ours", "1", "77.60", "missing"]
+    assert table.rows[1] == ["8", "paper", "–", "77.60", "11.25"]
+    assert table.rows[2] == ["16", "ours", "1", "missing", "missing"]
     assert "m/mgrpo_iqr/G16_T1.1_s0/final/math500" in table.missing
 
 
@@ -118,11 +118,25 @@ def test_grid_table_means_over_seeds_and_reports_each_best_step(tmp_path):
     table = build_table(job(tmp_path, [a, b], "grid", spec, name="table1"), PAPER)
     ours = dict(zip(table.columns, table.rows[0]))
     assert ours["Seeds"] == "2"
-    assert ours["Val best (step)"] == "55.00 (10, 20)"  # mean of 0.6 and 0.5
-    assert ours["Val final"] == "40.00 ↓"  # seed 0 fell 0.3 below its peak
+    # mean of 0.6 and 0.5; sample sd = |0.6 - 0.5| / sqrt(2) = 0.0707
+    assert ours["Val best (step)"] == "55.00 ± 7.07 (10, 20)"
+    assert ours["Val final"] == "40.00 ± 14.14 ↓"  # finals 0.3 and 0.5; seed 0 fell 0.3 below its peak
     assert ours["Collapse step"] == "20"
     assert table.rows[1][2:4] == ["ours", "0"]
     assert any("not in the grid" in m for m in table.missing)
+
+
+def test_table2_reports_the_spread_over_seeds_and_counts_the_seeds_it_has(tmp_path):
+    seeds = [plan.Run("m", "srt", 32, 1.1, s) for s in range(3)]
+    for run, final in zip(seeds, [0.40, 0.50, 0.90]):
+        write_run(tmp_path, run, [0.3, 0.6, final], {"final": final})
+    spec = {"model": "m", "benchmarks": ["math500"],
+            "rows": [{"label": "SRT_Final", "method": "srt", "G": 32, "T": 1.1, "checkpoint": "final"}]}
+    table = build_table(job(tmp_path, seeds, "checkpoints", spec), PAPER)
+    # mean 0.6; deviations -0.2, -0.1, 0.3: sample variance (0.04 + 0.01 + 0.09) / 2 = 0.07, sd 0.26458
+    assert table.rows == [["SRT_Final ↓", "ours", "3", "60.00 ± 26.46"]]
+    assert any("sample standard deviation" in note for note in table.notes)
+    assert r"60.00 $\pm$ 26.46" in table.latex()
 
 
 def test_table_command_writes_markdown_latex_and_csv(tmp_path):
