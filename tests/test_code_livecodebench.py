@@ -142,6 +142,19 @@ def test_call_based_problem_is_scored_by_lcb_rules(problems, body, passed, last)
     assert verdict["results"][-1] == last
 
 
+def test_output_of_a_correct_solution_does_not_fail_it(problems):
+    # lcb_runner ignores what a call-based solution prints (and all stderr); 2 MB of it is under the wall
+    # clock but over nothing here: the candidate's output never reaches the sandbox's 4 MB cap
+    noisy = ("import sys, os\nclass Solution:\n    def pairSum(self, nums: List[int], k: int) -> List[int]:\n"
+             "        print('x' * 2_000_000)\n        sys.stderr.write('y' * 2_000_000)\n"
+             "        os.write(1, b'z' * 2_000_000)\n        return [sum(nums), k]\n")
+    verdict = lcb.score_code(problems[1], noisy, timeout_s=2.0)
+    assert verdict["passed"] is True, verdict
+    # a stdin solution's stdout is still what is graded
+    assert lcb.score_code(problems[0], "a, b = map(int, input().split())\nprint(a + b)\nprint('extra')",
+                          timeout_s=1.0)["results"][-1] == -2
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers  # one list of responses per prompt

@@ -72,11 +72,16 @@ def test_not_an_object_and_empty_file(tmp_path):
         ds.read_jsonl_rows(tmp_path / "b.jsonl", ())
 
 
-def test_clean_latex_repairs_form_feed_frac():
+def test_clean_latex_repairs_commands_read_as_string_escapes():
     assert ds.clean_latex("\x0crac{1}{2}") == "\\frac{1}{2}"
     assert ds.clean_latex("\\\x0crac{p}{q}") == "\\frac{p}{q}"
     assert ds.clean_latex("\tfrac{m}{n}") == "\\tfrac{m}{n}"
+    assert ds.clean_latex("of $\triangle DEF$") == "of $\\triangle DEF$"  # AIME 2025 problem 19
+    assert ds.clean_latex("$a\times b$, \\\text{cm}") == "$a\\times b$, \\text{cm}"
+    assert ds.clean_latex("perimeters.\tan apple\to") == "perimeters.\tan apple\to"  # words after real TABs
     assert ds.clean_latex("a\tb") == "a\tb"
+    assert ds.clean_latex("have\tequal\tperimeters.\tThe") == "have\tequal\tperimeters.\tThe"  # MATH-500 tabs
+    assert ds.clean_latex("{\n\treturn 2*sin(x);") == "{\n\treturn 2*sin(x);"
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} not present")
@@ -86,6 +91,8 @@ def test_shared_data_loads(name, rows):
     assert len(docs) == rows
     assert len({d["id"] for d in docs}) == rows
     assert not any("\x0c" in d["problem"] for d in docs)
+    if name != "math500":  # AIME has no real TAB; MATH-500's Asymptote code does
+        assert not any("\t" in d["problem"] for d in docs)
     if name != "math500":
         assert all(d["answer"].isdigit() and 0 <= int(d["answer"]) <= 999 for d in docs)
 

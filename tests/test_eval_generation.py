@@ -49,6 +49,12 @@ def test_greedy_equals_transformers_greedy_decoding(generator, chat_model):
         assert response == tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
+def test_greedy_with_several_samples_repeats_the_greedy_answer(generator):
+    # transformers refuses num_return_sequences > 1 without sampling; k greedy samples are k copies
+    (one,), (two,) = generator.generate(["a", "bb"], 1, SamplingParams(temperature=0.0, max_tokens=6))
+    assert generator.generate(["a", "bb"], 3, SamplingParams(temperature=0.0, max_tokens=6)) == [[one] * 3, [two] * 3]
+
+
 def test_sampling_shape_and_seed(generator):
     params = SamplingParams(temperature=1.0, max_tokens=8, seed=3)
     first = generator.generate(["a", "b", "c"], 4, params)

@@ -37,6 +37,10 @@ LABELLED = [
     ("I think the final answer is $\\frac{2}{3}$.", "\\frac23", True),  # fallback: answer phrase
     ("We get $x^2$ and then $y=7$", "7", True),                      # fallback: last inline math
     ("Adding up gives 1,234 apples", "1234", True),                  # fallback: last number
+    ("The answer is 12, which is even.", "12", True),                # the phrase's clause, not the sentence
+    ("The answer is $5$. Check: $2+2=4$.", "5", True),               # the math right after the phrase
+    ("The answer is 3.5.", "3.5", True),
+    ("The answer is (1, 2), the vertex.", "(1,2)", True),            # a comma inside brackets is not the end
     ("I do not know.", "4", False),                                  # nothing to extract
     ("\\boxed{014}", "14", True),                                    # AIME-style leading zero
     ("\\boxed{50\\%}", "50", True),
@@ -58,6 +62,15 @@ def test_grade_math_matches_hand_labels(response, gold, expected):
 ])
 def test_last_boxed(text, expected):
     assert last_boxed(text) == expected
+
+
+@pytest.mark.parametrize("response,expected", [
+    ("so the point is (1,2)", "2"),          # not "12": a comma is a thousands separator only before 3 digits
+    ("a total of 12,345,678 grains", "12345678"),
+    ("x = -0.25 and y = 1/3", "1/3"),
+])
+def test_last_number_fallback(response, expected):
+    assert extract_final_answer(response) == expected
 
 
 def test_extraction_prefers_box_over_fallbacks():

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import random
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -65,10 +66,19 @@ def read_jsonl_rows(path: Path, fields: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+# LaTeX commands starting with "t", less their "t": what follows a TAB that was the "\\t" of one of them. Short ones
+# that are also words after a real TAB ("\\tan", "\\to") are left out.
+_TAB_COMMANDS = re.compile(r"\\?\t(?=(?:frac|riangle|imes|heta|ilde|herefore|hinspace|binom)(?![A-Za-z])"
+                           r"|ext(?:bf|it|rm|tt)?\{)")
+
+
 def clean_latex(text: str) -> str:
-    """Undo a known upstream artifact (AIME 2024/2025 copies): ``\\f`` of ``\\frac`` turned into a form feed,
-    ``\\t`` of ``\\tfrac`` into a TAB. Neither character is meaningful in a problem statement."""
-    return text.replace("\\\x0c", "\\f").replace("\x0c", "\\f").replace("\tfrac", "\\tfrac")
+    """Undo a known upstream artifact (AIME 2024/2025 copies): a LaTeX command's backslash read as a string
+    escape, so ``\\frac`` became a form feed + ``rac`` and ``\\tfrac`` / ``\\triangle`` a TAB + ``frac`` /
+    ``riangle``. A form feed is never meaningful in a problem; a TAB is (MATH-500's Asymptote code indents with
+    them), so only a TAB directly followed by the rest of a known command is repaired."""
+    text = text.replace("\\\x0c", "\\f").replace("\x0c", "\\f")
+    return _TAB_COMMANDS.sub(lambda _: "\\t", text)
 
 
 def math_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dict]:

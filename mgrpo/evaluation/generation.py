@@ -133,19 +133,23 @@ class HFGenerator:
         torch = self._torch
         torch.manual_seed(params.seed)  # one seed per call: same prompts + settings -> same samples
         # top_k=0 turns off transformers' default top-k of 50 (vLLM samples from the full distribution).
-        sampling = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0) \
-            if params.temperature > 0 else dict(do_sample=False)
+        greedy = params.temperature == 0
+        sampling = dict(do_sample=False) if greedy else \
+            dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        # Greedy decoding has one answer per prompt (transformers refuses num_return_sequences > 1 without
+        # sampling): decode once and repeat it, which is what vLLM's n greedy samples are.
+        per_prompt = 1 if greedy else n
         out: list[list[str]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = list(prompts[start:start + self.batch_size])
             inputs = self._encode(batch)
             with torch.no_grad():
                 tokens = self.model.generate(
-                    **inputs, max_new_tokens=params.max_tokens, num_return_sequences=n,
+                    **inputs, max_new_tokens=params.max_tokens, num_return_sequences=per_prompt,
                     pad_token_id=self.tokenizer.pad_token_id, **sampling)
             new_tokens = tokens[:, inputs["input_ids"].shape[1]:]
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            out.extend(texts[i * n:(i + 1) * n] for i in range(len(batch)))
+            out.extend(texts[i * per_prompt:(i + 1) * per_prompt] * (n // per_prompt) for i in range(len(batch)))
         return out
 
 

@@ -26,7 +26,8 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _ANSWER_PHRASE = re.compile(r"(?:final answer is|the answer is|answer\s*:)\s*", re.IGNORECASE)
 _INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 _INTEGER = re.compile(r"-?\d+")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# A comma inside a number only as a thousands separator (1,234), so that "(1,2)" is two numbers.
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
 def last_boxed(text: str) -> str | None:
@@ -51,14 +52,28 @@ def last_boxed(text: str) -> str | None:
 
 
 def _after_answer_phrase(text: str) -> str | None:
+    """What the last answer phrase announces: the inline math right after it, else its line up to the end of
+    the clause (a comma, semicolon or full stop outside brackets: "The answer is 12, which is even")."""
     matches = list(_ANSWER_PHRASE.finditer(text))
     if not matches:
         return None
     rest = text[matches[-1].end():].split("\n", 1)[0].strip()
-    rest = rest.strip().rstrip(".").strip()
-    if rest.startswith("$") and rest.endswith("$") and len(rest) > 1:
-        rest = rest.strip("$").strip()
-    return rest or None
+    math = _INLINE_MATH.match(rest)
+    if math:
+        return next(group for group in math.groups() if group).strip() or None
+    return _first_clause(rest).strip() or None
+
+
+def _first_clause(text: str) -> str:
+    depth = 0
+    for index, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        ends_clause = char in ",;" and text[index + 1:index + 2] in (" ", "") or \
+            char == "." and not text[index + 1:index + 2].isdigit()
+        if depth <= 0 and ends_clause:
+            return text[:index]
+    return text
 
 
 def extract_final_answer(response: str) -> str | None:

@@ -8,7 +8,9 @@ It follows the grading rules of LiveCodeBench's lcb_runner/evaluation/testing_ut
   the method named by `fn_name` with the JSON-decoded input lines, tuples count as lists, compare with `==`;
 - a per-test time limit; stop at the first failing test.
 Input: `task.json` in the cwd. Output: one line `<nonce> <json>` on stdout with per-test results
-(True, -2 wrong answer, -3 time limit, -4 runtime error).
+(True, -2 wrong answer, -3 time limit, -4 runtime error). Anything else the candidate prints (a call-based
+solution's debug prints, stderr, a child's output) goes to /dev/null, as lcb_runner ignores it: otherwise it would
+count against the sandbox's output cap and a correct solution that prints a lot would be killed.
 """
 import ast
 import io
@@ -157,7 +159,11 @@ def main():
     os.remove("task.json")  # the candidate runs in this process: keep the nonce out of its reach on disk
     nonce = task.pop("nonce")
     signal.signal(signal.SIGALRM, _alarm)
-    out = sys.stdout
+    out = os.fdopen(os.dup(1), "w")  # the verdict's channel; the candidate's own output goes nowhere
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    sys.stdout = sys.stderr = open(os.devnull, "w")
     main_pid = os.getpid()
     results, message = grade(task)
     if os.getpid() != main_pid:  # a process the candidate forked came back here: it must not report a verdict
