@@ -1,12 +1,16 @@
 """The sandbox's ordinary behaviour: exit status, stdin/stdout, minimal environment, limits, argument checks."""
 import sys
+from pathlib import Path
 
 import pytest
 
 if not sys.platform.startswith("linux"):
     pytest.skip("the sandbox needs Linux", allow_module_level=True)
 
-from mgrpo.evaluation.sandbox import SandboxResult, run_untrusted  # noqa: E402
+import mgrpo.evaluation.sandbox as sandbox  # noqa: E402
+from mgrpo.evaluation.sandbox import SandboxResult, SandboxSetupError, run_untrusted  # noqa: E402
+
+needs_root = pytest.mark.skipif(sandbox.os.geteuid() != 0, reason="private uids and mount namespaces need root")
 
 
 def test_exit_zero_is_ok_and_stdout_is_captured():
@@ -87,3 +91,71 @@ def _alive(pid):
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_sandbox_that_cannot_be_set_up_stops_the_caller_instead_of_failing_the_program():
+    # required namespaces that are not there: nothing ran, so there is no verdict to give the candidate
+    with pytest.raises(SandboxSetupError, match="namespaces required"):
+        run_untrusted("print(1)", require_namespaces=True, namespaces=False)
+
+
+@needs_root
+def test_work_dir_under_a_hidden_dir_outside_tmp(monkeypatch):
+    # $TMPDIR inside a dir the sandbox hides (a cluster's /scratch holding the repo, /srv, ...): the work dir's
+    # mount point must exist before the hidden dir's tmpfs turns read-only. Under /var/tmp, not pytest's tmp_path:
+    # the run's private uid must be able to walk down to its work dir, and pytest's base dir is 0700.
+    import shutil
+    import tempfile
+
+    hidden = Path(tempfile.mkdtemp(prefix="mgrpo-test-hidden-", dir="/var/tmp"))
+    try:
+        (hidden / "tmpdir").mkdir()
+        monkeypatch.setattr(sandbox, "PRIVATE_TMP_DIRS", ("/dev/shm",))  # no private tmpfs covers /var/tmp now
+        monkeypatch.setattr(sandbox.tempfile, "tempdir", str(hidden / "tmpdir"))
+        monkeypatch.setenv("MGRPO_SANDBOX_HIDE", str(hidden))
+        result = run_untrusted("import os; open('x', 'w').write('1'); print(os.getcwd())", timeout_s=10)
+        assert result.status == "ok", result.stderr
+        assert result.stdout.strip().startswith(str(hidden / "tmpdir"))
+        assert "hidden-dirs" in result.isolation
+    finally:
+        shutil.rmtree(hidden, ignore_errors=True)
+
+
+def test_concurrent_runs_never_share_a_uid(monkeypatch):
+    picks = iter([5, 5, 5, 9, 5])
+    monkeypatch.setattr(sandbox.secrets, "randbelow", lambda n: next(picks))
+    low = sandbox.SANDBOX_UID_RANGE[0]
+    first = sandbox._claim_uid()
+    assert first == low + 5
+    assert sandbox._claim_uid() == low + 9  # 5 is held by the first run: drawn again
+    sandbox._release_uid(first)
+    assert sandbox._claim_uid() == low + 5  # free again once that run has ended
+    sandbox._release_uid(low + 5)
+    sandbox._release_uid(low + 9)
+
+
+def test_a_uid_some_host_process_runs_as_is_not_claimed(monkeypatch):
+    low = sandbox.SANDBOX_UID_RANGE[0]
+    picks = iter([3, 4])
+    monkeypatch.setattr(sandbox.secrets, "randbelow", lambda n: next(picks))
+    monkeypatch.setattr(sandbox, "_count_processes_of", lambda uid: int(uid == low + 3))
+    assert sandbox._claim_uid() == low + 4
+    sandbox._release_uid(low + 4)
+
+
+@needs_root
+def test_a_run_ending_does_not_kill_a_concurrent_run(monkeypatch):
+    # before uids were claimed, two runs could draw the same one, and the first to end killed the other's program
+    import threading
+    import time
+
+    picks = iter([7, 7, 8])
+    monkeypatch.setattr(sandbox.secrets, "randbelow", lambda n: next(picks))
+    slow = {}
+    thread = threading.Thread(target=lambda: slow.update(
+        result=run_untrusted("import time; time.sleep(2); print('done')", timeout_s=20)))
+    thread.start()
+    time.sleep(0.7)
+    assert run_untrusted("print('hi')", timeout_s=20).stdout.strip() == "hi"
+    thread.join()
+    assert slow["result"].status == "ok" and slow["result"].stdout.strip() == "done"

@@ -29,11 +29,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SandboxResult", "run_untrusted", "isolation_report"]
+__all__ = ["SandboxResult", "SandboxSetupError", "run_untrusted", "isolation_report"]
 
 # Linux constants (sched.h, mount.h, prctl.h)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -47,6 +48,11 @@ SYSTEM_DIRS = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx3
 DEFAULT_HIDDEN_DIRS = ("/root", "/home", "/run", "/mnt", "/media", "/srv", "/opt", "/var/lib", "/var/log", "/var/mail")
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 OUTPUT_LIMIT_MESSAGE = "[sandbox] output limit exceeded; program killed"
+
+
+class SandboxSetupError(RuntimeError):
+    """The sandbox could not be set up for a run (before the program started): an evaluation must stop here,
+    not score the candidate as failed."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,9 @@ def run_untrusted(
     `files` are written into the program's work dir (its cwd) first; `extra_env` adds variables to the minimal
     environment (never the parent's). `memory_mb` bounds each process's address space
     and, with cgroups, the sum over the run. `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1)
-    makes a run fail instead of falling back to rlimits-only when namespaces cannot be created; `namespaces=False`
-    forces that fallback (to test it).
+    refuses to run instead of falling back to rlimits-only when namespaces cannot be created; `namespaces=False`
+    forces that fallback (to test it). A sandbox that cannot be set up (that refusal, a mount that fails, ...)
+    raises `SandboxSetupError`: the program never ran, so there is no status to score.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -95,7 +102,7 @@ def run_untrusted(
         require_namespaces = os.environ.get("MGRPO_SANDBOX_REQUIRE_NAMESPACES", "") == "1"
     cpu_s = timeout_s if cpu_s is None else cpu_s
     is_root = os.geteuid() == 0
-    uid = secrets.randbelow(SANDBOX_UID_RANGE[1] - SANDBOX_UID_RANGE[0]) + SANDBOX_UID_RANGE[0] if is_root else None
+    uid = _claim_uid() if is_root else None
     token = secrets.token_hex(6)
     start = time.monotonic()
 
@@ -141,6 +148,8 @@ def run_untrusted(
         for cgroup in cgroups:
             _empty_cgroup(cgroup)
         shutil.rmtree(workdir, ignore_errors=True)
+        if uid is not None:
+            _release_uid(uid)
 
 
 def isolation_report() -> tuple[str, ...]:
@@ -149,6 +158,26 @@ def isolation_report() -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------------------------- parent side
+_uids_in_use: set[int] = set()
+_uids_lock = threading.Lock()
+
+
+def _claim_uid() -> int:
+    """A run's private uid: random in the range, never one a concurrent run of this process holds (the end of a
+    run kills every process of its uid) nor one that any process on the host runs as now."""
+    with _uids_lock:
+        while True:
+            uid = secrets.randbelow(SANDBOX_UID_RANGE[1] - SANDBOX_UID_RANGE[0]) + SANDBOX_UID_RANGE[0]
+            if uid not in _uids_in_use and _count_processes_of(uid) == 0:
+                _uids_in_use.add(uid)
+                return uid
+
+
+def _release_uid(uid: int) -> None:
+    with _uids_lock:
+        _uids_in_use.discard(uid)
+
+
 def _minimal_env(workdir: Path) -> dict[str, str]:
     # Nothing from the parent's environment: no tokens, no proxies, no paths into the repo.
     return {
@@ -374,8 +403,11 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
         return SandboxResult("timeout", None, text_out, text_err, truncated, wall, isolation)
     if over_limit:
         return SandboxResult("error", None, text_out, text_err + "\n" + OUTPUT_LIMIT_MESSAGE, True, wall, isolation)
-    if "launcher_error" in report or "returncode" not in report:
-        message = report.get("launcher_error", "launcher ended without a status")
+    if "launcher_error" in report:
+        raise SandboxSetupError(f"sandbox: {report['launcher_error']} (work dir {config['workdir']}; "
+                                f"stderr: {text_err[-500:]!r})")
+    if "returncode" not in report:
+        message = "launcher ended without a status"
         return SandboxResult("error", None, text_out, text_err + f"\n[sandbox] {message}", truncated, wall, isolation)
     returncode = int(report["returncode"])
     if returncode == 0:
@@ -447,6 +479,8 @@ def _setup_mounts(libc, config: dict) -> None:
         if any(path == h or path.startswith(h + "/") for h in config["hide"]):
             os.makedirs(path, exist_ok=True)
             _mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    # The work dir's mount point, while a hidden dir covering it ($TMPDIR under /srv, the repo, ...) is writable.
+    os.makedirs(config["workdir"], exist_ok=True)
     for target, options in sorted(_mount_points(), key=lambda p: p[0].count("/")):
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY
         flags |= sum(flag for name, flag in (("nosuid", MS_NOSUID), ("nodev", MS_NODEV), ("noexec", MS_NOEXEC))
@@ -462,7 +496,7 @@ def _setup_mounts(libc, config: dict) -> None:
     size = f"size={config['tmpfs_mb']}m,mode=1777"
     for path in config["private_tmp"]:
         _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, size)
-    os.makedirs(config["workdir"], exist_ok=True)
+    os.makedirs(config["workdir"], exist_ok=True)  # again: a private tmpfs now covers a work dir under /tmp
     _mount(libc, f"/proc/self/fd/{workdir_fd}", config["workdir"], None, MS_BIND)
     _mount(libc, None, config["workdir"], None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
 
