@@ -38,6 +38,7 @@ def make_trainer(method="mgrpo"):
     trainer.iqr_k, trainer.keep_fraction, trainer.momentum_in_loss = 0.75, 1.0, False
     trainer.token_statistic, trainer._vocab_size, trainer._method_metrics = "entropy", None, {}
     trainer._log_prob_gaps, trainer.compare_rollout_log_probs = None, False
+    trainer._momentum_failed_groups = 0
     trainer.G, trainer.N, trainer.M = 4, 1, 3
     trainer.split_placement, trainer._momentum_running, trainer._submitted = False, [], []
     trainer.global_steps = 1
@@ -415,8 +416,9 @@ def test_split_placement_tells_router_and_workers_which_replicas_hold_the_ema(se
 
 
 def test_split_placement_fails_only_for_failed_or_missing_momentum_groups_of_sampled_prompts(session):
-    """A failed momentum group of a prompt that was not sampled is dropped (verl replaced that prompt); one of a
-    sampled prompt fails the step, and a sampled prompt without momentum groups is an error, not an endless wait."""
+    """A failed momentum group of a prompt that was not sampled is dropped (verl replaced that prompt); when the
+    groups of every sampled prompt failed the step stops, and a sampled prompt without momentum groups is an error,
+    not an endless wait."""
     from types import SimpleNamespace
 
     from transfer_queue import KVBatchMeta
@@ -431,12 +433,57 @@ def test_split_placement_fails_only_for_failed_or_missing_momentum_groups_of_sam
     trainer._momentum_running = [good, bad]
     trainer.on_sample_end()  # waits, does not judge
     policy = KVBatchMeta(keys=[f"{sampled}_0_0"], tags=[{"seq_len": 3}], partition_id="train")
-    with pytest.raises(RuntimeError, match="momentum rollouts failed for 1 of 1 prompts"):
+    with pytest.raises(RuntimeError, match="momentum rollouts failed for all 1 prompts"):
         trainer._balance_batch(policy, {})
     trainer._momentum_running = [bad]
     with pytest.raises(RuntimeError, match="1 sampled prompts had no momentum groups submitted"):
         trainer._balance_batch(policy, {})
     tq.kv_clear(keys=[good, bad], partition_id="train")
+
+
+def test_a_failed_momentum_group_votes_with_the_rows_it_has_and_is_counted(session):
+    """As verl keeps a failed policy group's finished rows: one momentum session of one prompt raised (no row), the
+    other prompt's group finished; the step goes on with the momentum rows that exist and logs one failed group."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+    from transfer_queue import KVBatchMeta
+
+    from verl.utils import tensordict_utils as tu
+
+    trainer = make_trainer()
+    trainer.config = OmegaConf.create({"trainer": {"critic_warmup": 0},
+                                       "actor_rollout_ref": {"actor": {"ppo_mini_batch_size": 2}, "rollout": {"n": 4}}})
+    trainer.use_critic, trainer.tokenizer, trainer.timing_raw = False, SimpleNamespace(eos_token_id=0), {}
+    ok, broken = uuid.uuid4().hex, uuid.uuid4().hex
+    trainer._submitted = [tu.get_tensordict({"uid": np.array([ok, broken], dtype=object), "index": torch.tensor([0, 1]),
+                                             stages.IS_MOMENTUM: torch.zeros(2, dtype=torch.int64),
+                                             "__rollout_n__": torch.full((2,), 3)})]
+    policy_keys = [f"{u}_{s}_0" for u in (ok, broken) for s in range(3)]
+    put([trajectory(k.split("_")[0], 2, "1", False, "1") for k in policy_keys], policy_keys,
+        [{"seq_len": 3, "status": "success"}] * len(policy_keys))
+
+    class AgentLoop:  # verl's agent loop: the finished sessions' rows, then the group's status
+        def generate_sequences(self, batch):
+            for uid in batch["uid"]:
+                if uid.startswith(ok):
+                    put([trajectory(uid, 2, "1", True, "1")], [f"{uid}_0_0"], [{"seq_len": 2, "status": "success"}])
+                tq.kv_put(key=uid, partition_id="train", tag={"status": "finished" if uid.startswith(ok) else "failure"})
+
+    trainer.actor_rollout_wg = SimpleNamespace(_dispatch_info={"actor": [0]},
+                                               mgrpo_sync_momentum_weights=lambda: [ray.put(0.0)])
+    trainer.agent_loop_manager = AgentLoop()
+    trainer.checkpoint_manager = SimpleNamespace(sleep_replicas=lambda: None)
+    metrics = {}
+    batch = trainer._balance_batch(KVBatchMeta(keys=list(policy_keys), tags=[{"seq_len": 3}] * 6,
+                                               partition_id="train"), metrics)
+    momentum_key = f"{ok}{stages.MOMENTUM_UID_SUFFIX}_0_0"
+    real = [k for k, t in zip(batch.keys, batch.tags) if not t.get("is_padding")]
+    assert sorted(real) == sorted(policy_keys + [momentum_key])  # verl pads the 7 rows to its batch multiple
+    assert metrics["mgrpo/momentum_failed_groups"] == 1
+    listed = tq.kv_list("train")["train"]
+    assert not any(u + stages.MOMENTUM_UID_SUFFIX in listed for u in (ok, broken))  # status markers cleared
+    tq.kv_clear(keys=list(batch.keys), partition_id="train")
 
 
 @pytest.mark.parametrize("placement, gpus", [("serial", 1), ("split", 4)])

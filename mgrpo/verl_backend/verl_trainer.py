@@ -89,6 +89,7 @@ class MGRPOTrainer(PPOTrainerSync):
         self._momentum_running: list[str] = []  # split placement: momentum groups submitted this step
         self._method_metrics: dict = {}
         self._log_prob_gaps: dict | None = None
+        self._momentum_failed_groups = 0
         self._val_by_step: dict[int, float] = {}
         self._save_pending = False
         self._vocab_size = None
@@ -190,23 +191,27 @@ class MGRPOTrainer(PPOTrainerSync):
         self.agent_loop_manager.generate_sequences(prompts)
         return momentum_uids
 
-    def _wait_for_momentum(self, momentum_uids: list[str], raise_on_failure: bool = True) -> dict:
+    def _wait_for_momentum(self, momentum_uids: list[str]) -> dict:
         """Poll TransferQueue until every group of ``momentum_uids`` is done; returns the partition's items."""
         while True:
             items = (tq.kv_list("train") or {}).get("train", {})
-            status = {u: items.get(u, {}).get("status") for u in momentum_uids}
-            if all(s in ("finished", "failure") for s in status.values()):
-                break
+            if all(items.get(u, {}).get("status") in ("finished", "failure") for u in momentum_uids):
+                return items
             time.sleep(POLL_SECONDS)
-        failed = [u for u, s in status.items() if s == "failure"]
-        if failed and raise_on_failure:
-            raise RuntimeError(f"momentum rollouts failed for {len(failed)} of {len(momentum_uids)} prompts")
-        return items
 
     def _collect_momentum(self, momentum_uids: list[str], discard: list[str] = ()) -> tuple[list, list]:
-        """The trajectory keys and tags of finished momentum groups; their status markers (and every row and
-        marker of the ``discard`` groups: prompts submitted but not sampled) are cleared."""
+        """The trajectory keys and tags of the momentum groups; their status markers (and every row and marker of
+        the ``discard`` groups: prompts submitted but not sampled) are cleared.
+
+        A failed group (one of its sessions raised: verl's agent loop writes the others' rows and marks the
+        group ``failure``) gives the rows it has, as verl does for the policy's failed groups: that prompt votes
+        with fewer anchor rollouts this step, counted in ``mgrpo/momentum_failed_groups``. Only when every group
+        failed (the engine is broken, not one request) does the step stop."""
         items = self._wait_for_momentum(momentum_uids)
+        failed = [u for u in momentum_uids if items[u].get("status") == "failure"]
+        if momentum_uids and len(failed) == len(momentum_uids):
+            raise RuntimeError(f"momentum rollouts failed for all {len(failed)} prompts of the step")
+        self._momentum_failed_groups = len(failed)
         wanted, dropped = set(momentum_uids), set(discard) - set(momentum_uids)
         keys = [k for k in items if k not in wanted and k.split("_")[0] in wanted]
         dropped_rows = [k for k in items if k not in dropped and k.split("_")[0] in dropped]
@@ -221,7 +226,7 @@ class MGRPOTrainer(PPOTrainerSync):
         if self._momentum_running:  # split placement: no replica may sleep while the momentum ones still generate
             with marked_timer("mgrpo_momentum_wait", self.timing_raw, color="purple"):
                 # a failed group matters only if its prompt was sampled (_balance_batch); the others are dropped
-                self._wait_for_momentum(self._momentum_running, raise_on_failure=False)
+                self._wait_for_momentum(self._momentum_running)
         super().on_sample_end()
 
     def _balance_batch(self, batch: KVBatchMeta, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
@@ -243,6 +248,7 @@ class MGRPOTrainer(PPOTrainerSync):
                 with marked_timer("mgrpo_momentum_gen", self.timing_raw, color="purple"):
                     keys, tags = self._generate_momentum(uids)
                 self.checkpoint_manager.sleep_replicas()
+            metrics["mgrpo/momentum_failed_groups"] = self._momentum_failed_groups
             batch = KVBatchMeta(keys=list(batch.keys) + keys, tags=list(batch.tags) + tags,
                                 partition_id=batch.partition_id, extra_info=dict(batch.extra_info or {}))
         self._submitted = []
@@ -331,7 +337,8 @@ class MGRPOTrainer(PPOTrainerSync):
             metrics["timing_s/mgrpo_save_checkpoint"] = timing_raw["mgrpo_save_checkpoint"]  # logged after this
         metrics_io.append_row(self.steps_path, {"step": global_steps,
                                                 "timing_s": {k: float(v) for k, v in timing_raw.items()},
-                                                "log_prob_gaps": self._log_prob_gaps})
+                                                "log_prob_gaps": self._log_prob_gaps,
+                                                "momentum_failed_groups": metrics.get("mgrpo/momentum_failed_groups")})
 
     def _save_checkpoint(self):
         self._save_pending = True
