@@ -35,6 +35,32 @@ def test_latest_complete_step_reads_verl_tracker(tmp_path):
     assert removed == [] and ckpt.checkpoint_steps(tmp_path) == [50, 75]
 
 
+def test_an_emptied_tracker_is_rewritten_to_the_newest_complete_step(tmp_path):
+    import torch
+
+    for step in (25, 50, 75):
+        (tmp_path / f"global_step_{step}" / "actor").mkdir(parents=True)
+    torch.save({"sampler": 25}, tmp_path / "global_step_25" / "data.pt")
+    torch.save({"sampler": 50}, tmp_path / "global_step_50" / "data.pt")
+    (tmp_path / "global_step_50" / "data.pt").write_bytes(b"PK\x03")  # killed while verl wrote it
+    # step 75: killed before data.pt; verl then truncated its tracker to write 75 and was killed again
+    (tmp_path / ckpt.TRACKER).write_text("")
+    with pytest.raises(ValueError, match="expected a step number"):
+        ckpt.latest_complete_step(tmp_path)  # what every resume (and verl's own) ran into
+    assert ckpt.repair_tracker(tmp_path) == 25
+    assert (tmp_path / ckpt.TRACKER).read_text() == "25"
+    assert ckpt.latest_complete_step(tmp_path) == 25
+    assert ckpt.repair_tracker(tmp_path) is None  # a readable tracker is left alone
+
+
+def test_a_tracker_with_no_complete_step_behind_it_is_an_error_naming_it(tmp_path):
+    assert ckpt.repair_tracker(tmp_path) is None  # no tracker: a fresh run
+    (tmp_path / "global_step_5" / "actor").mkdir(parents=True)
+    (tmp_path / ckpt.TRACKER).write_text("\n")
+    with pytest.raises(ValueError, match=f"{ckpt.TRACKER}.*no step directory beside it is complete"):
+        ckpt.repair_tracker(tmp_path)
+
+
 def _tiny_model():
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -80,6 +80,7 @@ def test_reward_extracts_answer_and_never_scores_training_rows():
     response = "so the answer is \\boxed{\\frac12}. Wait, \\boxed{0.5}"
     assert extract_answer(response) == "\\frac{1}{2}"  # last box, MATH-normalised
     assert extract_answer("no box here") is None
+    assert extract_answer("so \\fbox{5} it is") == "5"  # verl finds \fbox but its remove_boxed refuses it
     train = compute_score("math", response, "\\frac{1}{2}", {"split": "train"})
     assert train == {"score": 0.0, "mgrpo_answer": "\\frac{1}{2}"}  # a gold passed by mistake changes nothing
     test = compute_score("math", response, "\\frac{1}{2}", {"split": "test"})

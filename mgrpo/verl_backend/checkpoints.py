@@ -1,23 +1,23 @@
 """verl checkpoints: finding them, keeping the best, and converting them to HF format (verl's model_merger).
 
-verl writes ``<default_local_dir>/global_step_<N>/actor/`` (FSDP shards ``model_world_size_W_rank_R.pt``,
-``fsdp_config.json``, ``huggingface/`` config + tokenizer) and ``latest_checkpointed_iteration.txt`` last, so a
-step directory named there is complete. We add ``global_step_<N>/momentum/`` (EMA shards) and
-``global_step_<N>/mgrpo_state.json`` (best step so far) before verl writes its tracker.
+A step is written in this order: our ``global_step_<N>/momentum/`` (EMA shards, momentum methods), verl's
+``global_step_<N>/actor/`` (FSDP shards ``model_world_size_W_rank_R.pt``, ``fsdp_config.json``, ``huggingface/``
+config + tokenizer), verl's ``global_step_<N>/data.pt`` (the dataloader's state) and, last, verl's
+``latest_checkpointed_iteration.txt``, so a step directory named there is complete. After the tracker, we write
+``mgrpo_best.json`` (the best step so far) and prune old steps.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 from typing import Optional
 
-from mgrpo.atomic import atomic_dir
+from mgrpo.atomic import atomic_dir, write_text
 
 STEP_DIR = re.compile(r"^global_step_(\d+)$")
 TRACKER = "latest_checkpointed_iteration.txt"
-STATE_FILE = "mgrpo_state.json"
+DATALOADER_STATE = "data.pt"
 
 
 def checkpoint_steps(ckpt_root: Path) -> list[int]:
@@ -41,6 +41,34 @@ def latest_complete_step(ckpt_root: Path) -> Optional[int]:
         raise ValueError(f"{tracker}: expected a step number, found {text!r}")
     step = int(text)
     return step if (Path(ckpt_root) / f"global_step_{step}" / "actor").is_dir() else None
+
+
+def repair_tracker(ckpt_root: Path) -> Optional[int]:
+    """Rewrite an empty or unreadable tracker; returns the step written, or None when it was fine or absent.
+
+    verl rewrites its tracker in place (open "w", then write), so a kill at that moment leaves it empty, and every
+    resume after that, verl's own included, fails on it. The newest step whose dataloader state loads is complete
+    (that file is written after the EMA and the actor shards); the tracker is rewritten to name it, atomically.
+    """
+    tracker = Path(ckpt_root) / TRACKER
+    if not tracker.is_file() or tracker.read_text().strip().isdigit():
+        return None
+    for step in reversed(checkpoint_steps(ckpt_root)):
+        if _loads(Path(ckpt_root) / f"global_step_{step}" / DATALOADER_STATE):
+            write_text(tracker, str(step))
+            return step
+    raise ValueError(f"{tracker}: found {tracker.read_text()!r}, and no step directory beside it is complete "
+                     f"(actor/ and a readable {DATALOADER_STATE}); delete {ckpt_root} to start over")
+
+
+def _loads(path: Path) -> bool:
+    import torch
+
+    try:
+        torch.load(path, weights_only=False)  # our own file, written by verl (a dataloader state, not tensors)
+        return True
+    except Exception:  # noqa: BLE001 - absent, truncated or unreadable: not a complete step
+        return False
 
 
 def steps_to_delete(steps: list[int], latest: Optional[int], best: Optional[int], keep_last: int) -> list[int]:
@@ -85,10 +113,3 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
         merger.merge_and_save()
         merger.cleanup()
     return target_dir
-
-
-def read_state(step_dir: Path) -> dict:
-    path = Path(step_dir) / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-

@@ -21,6 +21,8 @@ def extract_answer(response: str) -> Optional[str]:
         boxed = last_boxed_only_string(response)
         if boxed is None:
             return None
+        if boxed.startswith("\\fbox{"):  # verl's remove_boxed asserts a \boxed prefix
+            return canonical(boxed[len("\\fbox{"):-1])
         return canonical(remove_boxed(boxed))
     except (AssertionError, IndexError, ValueError):  # malformed box
         return None

@@ -373,6 +373,10 @@ def check_fingerprint(work: Path, fingerprint: dict) -> None:
 
 def train(spec) -> Path:
     require_verl()
+    repaired = ckpt.repair_tracker(Path(spec.work) / "checkpoints")
+    if repaired is not None:
+        print(f"mgrpo train: {ckpt.TRACKER} was empty or unreadable (a kill while verl rewrote it); "
+              f"resuming from step {repaired}, the newest complete one", file=sys.stderr)
     method, settings, config = validate_spec(spec)
     work, out = Path(spec.work), Path(spec.out)
     work.mkdir(parents=True, exist_ok=True)
