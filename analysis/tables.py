@@ -234,8 +234,9 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
                      ", ".join(map(str, steps)) or "–"]
             for b in benchmarks:
                 for ck in ("best", "final"):
-                    cells.append(mean_sd([v for v in (results.evaluation(d.run, ck, b) for d in present)
-                                          if v is not None]))
+                    found = [(d.run, results.evaluation(d.run, ck, b)) for d in present]
+                    missing += [f"{run.run_id}/{ck}/{b}" for run, v in found if v is None]
+                    cells.append(mean_sd([v for _, v in found if v is not None]))
         else:
             cells = ["ours", "0"] + [MISSING] * (len(columns) - 4)
         rows.append(head + cells)

@@ -126,6 +126,17 @@ def test_grid_table_means_over_seeds_and_reports_each_best_step(tmp_path):
     assert any("not in the grid" in m for m in table.missing)
 
 
+def test_grid_table_lists_a_seeds_missing_evaluation_instead_of_averaging_the_others_quietly(tmp_path):
+    a, b = plan.Run("m", "srt", 8, 1.0, 0), plan.Run("m", "srt", 8, 1.0, 1)
+    write_run(tmp_path, a, [0.5, 0.9], {"best": 0.9})
+    write_run(tmp_path, b, [0.5, 0.7], {})  # trained, never evaluated
+    spec = {"model": "m", "method": "srt", "cells": [[8, 1.0]], "benchmarks": ["math500"]}
+    table = build_table(job(tmp_path, [a, b], "grid", spec, name="table1"), PAPER)
+    ours = dict(zip(table.columns, table.rows[0]))
+    assert ours["Seeds"] == "2" and ours["MATH500 best"] == "90.00"
+    assert f"{b.run_id}/best/math500" in table.missing and f"{a.run_id}/final/math500" in table.missing
+
+
 def test_table2_reports_the_spread_over_seeds_and_counts_the_seeds_it_has(tmp_path):
     seeds = [plan.Run("m", "srt", 32, 1.1, s) for s in range(3)]
     for run, final in zip(seeds, [0.40, 0.50, 0.90]):

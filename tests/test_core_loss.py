@@ -25,6 +25,14 @@ def test_clipping_for_positive_and_negative_advantages():
     assert math.isclose(float(loss_neg), 1.5, rel_tol=1e-6)  # -min(-1.5, -1.2)
 
 
+def test_clip_fraction_counts_only_tokens_the_clipped_branch_decides():
+    old = torch.zeros(1, 2)
+    logp = torch.log(torch.tensor([[0.5, 5.0]]))  # ratios 0.5 and 5, both outside [0.8, 1.2]
+    # A = -1 on both: token 1 min(-0.5, -0.8) takes the clipped -0.8; token 2 min(-5, -1.2) the unclipped -5
+    _, stats = policy_loss(logp, old, torch.tensor([-1.0]), torch.ones(1, 2), clip=0.2)
+    assert math.isclose(stats["clip_frac"], 0.5)
+
+
 def test_masked_rows_carry_no_gradient():
     logp = torch.zeros(2, 2, requires_grad=True)
     mask = torch.tensor([[1.0, 1.0], [0.0, 0.0]])

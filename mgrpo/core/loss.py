@@ -37,7 +37,8 @@ def policy_loss(
     loss = pg_loss
     stats = {
         "pg_loss": float(pg_loss.detach()),
-        "clip_frac": float((((unclipped - clipped).abs() > 0).to(logp.dtype) * mask).sum() / n_tokens),
+        # tokens whose loss the clipped branch sets (verl's pg_clipfrac), not every ratio outside the range
+        "clip_frac": float(((clipped < unclipped).to(logp.dtype) * mask).sum() / n_tokens),
     }
     if ref_logp is not None:
         kl = (low_var_kl(logp, ref_logp) * mask).sum() / n_tokens
