@@ -36,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
 
     data, base = args.work / "data", args.work / "base_model"
-    if not (data / "test.jsonl").is_file():
+    if not (data / "val.jsonl").is_file():
         mgrpo("toy-data", "--out", str(data), "--seed", "0")
     if not (base / "config.json").is_file():
         mgrpo("pretrain", "--data", str(data), "--out", str(base), "--seed", "0")

@@ -75,7 +75,7 @@ def main() -> int:
     out = args.out
     data, base = out / "data", out / "base_model"
     started = time.time()
-    if not (data / "test.jsonl").is_file():
+    if not (data / "val.jsonl").is_file():
         mgrpo("toy-data", "--out", str(data), "--seed", str(args.data_seed))
     if not (base / "config.json").is_file():
         mgrpo("pretrain", "--data", str(data), "--out", str(base), "--seed", str(args.data_seed))

@@ -73,6 +73,45 @@ def test_metrics_schema_and_run_dir(toy, tmp_path):
         assert (out / sub / "tokenizer.json").is_file()
 
 
+def copy_data(toy, tmp_path, drop=(), unlabel_train=False):
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in (toy / "data").iterdir():
+        if path.name in drop:
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        if unlabel_train and path.name == "train.jsonl":
+            rows = [{k: v for k, v in r.items() if k != "answer"} for r in rows]
+        (data / path.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def test_the_test_split_takes_no_part_in_training_or_in_choosing_best(toy, tmp_path):
+    # validation (the curve and best/) reads val.jsonl only: without test.jsonl the run is the same run
+    reference = trainer.train(make_spec(toy, tmp_path, method="mgrpo", name="with_test"))
+    spec = replace(make_spec(toy, tmp_path, method="mgrpo", name="without_test"),
+                   data=copy_data(toy, tmp_path, drop=("test.jsonl",)))
+    alone = trainer.train(spec)
+    assert without_timing(read_metrics(alone)) == without_timing(read_metrics(reference))
+    best = [json.loads((run / "run.json").read_text())["best"] for run in (reference, alone)]
+    assert best[0] == best[1]
+
+
+def test_unlabelled_training_prompts_train_and_log_no_label_diagnostics(toy, tmp_path):
+    spec = replace(make_spec(toy, tmp_path, method="srt"), data=copy_data(toy, tmp_path, unlabel_train=True))
+    rows = read_metrics(trainer.train(spec))
+    assert all(r["pseudo_label_acc"] is None and r["rollout_acc"] is None for r in rows[1:])
+    assert all(r["agreement"] is not None for r in rows[1:])
+    with pytest.raises(ValueError, match=r"'ground_truth' rewards with the labels, but .*train.jsonl line 1"):
+        trainer.train(replace(spec, method="ground_truth", out=tmp_path / "gt" / "out", work=tmp_path / "gt" / "w"))
+
+
+def test_data_without_a_val_split_is_named(toy, tmp_path):
+    spec = replace(make_spec(toy, tmp_path), data=copy_data(toy, tmp_path, drop=("val.jsonl",)))
+    with pytest.raises(FileNotFoundError, match=r"val.jsonl .*rerun `mgrpo toy-data`"):
+        trainer.train(spec)
+
+
 def test_srt_has_no_momentum_metrics(toy, tmp_path):
     rows = read_metrics(trainer.train(make_spec(toy, tmp_path, method="srt", steps=2)))
     assert all(r["momentum_agreement"] is None for r in rows)

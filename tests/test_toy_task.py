@@ -1,5 +1,6 @@
 """The synthetic toy task: determinism per seed, answer extraction, answers recomputed independently."""
 import json
+from dataclasses import replace
 import operator
 
 import pytest
@@ -74,9 +75,18 @@ def test_is_correct():
 
 def test_write_and_read_splits(tmp_path):
     paths = write_splits(tmp_path / "data", 3, SMALL)
-    assert sorted(p.name for p in paths.values()) == ["pretrain.jsonl", "test.jsonl", "train.jsonl"]
+    assert sorted(p.name for p in paths.values()) == ["pretrain.jsonl", "test.jsonl", "train.jsonl", "val.jsonl"]
     assert read_jsonl(paths["test"]) == generate_splits(3, SMALL)["test"]
     assert not list((tmp_path / "data").glob(".*"))  # no temp files left behind
+
+
+def test_the_val_split_is_drawn_last_and_shares_no_prompt():
+    # drawn after the others: adding it left every seed's pretrain/train/test rows as they were
+    with_val, small_val = generate_splits(5, SMALL), generate_splits(5, replace(SMALL, val_size=1))
+    assert {s: with_val[s] for s in ("pretrain", "train", "test")} == \
+        {s: small_val[s] for s in ("pretrain", "train", "test")}
+    prompts = [{r["prompt"] for r in with_val[s]} for s in ("pretrain", "train", "test", "val")]
+    assert len(with_val["val"]) == SMALL.val_size and len(set().union(*prompts)) == sum(map(len, prompts))
 
 
 def test_read_jsonl_names_file_and_line(tmp_path):

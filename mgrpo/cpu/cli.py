@@ -10,15 +10,18 @@ def add_subcommands(subparsers) -> None:
 
     task, pre, size = TaskConfig(), PretrainSettings(), ModelSize()
 
-    p = subparsers.add_parser("toy-data", help="write the synthetic toy task (pretrain/train/test JSONL)",
-                              description="Write DIR/pretrain.jsonl, DIR/train.jsonl and DIR/test.jsonl "
-                                          "(left-to-right chain arithmetic mod 10), generated from --seed.")
+    p = subparsers.add_parser("toy-data", help="write the synthetic toy task (pretrain/train/test/val JSONL)",
+                              description="Write DIR/pretrain.jsonl, DIR/train.jsonl, DIR/test.jsonl and "
+                                          "DIR/val.jsonl (left-to-right chain arithmetic mod 10), generated "
+                                          "from --seed.")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--operands", type=int, default=task.operands, help="digits per chain (default %(default)s)")
     p.add_argument("--pretrain-size", type=int, default=task.pretrain_size, help="default %(default)s")
     p.add_argument("--train-size", type=int, default=task.train_size, help="default %(default)s")
     p.add_argument("--test-size", type=int, default=task.test_size, help="default %(default)s")
+    p.add_argument("--val-size", type=int, default=task.val_size,
+                   help="rows for the training curve and the best checkpoint (default %(default)s)")
     p.set_defaults(handler=_toy_data)
 
     p = subparsers.add_parser("pretrain", help="supervised pre-training of the tiny toy model (HF format)",
@@ -55,7 +58,7 @@ def _toy_data(args) -> int:
     from mgrpo.toy.task import TaskConfig, write_splits
 
     config = TaskConfig(operands=args.operands, pretrain_size=args.pretrain_size,
-                        train_size=args.train_size, test_size=args.test_size)
+                        train_size=args.train_size, test_size=args.test_size, val_size=args.val_size)
     for split, path in write_splits(args.out, args.seed, config).items():
         print(f"wrote {path}")
     return 0

@@ -50,7 +50,7 @@ class CpuSettings:
     eval_every: int = 10
     eval_temperature: float = 1.0
     eval_samples: int = 4
-    eval_prompts: int = 200  # first rows of test.jsonl used for val_acc; 0 = all
+    eval_prompts: int = 200  # first rows of val.jsonl used for val_acc (and the best checkpoint); 0 = all
     save_every: int = 25
     threads: int = 1
 
@@ -93,9 +93,11 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
     if not spec.temperature > 0:
         raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
     settings = resolve_settings(spec)
-    for name in ("train.jsonl", "test.jsonl"):
+    for name in ("train.jsonl", "val.jsonl"):
         if not (Path(spec.data) / name).is_file():
-            raise FileNotFoundError(f"data file not found: {Path(spec.data) / name}")
+            raise FileNotFoundError(f"data file not found: {Path(spec.data) / name}"
+                                    + (" (toy data written before val.jsonl existed: rerun `mgrpo toy-data`)"
+                                       if name == "val.jsonl" else ""))
     if not (Path(spec.base_model) / "config.json").is_file():
         raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {spec.base_model}")
     return method, settings
@@ -223,10 +225,14 @@ def train(spec) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     metrics_path = work / "metrics.jsonl"
 
-    train_rows = read_jsonl(Path(spec.data) / "train.jsonl")
-    test_rows = read_jsonl(Path(spec.data) / "test.jsonl")
+    train_rows = read_jsonl(Path(spec.data) / "train.jsonl", require_answer=False)  # labels: diagnostics only
+    unlabelled = [i for i, row in enumerate(train_rows) if row.get("answer") in (None, "")]
+    if unlabelled and method.reward == "ground_truth":
+        raise ValueError(f"method {method.name!r} rewards with the labels, but {Path(spec.data) / 'train.jsonl'} "
+                         f"line {unlabelled[0] + 1} has no 'answer'")
+    val_rows = read_jsonl(Path(spec.data) / "val.jsonl")
     if settings.eval_prompts:
-        test_rows = test_rows[:settings.eval_prompts]
+        val_rows = val_rows[:settings.eval_prompts]
     if settings.prompts_per_step > len(train_rows):
         raise ValueError(f"setting 'prompts_per_step' = {settings.prompts_per_step} exceeds the "
                          f"{len(train_rows)} rows of {Path(spec.data) / 'train.jsonl'}")
@@ -245,9 +251,9 @@ def train(spec) -> Path:
     def evaluate(step: int) -> dict:
         eval_gen = torch.Generator().manual_seed(spec.seed * 1_000_003 + step)
         kwargs = dict(max_new_tokens=settings.max_new_tokens)
-        sampled = ro.accuracy(policy, tokenizer, test_rows, temperature=settings.eval_temperature,
+        sampled = ro.accuracy(policy, tokenizer, val_rows, temperature=settings.eval_temperature,
                               samples=settings.eval_samples, generator=eval_gen, **kwargs)
-        greedy = ro.accuracy(policy, tokenizer, test_rows, temperature=1.0, samples=1, greedy=True, **kwargs)
+        greedy = ro.accuracy(policy, tokenizer, val_rows, temperature=1.0, samples=1, greedy=True, **kwargs)
         if sampled > best["val_acc"]:
             best.update(val_acc=sampled, step=step, state=copy.deepcopy(policy.state_dict()))
         return {"val_acc": sampled, "val_acc_greedy": greedy}
@@ -283,7 +289,7 @@ def train(spec) -> Path:
     for step in range(start_step + 1, settings.steps + 1):
         started = time.perf_counter()
         picks = prompt_rng.choice(len(train_rows), size=settings.prompts_per_step, replace=False).tolist()
-        golds = [str(train_rows[i]["answer"]) if "answer" in train_rows[i] else None for i in picks]
+        golds = [None if train_rows[i].get("answer") in (None, "") else str(train_rows[i]["answer"]) for i in picks]
         pol = ro.sample(policy, [prompts_all[i] for i in picks for _ in range(M)], **sample_kwargs)
         ans_pol = _answers(tokenizer, pol)
         ent_pol, sc_pol = _traj_stats(pol)
@@ -329,9 +335,10 @@ def train(spec) -> Path:
             "agreement": _mean(a for s in scores for a in s.agreement[:M]),
             "entropy": _mean(ent_pol),
             "filtered_frac": _mean(1.0 - float(kept) for s in scores for kept in s.kept),
-            "pseudo_label_acc": _mean(float(bool(s.label_correct)) for s in scores),
+            # over the prompts that have a (hidden) label; null for unlabelled training data
+            "pseudo_label_acc": _mean(float(s.label_correct) for s in scores if s.label_correct is not None),
             "rollout_acc": _mean(float(a is not None and a == g)
-                                 for a, g in zip(ans_pol, [g for g in golds for _ in range(M)])),
+                                 for a, g in zip(ans_pol, [g for g in golds for _ in range(M)]) if g is not None),
             "momentum_agreement": _mean(momentum_agree) if N else None,
             "kl": kl,
             "loss": float(loss.item()),

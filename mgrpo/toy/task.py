@@ -6,10 +6,12 @@ values as a scratchpad, then ``#`` and the final digit: ``7,4,3#3``. Only the di
 ``#`` counts, so a policy can drop the scratchpad and emit ``#d`` directly -- the short cut
 that lets majority-vote self-reward collapse onto a constant answer.
 
-Rows are JSONL ``{"id": int, "prompt": str, "answer": str}``. Three splits come from one
+Rows are JSONL ``{"id": int, "prompt": str, "answer": str}``. Four splits come from one
 seed: ``pretrain`` (labelled, for supervised pre-training), ``train`` (RL prompts; the
-labels are kept only for diagnostics) and ``test`` (labelled). No prompt appears in two
-splits.
+labels are kept only for diagnostics), ``test`` (labelled, the benchmark) and ``val``
+(labelled: the training curve and the choice of the best checkpoint, so that the test split
+never picks the checkpoint it then scores). No prompt appears in two splits. ``val`` is
+drawn last, so a seed gives the same pretrain/train/test rows as before it existed.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from mgrpo.jsonl import DataError, iter_jsonl
 OPERATORS = "+-*"
 MODULUS = 10
 ANSWER_MARK = "#"
-SPLITS = ("pretrain", "train", "test")
+SPLITS = ("pretrain", "train", "test", "val")
 
 _FINAL_ANSWER = re.compile(r"[^#]*#(\d)\s*")
 
@@ -35,15 +37,20 @@ class TaskConfig:
     pretrain_size: int = 4000
     train_size: int = 2000
     test_size: int = 200
+    val_size: int = 200
+
+    def sizes(self) -> tuple[int, ...]:
+        """Rows per split, in the order of SPLITS."""
+        return self.pretrain_size, self.train_size, self.test_size, self.val_size
 
     def validate(self) -> None:
         if self.operands < 2:
             raise ValueError(f"operands must be >= 2, got {self.operands}")
-        for name in ("pretrain_size", "train_size", "test_size"):
+        for name in (f"{split}_size" for split in SPLITS):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         distinct = MODULUS ** self.operands * len(OPERATORS) ** (self.operands - 1)
-        wanted = self.pretrain_size + self.train_size + self.test_size
+        wanted = sum(self.sizes())
         if wanted > distinct // 2:
             raise ValueError(f"{wanted} rows requested but operands={self.operands} allows only "
                              f"{distinct} distinct prompts; use more operands or fewer rows")
@@ -103,12 +110,12 @@ def _random_prompt(rng: random.Random, operands: int) -> str:
 
 
 def generate_splits(seed: int, config: TaskConfig = TaskConfig()) -> dict[str, list[dict]]:
-    """All three splits, fully determined by ``seed`` and ``config``; prompts are distinct across splits."""
+    """All splits, fully determined by ``seed`` and ``config``; prompts are distinct across splits."""
     config.validate()
     rng = random.Random(seed)
     seen: set[str] = set()
     splits: dict[str, list[dict]] = {}
-    for split, size in zip(SPLITS, (config.pretrain_size, config.train_size, config.test_size)):
+    for split, size in zip(SPLITS, config.sizes()):
         rows = []
         while len(rows) < size:
             prompt = _random_prompt(rng, config.operands)

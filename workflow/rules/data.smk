@@ -1,7 +1,7 @@
 # Stage 1: training/test data.
 if DATA_KIND == "toy":
     DATA_DIR = f"{R}/data/toy"
-    DATA_FILES = [f"{DATA_DIR}/{split}.jsonl" for split in ("pretrain", "train", "test")]
+    DATA_FILES = [f"{DATA_DIR}/{split}.jsonl" for split in ("pretrain", "train", "test", "val")]
 
     rule toy_data:
         output:
