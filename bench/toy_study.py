@@ -1,7 +1,7 @@
 """Toy study: srt, mgrpo, mgrpo_iqr and ground_truth x 3 seeds with the default toy config.
 
 Runs everything through the ``mgrpo`` CLI (the same commands the workflow uses), then writes a
-Markdown table (start / peak / final sampled test accuracy, greedy, final entropy and
+Markdown table (start / peak / final sampled validation accuracy on the val split, greedy, final entropy and
 pseudo-label accuracy per run and the mean per method) to ``OUT/table.md`` and the raw
 numbers to ``OUT/summary.json``. Nothing is tuned here: the defaults are the toy defaults.
 
