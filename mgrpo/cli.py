@@ -10,6 +10,7 @@ from pathlib import Path
 from mgrpo.core.methods import UnknownMethodError
 from mgrpo.run_spec import BACKENDS, RunSpec, parse_assignments
 from mgrpo.work_lock import WorkDirInUse, work_lock
+from mgrpo.work_stamp import check_work_dir
 
 # Modules that contribute subcommands through add_subcommands(subparsers); each keeps heavy imports lazy.
 SUBCOMMAND_MODULES = ("mgrpo.cpu.cli", "mgrpo.evaluation.cli", "mgrpo.verl_backend.cli")
@@ -31,6 +32,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--momentum", type=float, default=0.99, help="EMA coefficient m")
     p.add_argument("--iqr-k", type=float, default=0.75, help="IQR filter k")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="backend setting override")
+    p.add_argument("--restart-on-change", action="store_true",
+                   help="if --work was started with other arguments or other base-model/data files, move its "
+                        "contents to WORK/superseded/ and start afresh (default: refuse)")
     p.set_defaults(handler=_train)
 
 
@@ -52,6 +56,7 @@ def _train(args) -> int:
                          f"install it with: pip install -e '.[{spec.backend}]'") from None
     try:
         with work_lock(spec.work):  # one trainer per work folder (a restarted controller resubmits)
+            check_work_dir(spec, restart=args.restart_on_change, log=lambda line: print(line, file=sys.stderr))
             trainer.train(spec)
     except WorkDirInUse as err:
         raise SystemExit(f"mgrpo train: {err}") from None

@@ -57,6 +57,19 @@ def test_reduced_toy_dag_runs_end_to_end_and_then_has_nothing_to_do(tmp_path):
     assert (results / "report.md").is_file()
     assert planned_jobs(workdir, "--configfile", "reduced.yaml") == {}
 
+    # Editing one method's settings reruns its job; the rerun must start afresh, not resume (or refuse) the old
+    # run in the same work folder, whose contents are kept aside.
+    config = reduced_config(methods=("srt", "mgrpo_iqr", "probe_srt"))
+    config["methods"]["srt"] = {"settings": {"steps": 12}}
+    write_config(workdir / "reduced.yaml", config)
+    result = snakemake(workdir, "--cores", "2", "--configfile", "reduced.yaml")
+    assert result.returncode == 0, result.stdout[-5000:]
+    srt_run = results / "runs" / "toy" / "srt" / "G4_T1.0_s0"
+    steps = [json.loads(line)["step"] for line in (srt_run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(13))
+    superseded = list((workdir / "work" / "runs" / "toy" / "srt" / "G4_T1.0_s0" / "superseded").iterdir())
+    assert len(superseded) == 1 and (superseded[0] / "metrics.jsonl").is_file()
+
 
 def trainer_pids(session: int) -> list[int]:
     """The `mgrpo train` processes of one session (the Snakemake started by the test and its jobs)."""

@@ -1,6 +1,7 @@
 # Stage 3: one job per (model, method, G, T, seed). Training state lives in WORK (outside the declared
 # outputs, which Snakemake deletes before a job starts), so an interrupted job resumes from its newest
-# complete checkpoint; `mgrpo train` writes the run directory at the end.
+# complete checkpoint; `mgrpo train` writes the run directory at the end. A job Snakemake reruns because its
+# arguments or inputs changed must not resume the old run: --restart-on-change moves that work aside.
 
 
 def train_extra_args(wildcards):
@@ -41,4 +42,5 @@ rule train:
     shell:
         "{params.guard}mgrpo train --backend {params.backend} --method {wildcards.method}"
         " --base-model {input.base_model} --data {params.data} --out {params.out} --work {params.work}"
-        " --G {wildcards.G} --T {wildcards.T} --seed {wildcards.seed} {params.extra} > {log} 2>&1"
+        " --G {wildcards.G} --T {wildcards.T} --seed {wildcards.seed} {params.extra} --restart-on-change"
+        " > {log} 2>&1"

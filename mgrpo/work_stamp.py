@@ -1,0 +1,69 @@
+"""What a work folder was started from, so that a resume never continues another run.
+
+A trainer resumes from the checkpoints in ``--work``. That is right after a preemption, and wrong when the run's
+arguments or its inputs changed since: a rebuilt base model or data set under the same paths would be trained on
+from the old run's checkpoints, and its results published as new. ``WORK/run_inputs.json`` records the run's
+arguments (not where it writes) and the identity of every file of the base model and the data (path, size,
+modification time; dot-files excluded). A later start with a different record refuses, naming what changed, or,
+with ``restart=True`` (what the workflow asks for: Snakemake reruns a job only because something changed), moves
+the old contents to ``WORK/superseded/<UTC time>/`` and starts afresh. Nothing is deleted. A folder holding nothing
+but its record (a start refused by the trainer's own checks) is simply recorded again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from mgrpo.atomic import write_json
+from mgrpo.work_lock import LOCK_NAME
+
+STAMP = "run_inputs.json"
+SUPERSEDED = "superseded"
+
+
+def files_identity(root: Path) -> str:
+    """A digest of every file under ``root`` (relative path, size, mtime), dot-files and dot-dirs excluded."""
+    root = Path(root)
+    entries = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            stat = path.stat()
+            entries.append((str(relative), stat.st_size, stat.st_mtime_ns))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def run_identity(spec) -> dict:
+    arguments = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")}
+    return {"arguments": arguments, "base_model": files_identity(spec.base_model), "data": files_identity(spec.data)}
+
+
+def check_work_dir(spec, restart: bool = False, log=print) -> None:
+    """Record the run in ``spec.work``, or compare with the record there; call while holding the work lock."""
+    work = Path(spec.work)
+    stamp = work / STAMP
+    identity = run_identity(spec)
+    holds_a_run = work.is_dir() and any(e.name not in (LOCK_NAME, STAMP, SUPERSEDED) for e in work.iterdir())
+    if stamp.is_file() and holds_a_run:  # a start that failed before writing anything has nothing to protect
+        recorded = json.loads(stamp.read_text())
+        if recorded == identity:
+            return
+        changed = sorted(f"arguments.{k}" for k in set(recorded.get("arguments", {})) | set(identity["arguments"])
+                         if recorded.get("arguments", {}).get(k) != identity["arguments"].get(k))
+        changed += [f"{name} files ({spec.base_model if name == 'base_model' else spec.data})"
+                    for name in ("base_model", "data") if recorded.get(name) != identity[name]]
+        if not restart:
+            raise ValueError(f"{work} holds a run started from other inputs ({', '.join(changed)}); use another "
+                             f"--work, or --restart-on-change to move its contents to {work / SUPERSEDED} "
+                             "and start afresh")
+        target = work / SUPERSEDED / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target.mkdir(parents=True)
+        for entry in work.iterdir():
+            if entry.name not in (LOCK_NAME, SUPERSEDED):
+                entry.rename(target / entry.name)
+        log(f"mgrpo train: {', '.join(changed)} changed since {work} was started; its contents moved to {target}, "
+            "starting afresh")
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, identity, sort_keys=True)

@@ -1,0 +1,84 @@
+"""A work folder remembers what it was started from: a resume never continues a run of other arguments or inputs."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mgrpo.run_spec import RunSpec
+from mgrpo.work_lock import LOCK_NAME
+from mgrpo.work_stamp import STAMP, SUPERSEDED, check_work_dir
+
+
+@pytest.fixture
+def spec(tmp_path):
+    model, data = tmp_path / "model", tmp_path / "data"
+    model.mkdir()
+    data.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    (data / "train.jsonl").write_text("{}\n")
+    return RunSpec.create(backend="cpu", method="srt", G=4, base_model=model, data=data, out=tmp_path / "out",
+                          work=tmp_path / "work", temperature=1.0, seed=0, settings={"steps": 10})
+
+
+def started(spec):
+    """A work folder with a run in it: the stamp, a checkpoint and the lock of the trainer holding it."""
+    check_work_dir(spec)
+    (Path(spec.work) / "step_000005").mkdir()
+    (Path(spec.work) / LOCK_NAME).write_text("{}")
+    return Path(spec.work)
+
+
+def test_the_same_run_resumes_in_its_work_folder(spec):
+    work = started(spec)
+    check_work_dir(spec)
+    assert (work / "step_000005").is_dir() and not (work / SUPERSEDED).exists()
+
+
+def test_a_rebuilt_base_model_under_the_same_path_is_refused(spec):
+    started(spec)
+    weights = Path(spec.base_model) / "model.safetensors"
+    weights.write_bytes(b"other weights")
+    os.utime(weights, ns=(1, 1))  # whatever the clock: another file
+    with pytest.raises(ValueError, match=r"other inputs \(base_model files .*model\).*--restart-on-change"):
+        check_work_dir(spec)
+
+
+def test_other_settings_are_named(spec):
+    started(spec)
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"arguments\.settings"):
+        check_work_dir(replace(spec, settings={"steps": 12}))
+
+
+def test_restart_keeps_the_old_run_aside_and_the_lock_in_place(spec):
+    from dataclasses import replace
+
+    work = started(spec)
+    lines = []
+    check_work_dir(replace(spec, settings={"steps": 12}), restart=True, log=lines.append)
+    moved = list((work / SUPERSEDED).iterdir())
+    assert len(moved) == 1 and (moved[0] / "step_000005").is_dir()
+    assert sorted(p.name for p in work.iterdir()) == sorted([LOCK_NAME, SUPERSEDED, STAMP])
+    assert json.loads((work / STAMP).read_text())["arguments"]["settings"] == {"steps": 12}
+    assert "arguments.settings" in lines[0] and str(moved[0]) in lines[0]
+
+
+def test_a_start_that_wrote_nothing_does_not_bind_the_folder(spec):
+    from dataclasses import replace
+
+    check_work_dir(spec)  # then the trainer refused the settings before writing anything
+    fixed = replace(spec, settings={"steps": 12})
+    check_work_dir(fixed)
+    assert json.loads((Path(spec.work) / STAMP).read_text())["arguments"]["settings"] == {"steps": 12}
+
+
+def test_dot_files_written_by_the_workflow_change_nothing(spec):
+    work = started(spec)
+    (Path(spec.base_model) / ".snakemake_timestamp").write_text("")
+    (Path(spec.data) / ".cache").mkdir()
+    (Path(spec.data) / ".cache" / "x").write_text("1")
+    check_work_dir(spec)
+    assert (work / "step_000005").is_dir()
