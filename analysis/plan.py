@@ -120,7 +120,11 @@ def check_gpu_counts(config: Mapping[str, Any], verl_defaults: Mapping[str, int]
     """
     resources = config.get("resources") or {}
     train_gpus = (resources.get("train") or {}).get("gpu")
-    if config.get("backend") == "verl" and train_gpus is not None:
+    if config.get("backend") == "verl" and train_gpus is None:
+        raise ValueError("config resources.train.gpu: missing, but the verl backend trains on GPUs; set it to the "
+                         "GPUs of one node (trainer.n_gpus_per_node, default "
+                         f"{verl_defaults['n_gpus_per_node']}), e.g. `resources: {{train: {{gpu: 8}}}}`")
+    if config.get("backend") == "verl":
         for method in methods_of(config):
             settings = method_settings(config, method)
             where = f"training.settings (with methods.{method}.settings)"

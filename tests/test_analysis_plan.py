@@ -92,7 +92,12 @@ def test_gpus_asked_for_match_the_gpus_used():
     cpu["backend"] = "cpu"
     cpu["evaluation"]["backend"] = "hf"
     plan.check_gpu_counts(cpu, {})
-    plan.check_gpu_counts(config(backend="verl"), VERL_DEFAULTS)
+
+
+def test_verl_training_without_a_gpu_request_is_refused():
+    # without resources.train.gpu the SLURM job would get no GPU, and fail only after its queue wait
+    with pytest.raises(ValueError, match=r"resources.train.gpu: missing, but the verl backend trains on GPUs"):
+        plan.check_gpu_counts(config(backend="verl"), VERL_DEFAULTS)
 
 
 def test_a_gpu_mismatch_names_both_numbers_and_the_method():

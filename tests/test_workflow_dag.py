@@ -81,6 +81,14 @@ def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
     assert result.returncode != 0
     assert "'checkpoint' was unexpected" in result.stdout
 
+    # resource keys the SLURM plugin does not know would be dropped silently (no GPU for the job)
+    for stage, resources, message in (("train", {"gpus": 8}, "'gpus' is not one of"),
+                                      ("evaluation", {"gpu": 1}, "'evaluation' was unexpected")):
+        config = tiny_config(resources={stage: resources})
+        write_config(workdir / "resources.yaml", config)
+        result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "resources.yaml")
+        assert result.returncode != 0 and message in result.stdout, result.stdout[-2000:]
+
 
 def test_unknown_method_names_the_registered_ones(workdir):
     write_config(workdir / "unknown.yaml", tiny_config(methods=("srt", "no_such_method")))

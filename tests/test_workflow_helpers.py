@@ -72,7 +72,7 @@ def opt(name, default=None):
 command = argv[0]
 if command == "toy-data":
     out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)
-    for split in ("pretrain", "train", "test"):
+    for split in ("pretrain", "train", "test", "val"):
         (out / f"{split}.jsonl").write_text('{"prompt": "1+1", "answer": "2"}\n')
 elif command == "pretrain":
     out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)

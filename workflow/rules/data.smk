@@ -22,6 +22,7 @@ else:
 
     localrules:
         prepare_math_source,
+        verl_data,  # a few seconds of pandas: not worth a queue wait on the GPU partition
 
     # Needs hub access; skipped when the source directory is already there.
     rule prepare_math_source:
