@@ -81,6 +81,14 @@ def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
     assert result.returncode != 0
     assert "'checkpoint' was unexpected" in result.stdout
 
+    # a misspelt table key gave a table without its benchmark columns, and no error
+    config = tiny_config()
+    config["analysis"]["tables"]["toy_summary"]["benchmark"] = config["analysis"]["tables"]["toy_summary"].pop(
+        "benchmarks")
+    write_config(workdir / "table_typo.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "table_typo.yaml")
+    assert result.returncode != 0 and "'benchmark' was unexpected" in result.stdout
+
     # resource keys the SLURM plugin does not know would be dropped silently (no GPU for the job)
     for stage, resources, message in (("train", {"gpus": 8}, "'gpus' is not one of"),
                                       ("evaluation", {"gpu": 1}, "'evaluation' was unexpected")):
