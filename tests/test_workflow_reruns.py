@@ -86,3 +86,14 @@ def test_an_interrupted_training_job_finds_its_work_folder_again(tmp_path):
     assert run["resumed_from"] == 2
     trains = [argv for argv in fake_log(tmp_path / "log.jsonl") if argv[0] == "train"]
     assert len(trains) == 2 and trains[0] == trains[1]  # the same command, the same --work
+
+
+def test_the_html_report_sees_command_line_config_overrides(tmp_path):
+    # the report is a second snakemake call: it must get --config overrides too, not only the config files
+    workdir = copy_workflow(tmp_path / "clone")
+    env = environment(install_fake_mgrpo(tmp_path / "bin"), FAKE_MGRPO_LOG=str(tmp_path / "mgrpo.jsonl"))
+    write_config(workdir / "tiny.yaml", tiny_config(methods=("srt",), html=True))
+    result = snakemake(workdir, "--cores", "2", "--configfile", "tiny.yaml", "--config", "results_dir=alt", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "the HTML report failed" not in result.stdout
+    assert (workdir / "alt" / "report.html").is_file() and not (workdir / "results").exists()

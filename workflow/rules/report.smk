@@ -1,5 +1,8 @@
 # Stage 6: results/report.md (every table and figure, one page), then, after a successful run, the
 # Snakemake HTML report (results/report.html) with the captions in workflow/report/.
+import yaml
+
+from mgrpo.atomic import write_text
 
 
 rule summary_report:
@@ -24,9 +27,12 @@ def all_targets():
 
 onsuccess:
     if (config.get("report") or {}).get("html", True):
-        configfiles = " ".join(f"--configfile {shlex.quote(str(f))}" for f in workflow.configfiles)
+        # The config this run used, --config overrides included (the config files alone would miss them).
+        effective = Path(LOGS) / "report_config.yaml"
+        effective.parent.mkdir(parents=True, exist_ok=True)
+        write_text(effective, yaml.safe_dump(dict(config), sort_keys=False))
         shell(
-            f"snakemake --snakefile {shlex.quote(str(workflow.main_snakefile))} {configfiles} --nolock"
-            f" --report {R}/report.html > {LOGS}/report_html.log 2>&1"
+            f"snakemake --snakefile {shlex.quote(str(workflow.main_snakefile))} --configfile {shlex.quote(str(effective))}"
+            f" --nolock --report {R}/report.html > {LOGS}/report_html.log 2>&1"
             " || echo 'mgrpo-bench: the HTML report failed, see the log' >&2"
         )
