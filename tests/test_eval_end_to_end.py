@@ -191,3 +191,50 @@ def test_code_option_parsing():
         {"workers": 8, "timeout_s": 6.5, "release_version": "release_v5"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_options(["workers"])
+
+
+# ------------------------------------------------------------------ the result cache
+
+def test_cached_results_are_reused_only_while_model_data_and_settings_are_unchanged(toy_setup, tmp_path,
+                                                                                   monkeypatch):
+    import os
+    import shutil
+
+    model_src, data_src = toy_setup
+    model, data = tmp_path / "model", tmp_path / "data"
+    shutil.copytree(model_src, model)
+    shutil.copytree(data_src, data)
+    calls = []
+
+    class Counting(ScriptedGenerator):
+        backend = "hf"  # stands in for the hf model the cached call below would otherwise load
+
+        def generate(self, prompts, n, params):
+            calls.append(n)
+            return [["#1"] * n for _ in prompts]
+
+    def run(out, **kwargs):
+        options = dict(data_dir=data, samples=2, generator=Counting(None), cache_dir=tmp_path / "cache")
+        return evaluate(str(model), ["toy"], tmp_path / out, **{**options, **kwargs})["toy"]
+
+    first = run("a")
+    assert calls == [2]
+    again = run("b")  # same model files, data and settings: copied from the cache, nothing generated
+    assert calls == [2] and again == first
+    for name in ("toy.json", "toy.samples.jsonl"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    # all cached: not even a model is loaded
+    from mgrpo.evaluation import runner
+
+    monkeypatch.setattr(runner, "load_generator", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert evaluate(str(model), ["toy"], tmp_path / "c", data_dir=data, samples=2, backend="hf",
+                    cache_dir=tmp_path / "cache")["toy"] == first
+    (data / "test.jsonl").write_bytes((data / "test.jsonl").read_bytes())  # same content, new mtime: still cached
+    run("d")
+    assert calls == [2]
+    run("e", samples=3)  # another setting
+    assert calls == [2, 3]
+    weights = next(p for p in model.iterdir() if p.suffix in (".safetensors", ".bin"))
+    os.utime(weights, ns=(1, 1))  # the checkpoint was written again
+    run("f", samples=3)
+    assert calls == [2, 3, 3]

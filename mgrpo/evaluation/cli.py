@@ -25,6 +25,8 @@ def add_subcommands(subparsers) -> None:
                    help="samples per problem (k of avg@k); default: 8 for aime24/aime25/gpqa_diamond, else 1")
     p.add_argument("--limit", type=int, default=None, help="first N problems only (smoke tests)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=None,
+                   help="keep results here and reuse those whose model files, data and settings are unchanged")
     g = p.add_argument_group("backend options")
     g.add_argument("--device", default="cpu", help="hf: torch device")
     g.add_argument("--batch-size", type=int, default=16, help="hf: prompts per generate call")
@@ -83,7 +85,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     results = evaluate(str(args.model), args.benchmarks, args.out, backend=args.backend, data_dir=args.data_dir,
                        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                        samples=args.samples, limit=args.limit, seed=args.seed, backend_options=backend_options(args),
-                       code_options=parse_options(args.code_option))
+                       code_options=parse_options(args.code_option), cache_dir=args.cache)
     for name, result in results.items():
         print(f"{name:14s} {result['metric']:7s} {result['value']:.4f}  (n={result['n_problems']})")
     return 0

@@ -3,16 +3,25 @@
 For each benchmark it writes ``OUT_DIR/<benchmark>.json`` (the result, schema in docs/architecture.md) and
 ``OUT_DIR/<benchmark>.samples.jsonl`` (per problem: prompt, every response, extracted answers, verdicts).
 Everything that can be checked is checked before the model is loaded: benchmark names, data files, the model dir.
+
+With a ``cache_dir`` (the workflow gives one outside Snakemake's outputs, which it deletes before a rerun), each
+benchmark's two files are kept there too, under a key: the model's files (path, size, mtime), the data's content
+(sha256), and every setting that shapes the result. A later call with the same key copies them instead of
+evaluating again, so adding one benchmark to a finished grid evaluates only that one, and no model is loaded
+when every benchmark is cached.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import shutil
 from pathlib import Path
 from typing import Sequence
 
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
-from mgrpo.atomic import write_json, write_jsonl
-from mgrpo.evaluation.datasets import data_file, dataset_record, load_docs
+from mgrpo.atomic import atomic_path, write_json, write_jsonl
+from mgrpo.evaluation.datasets import data_file, dataset_record, file_sha256, load_docs
 from mgrpo.evaluation.generation import (
     BACKENDS,
     EvalSettings,
@@ -102,17 +111,45 @@ def _version(package: str) -> str | None:
         return None
 
 
+def content_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative path and sha256 of each, in order)."""
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    entries = [(str(p.relative_to(path)), file_sha256(p)) for p in sorted(path.rglob("*")) if p.is_file()]
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def _cache_key(model_identity: str, benchmark: Benchmark, k: int, params: SamplingParams, backend: str,
+               limit: int | None, code_options: dict | None, data_path: Path) -> dict:
+    return {"model_files": model_identity, "benchmark": benchmark.name, "samples": k, "limit": limit,
+            "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
+                         "seed": params.seed},
+            "backend": backend, "code_options": dict(code_options or {}), "data_sha256": content_sha256(data_path)}
+
+
+def _result_files(directory: Path, benchmark: str) -> tuple[Path, Path]:
+    return directory / f"{benchmark}.json", directory / f"{benchmark}.samples.jsonl"
+
+
+def _copy_files(source_dir: Path, target_dir: Path, benchmark: str) -> None:
+    for source, target in zip(_result_files(source_dir, benchmark), _result_files(target_dir, benchmark)):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+
+
 def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "hf", data_dir=None,
              temperature: float = EVAL_TEMPERATURE, top_p: float = 1.0, max_tokens: int | None = None,
              samples: int | None = None, limit: int | None = None, seed: int = 0,
              generator: Generator | None = None, backend_options: dict | None = None,
-             code_options: dict | None = None) -> dict[str, dict]:
+             code_options: dict | None = None, cache_dir=None) -> dict[str, dict]:
     """Evaluate ``model`` on ``benchmarks``; returns ``{benchmark: result dict}`` and writes the files.
 
     samples: k of avg@k for every benchmark (default: each benchmark's protocol, e.g. 8 for AIME).
     max_tokens: generation budget (default: each benchmark's). generator: an already built generator (tests,
     scripted models); without it one is loaded from ``model`` on ``backend`` with ``backend_options``.
     code_options: extra settings for the code benchmarks (e.g. workers, timeout_s, release_version).
+    cache_dir: where results are kept and reused under their key (module docstring).
     """
     chosen = parse_benchmarks(benchmarks)
     if backend not in BACKENDS and generator is None:
@@ -125,18 +162,37 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
     paths = {b.name: _check_data(b, data_dir) for b in chosen}  # data errors before loading any model
     SamplingParams(temperature=temperature, top_p=top_p, seed=seed,  # validate before loading anything
                    max_tokens=max_tokens if max_tokens is not None else 1)
-    if generator is None:
+    if generator is None or cache_dir is not None:
         check_model_dir(model)
-        generator = load_generator(model, backend=backend, **(backend_options or {}))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    plans = {b.name: (samples or b.default_samples,
+                      SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens or b.max_tokens,
+                                     seed=seed)) for b in chosen}
+    keys, cached = {}, set()
+    if cache_dir is not None:
+        from mgrpo.work_stamp import files_identity
+
+        cache_dir, model_identity = Path(cache_dir), files_identity(Path(model))
+        for b in chosen:
+            k, params = plans[b.name]
+            keys[b.name] = _cache_key(model_identity, b, k, params, getattr(generator, "backend", backend), limit,
+                                      code_options, paths[b.name])
+            key_file = cache_dir / f"{b.name}.key.json"
+            if key_file.is_file() and json.loads(key_file.read_text()) == keys[b.name] and \
+                    all(p.is_file() for p in _result_files(cache_dir, b.name)):
+                cached.add(b.name)
+    if generator is None and any(b.name not in cached for b in chosen):
+        generator = load_generator(model, backend=backend, **(backend_options or {}))
 
     results = {}
     for benchmark in chosen:
-        k = samples or benchmark.default_samples
-        params = SamplingParams(temperature=temperature, top_p=top_p,
-                                max_tokens=max_tokens or benchmark.max_tokens, seed=seed)
+        k, params = plans[benchmark.name]
         path = paths[benchmark.name]
+        if benchmark.name in cached:
+            _copy_files(cache_dir, out_dir, benchmark.name)
+            results[benchmark.name] = json.loads(_result_files(out_dir, benchmark.name)[0].read_text())
+            continue
         if benchmark.runner == "code":
             from mgrpo.evaluation.code import evaluate_code
 
@@ -154,4 +210,9 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
             write_jsonl(out_dir / f"{benchmark.name}.samples.jsonl", records, ensure_ascii=False, default=str)
         write_json(out_dir / f"{benchmark.name}.json", result, ensure_ascii=False)
         results[benchmark.name] = result
+        if cache_dir is not None:  # key removed first, written last: a key always describes the files beside it
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            (cache_dir / f"{benchmark.name}.key.json").unlink(missing_ok=True)
+            _copy_files(out_dir, cache_dir, benchmark.name)
+            write_json(cache_dir / f"{benchmark.name}.key.json", keys[benchmark.name], sort_keys=True)
     return results

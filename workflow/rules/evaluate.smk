@@ -34,10 +34,12 @@ EVAL_PARAMS = dict(
                      for key in ("tensor_parallel_size", "data_parallel_size") if key in EVAL),
     guard=backend_guard("vllm", "vllm (evaluation backend)") if EVAL.get("backend") == "vllm" else "",
 )
+# --cache: results also kept outside the outputs (Snakemake deletes those before a rerun), reused while the
+# checkpoint's files, the data and the settings are unchanged: adding a benchmark evaluates only that one.
 EVALUATE_SHELL = (
     "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"
-    " --backend {params.backend} --data-dir {params.data_dir} --temperature {params.temperature}"
-    "{params.samples}{params.parallel} > {log} 2>&1"
+    " --cache {params.cache} --backend {params.backend} --data-dir {params.data_dir}"
+    " --temperature {params.temperature}{params.samples}{params.parallel} > {log} 2>&1"
 )
 
 
@@ -49,6 +51,7 @@ rule evaluate_checkpoint:
         [f"{EVAL_RUN}/{b}.json" for b in BENCHMARKS],
     params:
         out=EVAL_RUN,
+        cache=f"{WORK}/{EVAL_RUN.removeprefix(R + '/')}",
         **EVAL_PARAMS,
     resources:
         **rule_resources("evaluate"),
@@ -66,6 +69,7 @@ rule evaluate_base_model:
         [f"{EVAL_BASE}/{b}.json" for b in BENCHMARKS],
     params:
         out=EVAL_BASE,
+        cache=f"{WORK}/{EVAL_BASE.removeprefix(R + '/')}",
         **EVAL_PARAMS,
     resources:
         **rule_resources("evaluate"),
