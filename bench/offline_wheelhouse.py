@@ -47,8 +47,15 @@ from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # mgrpo from this checkout: on the host it travels with the repo, uninstalled
-from mgrpo.atomic import atomic_dir  # noqa: E402  (both modules use the standard library only)
-from mgrpo.evaluation.datasets import file_sha256 as sha256  # noqa: E402
+from mgrpo.atomic import atomic_dir  # noqa: E402  (standard library only: `install` runs before anything is)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 MANIFEST = "MANIFEST.json"
 ARCHIVE = "site.tar.xz"

@@ -161,6 +161,17 @@ def test_parts_are_bounded_and_unpack_to_the_installed_files(wh, tmp_path):
     assert not list(site.rglob("__pycache__"))
 
 
+def test_install_runs_on_a_host_with_nothing_but_the_standard_library(wh, tmp_path):
+    # on the GPU host `install` runs before the parts are unpacked: no site-packages at all (python -S), so
+    # neither the script nor what it imports may need a third-party package
+    wheels = real_wheels(tmp_path / "wheels", {"alpha": noise(3000, 3)})
+    wh.pack(tmp_path / "wheels", wheels, tmp_path / "parts", part_bytes=1024, manifest={}, target=here_target(wh))
+    proc = subprocess.run([sys.executable, "-S", str(SCRIPT), "install", "--parts", str(tmp_path / "parts"),
+                           "--target", str(tmp_path / "site")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "site" / "alpha" / "blob.bin").is_file()
+
+
 def test_dropped_paths_are_left_out_and_listed(wh, tmp_path):
     wheels = real_wheels(tmp_path / "wheels", {"alpha": b"kernel", "beta": b"kept"})
     manifest = wh.pack(tmp_path / "wheels", wheels, tmp_path / "parts", part_bytes=1 << 20, manifest={},
