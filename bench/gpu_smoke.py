@@ -67,7 +67,9 @@ LEARNING_KEYS = ("step", "reward", "agreement", "grad_norm", "kl")
 LR = 1e-3  # the paper's 1e-6 would leave a tiny model where it started, and the momentum check blind
 WARM_START_STEPS = 150
 BUDGET_MARGIN_S = 15  # of --budget-s, kept to stop a method's processes and write the JSON
-MIN_METHOD_S = 60  # less cannot even reach the model build (2026-12-04, H200: ~85 s there, ~200 s to step 1)
+# Less cannot reach step 2, the first the medians use with --warmup 1 (2026-12-04, H200: ~190 s to "ready to fit",
+# then ~8 s for step 1 and ~4 s a step): device time spent for no number.
+MIN_METHOD_S = 215
 # Imported before any run (seconds), so a missing package is named at once rather than after Ray and vLLM start.
 PREFLIGHT_MODULES = ("vllm.v1.engine.async_llm", "vllm.entrypoints.openai.api_server",
                      "verl.workers.rollout.vllm_rollout.vllm_async_server", "verl.trainer.main_ppo",
@@ -312,6 +314,9 @@ def summarise(results: dict, warmup: int, placement: str = "serial") -> dict:
                                   for m, r in results.items() if get_method(m).momentum}
     # A step with grad norm 0 taught the policy nothing; the log-prob checks need it to move.
     summary["policy_moved"] = {m: policy_moved(r.get("metrics", [])) for m, r in results.items()}
+    # Momentum groups whose session failed (the step went on with the rows it had), per step: should be all 0.
+    summary["momentum_failed_groups"] = {m: [row.get("momentum_failed_groups") for row in r["steps"]]
+                                         for m, r in results.items() if get_method(m).momentum}
     mg = results.get("mgrpo", {}).get("steps", [])
     ema = median_after_warmup(mg, "mgrpo_ema", warmup)
     if placement == "split":  # the EMA goes out inside the end-of-step sync: the swap is what it adds to SRT's
