@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from collections import Counter
 from types import SimpleNamespace
 
@@ -129,6 +130,31 @@ def test_prepare_data_writes_rows_and_manifest(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / ds.MANIFEST).read_text())
     assert manifest["aime25"] == entry and entry["revision"] == "f" * 40 and entry["rows"] == 2
     assert ds.dataset_record("aime25", tmp_path / "aime25.jsonl")["revision"] == "f" * 40
+
+
+def test_prepare_data_keeps_intact_benchmarks_and_fetches_the_rest(tmp_path, monkeypatch):
+    from mgrpo.evaluation import cli
+
+    fetched = []
+
+    def fake_download(name, out):
+        fetched.append(name)
+        path = Path(out) / f"{name}.jsonl"
+        path.write_text(f'{{"id": "{name}"}}\n')
+        manifest_path = Path(out) / ds.MANIFEST
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        manifest[name] = {"path": path.name, "sha256": ds.file_sha256(path)}
+        manifest_path.write_text(json.dumps(manifest))
+        return manifest[name]
+
+    monkeypatch.setattr(ds, "download", fake_download)
+    cli.prepare_data("aime24,aime25", tmp_path, keep_present=True)
+    assert fetched == ["aime24", "aime25"]
+    (tmp_path / "aime25.jsonl").write_text("damaged\n")
+    cli.prepare_data("aime24,aime25,math500", tmp_path, keep_present=True)
+    assert fetched == ["aime24", "aime25", "aime25", "math500"]  # aime24 intact: kept; aime25 damaged: again
+    cli.prepare_data("aime24", tmp_path)
+    assert fetched[-1] == "aime24"  # without the flag everything is fetched, as before
 
 
 def test_prepare_data_gated_without_token(tmp_path, monkeypatch):

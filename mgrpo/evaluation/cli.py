@@ -45,6 +45,8 @@ def add_subcommands(subparsers) -> None:
                               "HF_TOKEN for gated GPQA)")
     q.add_argument("--benchmarks", required=True, help="comma-separated benchmark names")
     q.add_argument("--out", required=True, type=Path, help="data folder (pass it as --data-dir to evaluate)")
+    q.add_argument("--keep-present", action="store_true",
+                   help="skip a benchmark whose files are there with the sha256 MANIFEST.json records for them")
     q.set_defaults(handler=_prepare_data)
 
 
@@ -91,8 +93,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_data(benchmarks: str | list[str], out: Path) -> dict[str, dict]:
-    """Download each benchmark into ``out``; code benchmarks are delegated to mgrpo.evaluation.code."""
+def present_entry(benchmark: str, out: Path) -> dict | None:
+    """The MANIFEST.json entry of ``benchmark`` when its files in ``out`` are the ones recorded (sha256), else None."""
+    from mgrpo.evaluation.datasets import MANIFEST, file_sha256
+
+    manifest_path = Path(out) / MANIFEST
+    entry = (json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}).get(benchmark)
+    if not entry or "path" not in entry:
+        return None
+    path = Path(out) / entry["path"]
+    files = {path: entry["sha256"]} if "sha256" in entry else \
+        {path / name: digest for name, digest in (entry.get("files") or {}).items()}
+    intact = bool(files) and all(p.is_file() and file_sha256(p) == digest for p, digest in files.items())
+    return entry if intact else None
+
+
+def prepare_data(benchmarks: str | list[str], out: Path, keep_present: bool = False) -> dict[str, dict]:
+    """Download each benchmark into ``out``; code benchmarks are delegated to mgrpo.evaluation.code.
+    ``keep_present``: a benchmark whose recorded files are intact is not downloaded again (adding one benchmark
+    to a finished grid fetches that one only)."""
     from mgrpo.evaluation.benchmarks import parse_benchmarks
     from mgrpo.evaluation.datasets import download
 
@@ -102,6 +121,9 @@ def prepare_data(benchmarks: str | list[str], out: Path) -> dict[str, dict]:
             raise ValueError("toy data is generated, not downloaded: use the toy task's data preparation")
     written = {}
     for b in chosen:
+        if keep_present and (entry := present_entry(b.name, out)) is not None:
+            written[b.name] = entry
+            continue
         if b.runner == "code":
             from mgrpo.evaluation import code
 
@@ -114,6 +136,6 @@ def prepare_data(benchmarks: str | list[str], out: Path) -> dict[str, dict]:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    for name, entry in prepare_data(args.benchmarks, args.out).items():
+    for name, entry in prepare_data(args.benchmarks, args.out, keep_present=args.keep_present).items():
         print(f"{name}: {json.dumps(entry, default=str)}")
     return 0

@@ -4,21 +4,24 @@ if DATA_KIND == "toy":
     EVAL_DATA = DATA_FILES
 else:
     EVAL_DATA_DIR = EVAL.get("data_dir", "data/benchmarks")
-    EVAL_DATA = [EVAL_DATA_DIR]
+    # The job's output is this record beside the folder, not the folder: when the benchmark list changes,
+    # Snakemake deletes only the record, and --keep-present fetches only what is not there intact.
+    EVAL_DATA = [f"{EVAL_DATA_DIR}.prepared.txt"]
 
     localrules:
         prepare_benchmarks,
 
-    # Needs hub access; skipped when the directory is already there. GPQA stays out of any repository.
+    # Needs hub access; done once per benchmark. GPQA stays out of any repository.
     rule prepare_benchmarks:
         output:
-            directory(EVAL_DATA_DIR),
+            EVAL_DATA,
         params:
             benchmarks=",".join(BENCHMARKS),
+            out=EVAL_DATA_DIR,
         log:
             f"{LOGS}/prepare_benchmarks.log",
         shell:
-            "mgrpo prepare-data --benchmarks {params.benchmarks} --out {output} > {log} 2>&1"
+            "mgrpo prepare-data --benchmarks {params.benchmarks} --out {params.out} --keep-present > {output} 2> {log}"
 
 
 EVAL_PARAMS = dict(
