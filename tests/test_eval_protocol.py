@@ -166,3 +166,27 @@ def test_an_oracle_scores_1_on_the_real_math_data(bench_name, tmp_path):
         result = evaluate("wrong", [bench_name], tmp_path, data_dir=SHARED_DATA, samples=1,
                           generator=ScriptedGenerator(lambda text, j: f"\\boxed{{{shifted[text]}}}"))[bench_name]
         assert result["value"] == pytest.approx(expected)
+
+
+def test_a_worker_timeout_that_lm_eval_did_not_hit_is_graded_again_not_fatal(data_dir, tmp_path, monkeypatch):
+    # math-verify's 5 s timeout hit in a re-grading worker but not in lm-eval's own grading: the document is
+    # graded again the way lm-eval graded it, instead of aborting an evaluation whose generation is done
+    from mgrpo.evaluation import lm_eval_runner
+
+    real = lm_eval_runner.grade_math_batch
+
+    def one_timeout(responses, golds, **kwargs):
+        verdicts = real(responses, golds, **kwargs)
+        assert verdicts[1][1]  # problem 0, sample 1 is right (PATTERN) ...
+        return verdicts[:1] + [(None, False)] + verdicts[2:]  # ... but "timed out" in the worker
+
+    monkeypatch.setattr(lm_eval_runner, "grade_math_batch", one_timeout)
+    generator = ScriptedGenerator(aime24_respond)
+    result = evaluate("scripted", ["aime24"], tmp_path, data_dir=data_dir, generator=generator)["aime24"]
+    assert result["value"] == pytest.approx(AVG8)
+    records = read_jsonl(tmp_path / "aime24.samples.jsonl")
+    assert [sum(r["correct"]) for r in records] == [len(PATTERN[i]) for i in range(5)]
+    # a disagreement that survives the second grading still stops the evaluation (the log must say what the score says)
+    monkeypatch.setattr(lm_eval_runner, "math_verdicts", lambda doc, responses: [(None, False)] * len(responses))
+    with pytest.raises(RuntimeError, match="but the samples give"):
+        evaluate("scripted", ["aime24"], tmp_path / "again", data_dir=data_dir, generator=ScriptedGenerator(aime24_respond))

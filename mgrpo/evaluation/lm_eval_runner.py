@@ -17,7 +17,7 @@ from lm_eval.api.registry import register_model
 
 from mgrpo.evaluation.benchmarks import SYSTEM_PROMPT, TASK_DIR, get_benchmark
 from mgrpo.evaluation.generation import Generator, SamplingParams, load_generator
-from mgrpo.evaluation.lm_eval_scoring import choice_verdicts
+from mgrpo.evaluation.lm_eval_scoring import choice_verdicts, math_verdicts
 from mgrpo.evaluation.math_grading import grade_math_batch
 
 FILTER = "all_samples"
@@ -121,6 +121,11 @@ def run_lm_eval(benchmark: str, generator: Generator, data_file: Path, samples: 
         flat = grade_math_batch([r for s in logged for r in s["filtered_resps"][0]],
                                 [s["doc"]["answer"] for s in logged for _ in range(samples)])
         verdicts = [flat[i * samples:(i + 1) * samples] for i in range(len(logged))]
+        # math-verify bounds each parse/compare with a 5 s timeout: an answer near it can time out in a worker
+        # and not in lm-eval's main-process grading. Such documents are graded again as lm-eval graded them.
+        for i, sample in enumerate(logged):
+            if abs(sum(c for _, c in verdicts[i]) / samples - float(sample["avg_at_k"])) > 1e-9:
+                verdicts[i] = math_verdicts(sample["doc"], list(sample["filtered_resps"][0]))
     records = [{"id": s["doc"]["id"], "prompt": s["arguments"][0][0], "gold": s["doc"]["answer"],
                 "responses": list(s["filtered_resps"][0]), "extracted": [e for e, _ in v],
                 "correct": [c for _, c in v]} for s, v in zip(logged, verdicts)]
