@@ -83,6 +83,20 @@ def test_mgrpo_step_metrics_by_hand():
     assert m["entropy"] == pytest.approx(1.0)  # padding (100) never counted
 
 
+def test_step_metrics_count_only_labelled_prompts():
+    # Prompt A keeps its hidden gold, prompt B has none: B's rows count neither as right nor as wrong.
+    rows = [(u, a, mom, e, n, "" if u.startswith("B") else g) for u, a, mom, e, n, g in MGRPO_ROWS]
+    data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
+    golds = [r[5] or None for r in rows]
+    m = stages.step_metrics(scores, [r[1] or None for r in rows], [r[2] for r in rows], None, golds)
+    assert m["pseudo_label_acc"] == pytest.approx(1.0)  # A's label 5 is its gold; B is not counted
+    assert m["rollout_acc"] == pytest.approx(2 / 3)  # A's policy rows answer 5, 7, 5 for gold 5
+    rows = [r[:5] + ("",) for r in rows]
+    data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
+    m = stages.step_metrics(scores, [r[1] or None for r in rows], [r[2] for r in rows], None, [None] * len(rows))
+    assert m["pseudo_label_acc"] is None and m["rollout_acc"] is None
+
+
 def test_iqr_drops_low_entropy_outlier_and_changes_the_vote():
     # entropies [1, 1, 0, 1]: Q1 = 0.75, Q3 = 1, cut = 0.75 - 0.75 * 0.25 = 0.5625 -> row 2 dropped.
     # Kept voters 9, 2, 2 (momentum) -> label 2; unfiltered it would be a 9-vs-2 tie won by 9.

@@ -199,17 +199,18 @@ def step_metrics(scores: BatchScore, answers: Sequence[Optional[str]], is_moment
     B = len(is_momentum)
     gold_rows = [None] * B if golds is None else [_none_if_empty(g) for g in golds]
     same = mcore.same_after_stripping
-    rollout_correct = [float(a is not None and g is not None and same(a, g))
-                       for a, g, p in zip(answers, gold_rows, policy) if p]
+    # over what has a (hidden) label, as in the CPU trainer: null for unlabelled training data
+    rollout_correct = [float(a is not None and same(a, g))
+                       for a, g, p in zip(answers, gold_rows, policy) if p and g is not None]
     kept_flags = [float(kept) for _, rows, score in scores.groups for kept in score.kept]
     return {
         "reward": _mean(scores.rewards[scores.in_loss]),
         "agreement": _mean(scores.agreement[policy]),
         "entropy": None if entropies is None else _mean(np.asarray(entropies, dtype=np.float64)[policy]),
         "filtered_frac": _mean([1.0 - f for f in kept_flags]),
-        "pseudo_label_acc": (None if golds is None else
-                             _mean([float(bool(score.label_correct)) for _, _, score in scores.groups])),
-        "rollout_acc": None if golds is None else _mean(rollout_correct),
+        "pseudo_label_acc": _mean([float(score.label_correct) for _, _, score in scores.groups
+                                   if score.label_correct is not None]),
+        "rollout_acc": _mean(rollout_correct),
         "momentum_agreement": _mean(scores.agreement[is_momentum]) if is_momentum.any() else None,
     }
 
