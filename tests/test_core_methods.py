@@ -78,8 +78,9 @@ def test_ground_truth_reference_and_vote_threshold():
 
 @pytest.mark.parametrize(
     "G,N,m,k,name",
-    [(1, 0, 0.99, 0.75, "G"), (8, 8, 0.99, 0.75, "N"), (8, 0, 0.99, 0.75, "N"), (8, 2, 1.5, 0.75, "momentum m"),
-     (8, 2, -0.1, 0.75, "momentum m"), (8, 2, 0.99, -1.0, "iqr_k")],
+    [(1, 0, 0.99, 0.75, "G"), (8, 8, 0.99, 0.75, "N"), (8, 0, 0.99, 0.75, "N"),
+     (2, 1, 0.99, 0.75, "N \\(momentum rollouts\\) must be <= G - 2 = 0"), (5, 4, 0.99, 0.75, "at least 2 policy"),
+     (8, 2, 1.5, 0.75, "momentum m"), (8, 2, -0.1, 0.75, "momentum m"), (8, 2, 0.99, -1.0, "iqr_k")],
 )
 def test_bad_hyperparameters_name_the_parameter(G, N, m, k, name):
     with pytest.raises(ValueError, match=name):

@@ -197,8 +197,9 @@ def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float)
     if method.momentum:
         if N < 1:
             raise ValueError(f"N (momentum rollouts) must be >= 1 for method {method.name!r} (got {N})")
-        if N >= G:
-            raise ValueError(f"N (momentum rollouts) must be < G = {G} for method {method.name!r} (got {N})")
+        if G - N < 2:  # one policy rollout has advantage 0: every step would train on nothing
+            raise ValueError(f"N (momentum rollouts) must be <= G - 2 = {G - 2} for method {method.name!r} (got {N}): "
+                             "group-normalised advantages need at least 2 policy rollouts per prompt")
     elif N != 0:
         raise ValueError(f"N (momentum rollouts) must be 0 for method {method.name!r}, which has no momentum model")
     if not 0.0 <= m <= 1.0:
