@@ -34,3 +34,9 @@ def test_mask_selects_response_tokens_and_temperature_matters():
 
 def test_empty_mask_gives_zero_not_nan():
     assert trajectory_entropy(torch.randn(1, 4, 5), torch.zeros(1, 4)).tolist() == [0.0]
+
+
+def test_a_token_masked_to_minus_infinity_adds_no_entropy():
+    # top-k style masking: p = [0.5, 0.5, 0] has entropy ln 2 (0 log 0 = 0), not NaN
+    logits = torch.tensor([0.0, 0.0, float("-inf")])
+    assert math.isclose(float(token_entropy(logits)), math.log(2), rel_tol=1e-6)

@@ -100,3 +100,11 @@ def test_a_dropped_in_baseline_file_registers(tmp_path):
     assert load_baselines(tmp_path) == ["my_vote"]
     s = score_group(get_method("my_vote"), ["a", "a", "b", "a"], [False, False, False, True])
     assert s.rewards.tolist() == [0.75, 0.75, 0.25, 0.0]
+
+
+@pytest.mark.parametrize("field", ["entropies", "self_certainties"])
+def test_a_non_finite_statistic_is_refused_not_dropped(field):
+    # a NaN makes both quartiles NaN, so the filter would silently drop every rollout of the group
+    with pytest.raises(ValueError, match=f"{field} are not all finite"):
+        score_group(get_method("mgrpo_iqr"), ["1", "1", "2", "1"], **{field: [1.0, float("nan"), 1.0, 1.0]},
+                    **({} if field == "entropies" else {"entropies": [1.0] * 4}))

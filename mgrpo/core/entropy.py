@@ -9,7 +9,9 @@ import torch
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """H(p) per position, natural log: ``logsumexp(z) - sum_j softmax(z)_j z_j``. [..., V] -> [...]."""
     logits = logits.float()
-    return torch.logsumexp(logits, dim=-1) - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+    probs = torch.softmax(logits, dim=-1)
+    # 0 * log 0 = 0: a masked-out token (logit -inf) adds nothing rather than NaN
+    return torch.logsumexp(logits, dim=-1) - torch.where(probs > 0, probs * logits, 0.0).sum(dim=-1)
 
 
 def token_self_certainty(logits: torch.Tensor) -> torch.Tensor:

@@ -245,6 +245,8 @@ def score_group(
     for name, values in (("entropies", ent), ("self_certainties", sc)):
         if values is not None and values.shape != (G,):
             raise ValueError(f"{name} has {values.size} entries for {G} answers")
+        if values is not None and not np.isfinite(values).all():  # a NaN would silently drop the whole group
+            raise ValueError(f"{name} are not all finite: {values.tolist()}")
 
     if method.entropy_filter:
         if ent is None:
