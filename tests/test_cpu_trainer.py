@@ -193,7 +193,10 @@ def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
     for model, rid in with_grad:
         assert id(sampled_by[rid][0]) == id(model)  # the loss only sees rollouts the policy sampled
     momentum_rollouts = [rid for rid, (m, _) in training_samples.items() if id(m) not in policy_ids]
-    assert momentum_rollouts and not set(momentum_rollouts) & {rid for _, rid, _ in forwarded}
+    assert momentum_rollouts and not set(momentum_rollouts) & {rid for _, rid in with_grad}
+    # they are forwarded only without gradient, by the policy, for the entropies the IQR filter compares
+    no_grad = [(m, rid) for m, rid, grad in forwarded if not grad and rid in momentum_rollouts]
+    assert len(no_grad) == 2 and {id(m) for m, _ in no_grad} == policy_ids
 
 
 def _score(in_loss, advantages):
@@ -209,6 +212,23 @@ def test_policy_loss_inputs_take_only_policy_rollouts():
     assert adv.tolist() == [0.5, 0.0, 1.0, -1.0] and in_loss.tolist() == [True, False, True, True]
     with pytest.raises(RuntimeError, match="momentum rollout in the loss"):
         trainer.policy_loss_inputs([_score([True, False, True], [0.1, 0.0, -0.1])], M=2)
+
+
+def test_momentum_model_is_the_ema_of_the_policy_after_each_update(toy, tmp_path):
+    # theta_m starts as the base model theta_0; after one update theta_m = m * theta_0 + (1 - m) * theta_1
+    m = 0.75
+    spec = replace(make_spec(toy, tmp_path, method="mgrpo", N=1, name="ema", steps=1), momentum=m)
+    trainer.train(spec)
+    state = torch.load(spec.work / "step_000001" / "state.pt", weights_only=False)
+    theta0 = AutoModelForCausalLM.from_pretrained(toy / "model").state_dict()
+    moved = 0
+    for name, theta1 in state["policy"].items():
+        if not theta1.is_floating_point():
+            continue
+        expected = m * theta0[name].float() + (1 - m) * theta1.float()
+        assert torch.allclose(state["momentum"][name].float(), expected, atol=1e-6), name
+        moved += int(not torch.equal(theta1, theta0[name]))
+    assert moved  # the update changed the policy, so the check above could fail
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path, monkeypatch):

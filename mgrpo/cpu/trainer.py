@@ -196,10 +196,10 @@ def _answers(tokenizer, rollouts) -> list[str | None]:
     return [extract_answer(text) for text in ro.decode_responses(tokenizer, rollouts)]
 
 
-def _traj_stats(rollouts) -> tuple[list[float], list[float]]:
+def _traj_stats(logits, rollouts) -> tuple[list[float], list[float]]:
     mask = rollouts.response_mask
-    entropy = mcore.trajectory_entropy(rollouts.sampling_logits, mask)
-    certainty = mcore.self_certainty(rollouts.sampling_logits, mask)
+    entropy = mcore.trajectory_entropy(logits, mask)
+    certainty = mcore.self_certainty(logits, mask)
     return entropy.tolist(), certainty.tolist()
 
 
@@ -292,11 +292,14 @@ def train(spec) -> Path:
         golds = [None if train_rows[i].get("answer") in (None, "") else str(train_rows[i]["answer"]) for i in picks]
         pol = ro.sample(policy, [prompts_all[i] for i in picks for _ in range(M)], **sample_kwargs)
         ans_pol = _answers(tokenizer, pol)
-        ent_pol, sc_pol = _traj_stats(pol)
+        ent_pol, sc_pol = _traj_stats(pol.sampling_logits, pol)
         if N:
             mom = ro.sample(momentum_model, [prompts_all[i] for i in picks for _ in range(N)], **sample_kwargs)
             ans_mom = _answers(tokenizer, mom)
-            ent_mom, sc_mom = _traj_stats(mom)
+            # The policy's view of the momentum rows, as verl's old-log-prob pass gives it: the IQR filter then
+            # compares all G rollouts on one model. No gradient: these rows never reach the loss.
+            with torch.no_grad():
+                ent_mom, sc_mom = _traj_stats(ro.response_logits(policy, mom, T), mom)
         else:
             ans_mom, ent_mom, sc_mom = [], [], []
         scores = score_step(method, ans_pol, ans_mom, ent_pol, ent_mom, sc_pol, sc_mom, golds, M, N, spec.iqr_k)
