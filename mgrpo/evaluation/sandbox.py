@@ -422,10 +422,13 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
 
 
 def _parse_status(raw: bytes) -> dict:
+    status = {}
     try:
-        return json.loads(raw.decode()) if raw else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        for line in raw.decode().splitlines():
+            status |= json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
         return {"launcher_error": f"unreadable launcher status {raw[:200]!r}"}
+    return status
 
 
 def _kill_everything(process: subprocess.Popen, uid: int | None, cgroups: list[Path]) -> None:
@@ -540,8 +543,8 @@ def _launch(status_fd: int, config: dict) -> int:
     """The launcher: join cgroups, create namespaces, set up mounts, run the program, report its status."""
     os.set_inheritable(status_fd, False)  # the program must not be able to forge its own status
 
-    def report(**fields) -> None:
-        os.write(status_fd, json.dumps(fields).encode())
+    def report(**fields) -> None:  # one JSON line per report; the parent merges them
+        os.write(status_fd, json.dumps(fields).encode() + b"\n")
 
     try:
         for cgroup in config["cgroups"]:
@@ -574,6 +577,7 @@ def _launch(status_fd: int, config: dict) -> int:
     except Exception as error:  # noqa: BLE001
         report(launcher_error=f"setup failed: {error}", isolation=isolation)
         os._exit(1)
+    report(isolation=isolation)  # now, so that a run killed at its limits still says what isolated it
     program_pid = os.fork()
     if program_pid == 0:
         try:
@@ -587,7 +591,7 @@ def _launch(status_fd: int, config: dict) -> int:
         if pid == program_pid:
             break
     returncode = os.waitstatus_to_exitcode(wait_status)
-    report(returncode=returncode, isolation=isolation, cpu_s_used=usage.ru_utime + usage.ru_stime)
+    report(returncode=returncode, cpu_s_used=usage.ru_utime + usage.ru_stime)
     os._exit(0)
 
 
