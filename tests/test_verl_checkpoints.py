@@ -70,7 +70,8 @@ def _tiny_model():
     return LlamaForCausalLM(config)
 
 
-def test_convert_to_hf_through_verl_model_merger(tmp_path):
+@pytest.mark.parametrize("trained_attention", [None, "flash_attention_2"])
+def test_convert_to_hf_through_verl_model_merger(tmp_path, trained_attention):
     # verl's FSDP layout at world size 1: model_world_size_1_rank_0.pt (plain tensors), fsdp_config.json,
     # huggingface/ (config). The merger must give back exactly these weights in an HF directory.
     model = _tiny_model()
@@ -78,6 +79,10 @@ def test_convert_to_hf_through_verl_model_merger(tmp_path):
     (actor / "huggingface").mkdir(parents=True)
     model.config.architectures = ["LlamaForCausalLM"]  # as in the HF config verl saves beside the shards
     model.config.save_pretrained(actor / "huggingface")
+    if trained_attention:  # verl writes the run's override_config into that config.json (workers/config/model.py)
+        config_file = actor / "huggingface" / "config.json"
+        config_file.write_text(json.dumps(json.loads(config_file.read_text())
+                                          | {"attn_implementation": trained_attention}))
     from mgrpo.toy.model import build_tokenizer
 
     build_tokenizer().save_pretrained(actor / "huggingface")  # verl saves the tokenizer there too
@@ -92,6 +97,8 @@ def test_convert_to_hf_through_verl_model_merger(tmp_path):
         # the merger stores the dtype verl chose (bf16 for fp32 shards): equal up to that cast
         assert torch.equal(loaded[name], value.to(loaded[name].dtype)), name
     assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+    # loads on a machine without flash-attn (this one): the attention the run trained with is not carried over
+    assert json.loads((target / "config.json").read_text()).get("attn_implementation") is None
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temp dir left
     with pytest.raises(FileNotFoundError, match="fsdp_config.json"):
         ckpt.convert_to_hf(tmp_path, tmp_path / "x")

@@ -75,6 +75,34 @@ def test_any_verl_option_overridable_and_settings_applied(dirs):
     assert list(cfg.trainer.logger) == ["console"]
 
 
+def test_steps_beyond_one_epoch_are_all_trained(dirs):
+    # verl's fit loop runs while epoch < total_epochs and step <= total_training_steps (v1/trainer_base.py), and
+    # an epoch has at least one step: total_epochs must not end the run before `steps` (MATH: 937 steps an epoch)
+    _, _, cfg = trainer.validate_spec(spec_for(dirs, settings={"steps": "2000"}))
+    assert cfg.trainer.total_training_steps == 2000
+    for steps_per_epoch in (1, 937):
+        assert cfg.trainer.total_epochs * steps_per_epoch >= 2000
+
+
+@pytest.mark.parametrize("key,value", [
+    ("trainer.default_local_dir", "/scratch/ckpt"),  # finalize and resume read WORK/checkpoints
+    ("mgrpo.method", "srt"), ("mgrpo.momentum_rollouts", "0"),
+    ("actor_rollout_ref.rollout.temperature", "0.6"),  # run.json would record --T
+    ("trainer.save_freq", "10"),  # bypasses the eval_every/save_every check
+])
+def test_a_hydra_override_of_a_key_the_run_sets_is_refused_naming_it(dirs, key, value):
+    with pytest.raises(ValueError, match=f"{key} set by the harness"):
+        trainer.validate_spec(spec_for(dirs, settings={key: value}))
+
+
+@pytest.mark.parametrize("key,value,kind", [("data.max_prompt_length", "x", "int"),
+                                             ("actor_rollout_ref.actor.optim.weight_decay", "none", "float"),
+                                             ("actor_rollout_ref.rollout.enforce_eager", "yes", "bool")])
+def test_an_override_of_the_wrong_type_is_refused_before_ray_naming_its_key(dirs, key, value, kind):
+    with pytest.raises(ValueError, match=f"{key} = '{value}' is not a {kind}"):
+        trainer.validate_spec(spec_for(dirs, settings={key: value}))
+
+
 def test_bad_override_names_its_key(dirs):
     with pytest.raises(ValueError, match="actor_rollout_ref.actor.optim.lrr"):
         trainer.validate_spec(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lrr": "1e-5"}))

@@ -8,8 +8,10 @@ config + tokenizer), verl's ``global_step_<N>/data.pt`` (the dataloader's state)
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -106,9 +108,17 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
     actor_dir, target_dir = Path(actor_dir), Path(target_dir)
     if not (actor_dir / "fsdp_config.json").is_file():
         raise FileNotFoundError(f"not a verl FSDP actor checkpoint (no fsdp_config.json): {actor_dir}")
-    with atomic_dir(target_dir) as tmp:
+    with atomic_dir(target_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".hfcfg.") as scratch:
+        # verl saves the training run's override_config into huggingface/config.json, attn_implementation
+        # included (flash_attention_2 where flash-attn was installed): the merger's from_config and every later
+        # from_pretrained would then need flash-attn. The HF model gets the architecture's default instead.
+        hf_config = Path(scratch) / "huggingface"
+        shutil.copytree(actor_dir / "huggingface", hf_config)
+        config_json = json.loads((hf_config / "config.json").read_text())
+        config_json.pop("attn_implementation", None)
+        (hf_config / "config.json").write_text(json.dumps(config_json, indent=2))
         config = ModelMergerConfig(operation="merge", backend="fsdp", local_dir=str(actor_dir),
-                                   target_dir=str(tmp), hf_model_config_path=str(actor_dir / "huggingface"))
+                                   target_dir=str(tmp), hf_model_config_path=str(hf_config))
         merger = FSDPModelMerger(config)
         merger.merge_and_save()
         merger.cleanup()

@@ -170,6 +170,9 @@ def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]
     values[ATTENTION_KEY] = resolve_attention(settings.attn_implementation)
     if settings.steps is not None:
         values["trainer.total_training_steps"] = settings.steps
+        # verl's fit loop also stops at total_epochs (default 1): without this, steps > one epoch ends at the epoch's
+        # last step, unsaved and unvalidated (is_last_step never true). steps epochs bound it (every epoch >= 1 step).
+        values["trainer.total_epochs"] = settings.steps
     if settings.ray_num_cpus is not None:
         values["ray_kwargs.ray_init.num_cpus"] = settings.ray_num_cpus
     return [f"{key}={value if key == 'trainer.logger' else _hydra_value(value)}" for key, value in values.items()]
@@ -333,10 +336,45 @@ def validate_spec(spec):
             raise FileNotFoundError(f"data file not found: {Path(spec.data) / name} "
                                     f"(prepare it with `mgrpo verl-prepare-data`)")
     resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
-    config = compose_config(harness_overrides(spec, settings, resuming) + hydra)
+    harness = harness_overrides(spec, settings, resuming)
+    check_owned_keys(harness, hydra)
+    config = compose_config(harness + hydra)
+    if hydra:
+        check_override_types(compose_config(harness), config, hydra)
     check_composed(config, spec)
     verl_validate(config)
     return method, settings, config
+
+
+# Harness keys a user override may still set: the attention (checked by name) and the split placement's plugin
+# paths (check_split_placement names them); every other key the harness sets has its own flag or setting.
+OVERRIDABLE = (ATTENTION_KEY, "trainer.experiment_name", "actor_rollout_ref.rollout.router_config_path",
+               "actor_rollout_ref.rollout.agent.agent_loop_config_path")
+
+
+def check_owned_keys(harness: list[str], hydra: list[str]) -> None:
+    """A Hydra override of a key the harness sets from the RunSpec/settings would silently diverge from them."""
+    owned = {o.split("=", 1)[0] for o in harness} - set(OVERRIDABLE)
+    clash = sorted({o.split("=", 1)[0].lstrip("+~") for o in hydra} & owned)
+    if clash:
+        raise ValueError(f"verl config: {', '.join(clash)} set by the harness from the run's arguments; use the "
+                         f"corresponding mgrpo flag or setting (--G/--T/--N/--seed/--method/--work, --set steps/"
+                         f"save_every/eval_every/...) instead of a Hydra override")
+
+
+def check_override_types(default, config, hydra: list[str]) -> None:
+    """verl's YAML has no types until its workers convert it inside Ray: a word where the default is a number or a
+    bool would only fail there, or with a message that names no key. Refuse it here, naming the key."""
+    from omegaconf import OmegaConf
+
+    for override in hydra:
+        key = override.split("=", 1)[0].lstrip("+")
+        if key.startswith("~"):
+            continue
+        before, after = OmegaConf.select(default, key), OmegaConf.select(config, key)
+        if isinstance(before, (bool, int, float)) and isinstance(after, str):
+            raise ValueError(f"verl config: {key} = {after!r} is not a {type(before).__name__} "
+                             f"(the paper config has {before!r})")
 
 
 def verl_validate(config) -> None:
