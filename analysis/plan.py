@@ -102,6 +102,23 @@ def check_references(config: Mapping[str, Any], known_methods: Iterable[str]) ->
                          f"registered methods: {', '.join(known)}")
 
 
+def check_hyperparameters(config: Mapping[str, Any]) -> None:
+    """Every run's G, N, m and k must suit its method (mgrpo.core's own check), before any job starts: G = 2 with a
+    momentum method passes the schema but leaves one policy rollout, which `mgrpo train` refuses."""
+    from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
+    from mgrpo.run_spec import momentum_in_loss
+
+    for run in runs_of(config):
+        args = train_arguments(config, run)
+        method = get_method(run.method)
+        N = args.get("N", default_momentum_rollouts(method, run.G))
+        try:
+            validate_hyperparameters(method, run.G, N, args["momentum"], args["iqr_k"],
+                                     momentum_in_loss(args["settings"]))
+        except ValueError as err:
+            raise ValueError(f"config: run {run.run_id}: {err}") from None
+
+
 def method_settings(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     """training.settings with the method's own settings on top."""
     training = config.get("training") or {}
@@ -166,13 +183,14 @@ def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
 
 
 def settings_flags(settings: Mapping[str, Any]) -> list[str]:
-    """{'steps': 60} -> ['--set', 'steps=60'] (booleans as true/false, None as none)."""
+    """{'steps': 60} -> ['--set', 'steps=60'] (booleans as true/false, None as null: what both the settings and
+    Hydra, for a verl key, read as None)."""
     flags = []
     for key, value in settings.items():
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif value is None:
-            value = "none"
+            value = "null"
         flags += ["--set", f"{key}={value}"]
     return flags
 

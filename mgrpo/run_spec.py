@@ -39,7 +39,8 @@ class RunSpec:
         if N is None:
             N = default_momentum_rollouts(resolved, G)
         spec = cls(backend=backend, method=method, G=G, N=N, **kwargs)
-        validate_hyperparameters(resolved, spec.G, spec.N, spec.momentum, spec.iqr_k)
+        validate_hyperparameters(resolved, spec.G, spec.N, spec.momentum, spec.iqr_k,
+                                 momentum_in_loss(spec.settings))
         if not Path(spec.base_model).exists():
             raise FileNotFoundError(f"base model not found: {spec.base_model}")
         return spec
@@ -47,6 +48,11 @@ class RunSpec:
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+def momentum_in_loss(settings: Mapping[str, Any]) -> bool:
+    """The verl backend's ``momentum_in_loss`` setting, which changes how many rollouts N may be (default false)."""
+    return bool(_coerce("momentum_in_loss", settings.get("momentum_in_loss", False), bool))
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:

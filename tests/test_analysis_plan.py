@@ -44,7 +44,7 @@ def test_train_arguments_carry_only_the_runs_own_method_overrides():
 
 def test_flags_and_paths():
     assert plan.settings_flags({"steps": 5, "wandb": False, "x": None}) == [
-        "--set", "steps=5", "--set", "wandb=false", "--set", "x=none"]
+        "--set", "steps=5", "--set", "wandb=false", "--set", "x=null"]
     assert plan.option_flags({"hidden_size": 64}) == ["--hidden-size", "64"]
     run = plan.Run("qwen3_4b", "mgrpo_iqr", 32, 1.1, 0)
     assert plan.run_dir("results", run) == "results/runs/qwen3_4b/mgrpo_iqr/G32_T1.1_s0"
@@ -112,3 +112,14 @@ def test_a_gpu_mismatch_names_both_numbers_and_the_method():
     with pytest.raises(ValueError, match=r"resources.evaluate.gpu = 2, but evaluation.tensor_parallel_size x "
                                          r"data_parallel_size = 1 x 1 = 1"):
         plan.check_gpu_counts(gpu_config(eval_gpu=2), VERL_DEFAULTS)
+
+
+def test_a_run_with_one_policy_rollout_fails_before_any_job_naming_it():
+    plan.check_hyperparameters(config())  # mgrpo at G = 8, N = 2
+    tiny = config(experiments=[{"name": "t", "models": ["m"], "methods": ["mgrpo"], "G": [2], "T": [1.0],
+                                "seeds": [0]}], methods={})  # default N = max(1, 2 // 4) = 1 leaves M = 1
+    with pytest.raises(ValueError, match="run m/mgrpo/G2_T1.0_s0: N \\(momentum rollouts\\) must be <= G - 2 = 0"):
+        plan.check_hyperparameters(tiny)
+    # with momentum_in_loss (verl) the momentum row gets an advantage too: two rows in the loss
+    plan.check_hyperparameters(config(experiments=tiny["experiments"],
+                                      methods={"mgrpo": {"settings": {"momentum_in_loss": True}}}))

@@ -108,3 +108,11 @@ def test_a_non_finite_statistic_is_refused_not_dropped(field):
     with pytest.raises(ValueError, match=f"{field} are not all finite"):
         score_group(get_method("mgrpo_iqr"), ["1", "1", "2", "1"], **{field: [1.0, float("nan"), 1.0, 1.0]},
                     **({} if field == "entropies" else {"entropies": [1.0] * 4}))
+
+
+def test_momentum_in_loss_needs_only_two_rollouts_in_the_group():
+    # all G rows then get advantages: G = 2, N = 1 has two rows in the loss (+-1/sqrt 2), not one
+    validate_hyperparameters(get_method("mgrpo"), 2, 1, 0.99, 0.75, momentum_in_loss=True)
+    validate_hyperparameters(get_method("mgrpo"), 8, 7, 0.99, 0.75, momentum_in_loss=True)
+    with pytest.raises(ValueError, match="N \\(momentum rollouts\\) must be < G = 8"):
+        validate_hyperparameters(get_method("mgrpo"), 8, 8, 0.99, 0.75, momentum_in_loss=True)

@@ -89,18 +89,46 @@ def test_steps_beyond_one_epoch_are_all_trained(dirs):
     ("mgrpo.method", "srt"), ("mgrpo.momentum_rollouts", "0"),
     ("actor_rollout_ref.rollout.temperature", "0.6"),  # run.json would record --T
     ("trainer.save_freq", "10"),  # bypasses the eval_every/save_every check
+    ("++trainer.save_freq", "10"),
 ])
 def test_a_hydra_override_of_a_key_the_run_sets_is_refused_naming_it(dirs, key, value):
-    with pytest.raises(ValueError, match=f"{key} set by the harness"):
+    with pytest.raises(ValueError, match=f"{key.lstrip('+')} set by the harness"):
         trainer.validate_spec(spec_for(dirs, settings={key: value}))
 
 
+def test_overriding_a_parent_node_cannot_change_what_the_run_set(dirs):
+    with pytest.raises(ValueError, match="actor_rollout_ref.rollout.n set by the harness"):
+        trainer.validate_spec(spec_for(dirs, settings={"actor_rollout_ref.rollout": "{n: 3}"}))
+
+
+def test_overrides_that_keep_the_runs_values_or_set_gpu_counts_are_accepted(dirs):
+    settings = {"trainer.save_freq": "25", "trainer.test_freq": "25",  # the harness's own values
+                "trainer.n_gpus_per_node": "4"}  # the workflow's GPU check reads this key too (analysis/plan.py)
+    _, _, cfg = trainer.validate_spec(spec_for(dirs, settings=settings))
+    assert cfg.trainer.save_freq == 25 and cfg.trainer.n_gpus_per_node == 4
+
+
 @pytest.mark.parametrize("key,value,kind", [("data.max_prompt_length", "x", "int"),
-                                             ("actor_rollout_ref.actor.optim.weight_decay", "none", "float"),
+                                             ("actor_rollout_ref.actor.optim.weight_decay", "heavy", "float"),
                                              ("actor_rollout_ref.rollout.enforce_eager", "yes", "bool")])
 def test_an_override_of_the_wrong_type_is_refused_before_ray_naming_its_key(dirs, key, value, kind):
     with pytest.raises(ValueError, match=f"{key} = '{value}' is not a {kind}"):
         trainer.validate_spec(spec_for(dirs, settings={key: value}))
+
+
+def test_a_yaml_null_in_the_workflow_config_reaches_verl_as_none(dirs):
+    from analysis.plan import settings_flags
+
+    flags = settings_flags({"actor_rollout_ref.actor.optim.weight_decay": None, "vote_threshold": None})
+    settings = dict(flag.split("=", 1) for flag in flags[1::2])
+    _, s, cfg = trainer.validate_spec(spec_for(dirs, settings=settings))
+    assert cfg.actor_rollout_ref.actor.optim.weight_decay is None and s.vote_threshold is None
+
+
+def test_one_policy_rollout_is_refused_unless_the_momentum_rows_are_in_the_loss(dirs):
+    with pytest.raises(ValueError, match="N \\(momentum rollouts\\) must be <= G - 2"):
+        trainer.validate_spec(spec_for(dirs, G=2, N=1))
+    trainer.validate_spec(spec_for(dirs, G=2, N=1, settings={"momentum_in_loss": "true"}))
 
 
 def test_bad_override_names_its_key(dirs):

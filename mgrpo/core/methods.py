@@ -190,14 +190,18 @@ def default_momentum_rollouts(method: Method, G: int) -> int:
     return max(1, G // 4) if method.momentum else 0
 
 
-def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float) -> None:
-    """Fail before training, naming the parameter."""
+def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float,
+                             momentum_in_loss: bool = False) -> None:
+    """Fail before training, naming the parameter. ``momentum_in_loss``: the momentum rows get advantages too
+    (the verl backend's option), so only the group as a whole needs two rollouts."""
     if not isinstance(G, int) or G < 2:
         raise ValueError(f"G (rollouts per prompt) must be an integer >= 2 (got {G!r})")
     if method.momentum:
         if N < 1:
             raise ValueError(f"N (momentum rollouts) must be >= 1 for method {method.name!r} (got {N})")
-        if G - N < 2:  # one policy rollout has advantage 0: every step would train on nothing
+        if momentum_in_loss and N >= G:
+            raise ValueError(f"N (momentum rollouts) must be < G = {G} for method {method.name!r} (got {N})")
+        if not momentum_in_loss and G - N < 2:  # one policy rollout has advantage 0: it would train on nothing
             raise ValueError(f"N (momentum rollouts) must be <= G - 2 = {G - 2} for method {method.name!r} (got {N}): "
                              "group-normalised advantages need at least 2 policy rollouts per prompt")
     elif N != 0:

@@ -591,7 +591,9 @@ def _launch(status_fd: int, config: dict) -> int:
         if pid == program_pid:
             break
     returncode = os.waitstatus_to_exitcode(wait_status)
-    report(returncode=returncode, cpu_s_used=usage.ru_utime + usage.ru_stime)
+    # isolation again, as the last line wins: in the no-namespace fallback the program (same uid) could have written
+    # a line of its own before this one
+    report(returncode=returncode, isolation=isolation, cpu_s_used=usage.ru_utime + usage.ru_stime)
     os._exit(0)
 
 

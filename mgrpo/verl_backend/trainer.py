@@ -223,9 +223,6 @@ def check_composed(config, spec) -> None:
         missing = [key for key in missing if not key.startswith("reward.reward_model.")]
     if missing:
         raise ValueError(f"verl config: missing value(s) for {', '.join(missing)}")
-    if int(config.actor_rollout_ref.rollout.n) != spec.G:
-        raise ValueError(f"verl config: actor_rollout_ref.rollout.n = {config.actor_rollout_ref.rollout.n} but "
-                         f"G = {spec.G}; set G with --G")
     if config.trainer.v1.trainer_mode != "mgrpo_sync" or not config.trainer.use_v1:
         raise ValueError("verl config: trainer.use_v1 must be true and trainer.v1.trainer_mode 'mgrpo_sync'")
     method = mcore.get_method(spec.method)
@@ -321,10 +318,10 @@ def require_verl() -> None:
 def validate_spec(spec):
     """Everything checkable before Ray starts; returns (method, settings, composed config)."""
     method = mcore.get_method(spec.method)
-    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k)
+    settings, hydra = resolve_settings(spec)
+    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
     if not spec.temperature > 0:
         raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
-    settings, hydra = resolve_settings(spec)
     stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
     base = Path(spec.base_model)
     if not base.is_dir():
@@ -337,25 +334,34 @@ def validate_spec(spec):
                                     f"(prepare it with `mgrpo verl-prepare-data`)")
     resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
     harness = harness_overrides(spec, settings, resuming)
-    check_owned_keys(harness, hydra)
     config = compose_config(harness + hydra)
     if hydra:
-        check_override_types(compose_config(harness), config, hydra)
+        own = compose_config(harness)
+        check_owned_keys(harness, own, config)
+        check_override_types(own, config, hydra)
     check_composed(config, spec)
     verl_validate(config)
     return method, settings, config
 
 
-# Harness keys a user override may still set: the attention (checked by name) and the split placement's plugin
-# paths (check_split_placement names them); every other key the harness sets has its own flag or setting.
+# Harness keys a user override may still set: the attention (checked by name), the split placement's plugin
+# paths (check_split_placement names them) and the GPU counts (read back from the composed config wherever they
+# are used; the workflow checks resources.train.gpu against either form). Every other key the harness sets has
+# its own flag or setting, which run.json, resume and conversion read.
 OVERRIDABLE = (ATTENTION_KEY, "trainer.experiment_name", "actor_rollout_ref.rollout.router_config_path",
-               "actor_rollout_ref.rollout.agent.agent_loop_config_path")
+               "actor_rollout_ref.rollout.agent.agent_loop_config_path", "trainer.n_gpus_per_node", "trainer.nnodes")
 
 
-def check_owned_keys(harness: list[str], hydra: list[str]) -> None:
-    """A Hydra override of a key the harness sets from the RunSpec/settings would silently diverge from them."""
-    owned = {o.split("=", 1)[0] for o in harness} - set(OVERRIDABLE)
-    clash = sorted({o.split("=", 1)[0].lstrip("+~") for o in hydra} & owned)
+def check_owned_keys(harness: list[str], own, config) -> None:
+    """Refuse user overrides that change a value the harness set from the RunSpec/settings.
+
+    Compared by value (``own``: the harness's overrides alone), so ``+``/``++`` keys and overrides of a parent
+    node (``actor_rollout_ref.rollout='{n: 3}'``) are caught too."""
+    from omegaconf import OmegaConf
+
+    owned = [o.split("=", 1)[0] for o in harness if o.split("=", 1)[0] not in OVERRIDABLE]
+    clash = [key for key in owned
+             if OmegaConf.select(config, key, default=None) != OmegaConf.select(own, key, default=None)]
     if clash:
         raise ValueError(f"verl config: {', '.join(clash)} set by the harness from the run's arguments; use the "
                          f"corresponding mgrpo flag or setting (--G/--T/--N/--seed/--method/--work, --set steps/"

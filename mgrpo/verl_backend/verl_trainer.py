@@ -74,7 +74,8 @@ class MGRPOTrainer(PPOTrainerSync):
         self.G = int(config.actor_rollout_ref.rollout.n)
         self.N = int(options.momentum_rollouts)
         self.M = self.G - self.N
-        mcore.validate_hyperparameters(self.method, self.G, self.N, float(options.momentum), float(options.iqr_k))
+        mcore.validate_hyperparameters(self.method, self.G, self.N, float(options.momentum), float(options.iqr_k),
+                                       bool(options.momentum_in_loss))
         self.momentum = float(options.momentum)
         self.iqr_k = float(options.iqr_k)
         self.keep_fraction = float(options.keep_fraction)

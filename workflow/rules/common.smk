@@ -20,9 +20,11 @@ def verl_gpu_defaults():
     return {"n_gpus_per_node": VerlSettings.n_gpus_per_node, "nnodes": VerlSettings.nnodes}
 
 
-# Fail before any job: every method must be registered, every model defined, every job's GPUs used.
+# Fail before any job: every method must be registered, every model defined, every run's G/N valid for
+# its method, every job's GPUs used.
 try:
     grid.check_references(config, known_methods())
+    grid.check_hyperparameters(config)
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
 except ValueError as err:
     raise WorkflowError(str(err)) from None
