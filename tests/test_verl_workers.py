@@ -19,6 +19,13 @@ def test_self_certainty_is_kl_uniform_plus_log_v():
     assert torch.allclose(self_certainty_from_logits(z, chunk_size=3), kl_u_p + math.log(V), atol=1e-5)
     uniform = torch.zeros(2, V)
     assert torch.allclose(self_certainty_from_logits(uniform), torch.full((2,), math.log(V)))
+    # [B, T, V] with more tokens than one default chunk, in bf16 as the engine gives them: same values per token
+    many = torch.randn(3, 1000, V).to(torch.bfloat16)
+    p = torch.softmax(many.float(), dim=-1)
+    expected = (1 / V * (torch.log(torch.full_like(p, 1 / V)) - torch.log(p))).sum(-1) + math.log(V)
+    got = self_certainty_from_logits(many)
+    assert got.shape == (3, 1000) and got.dtype == torch.float32
+    assert torch.allclose(got, expected, atol=1e-4)
 
 
 def test_local_shards_are_views_so_the_ema_never_gathers():

@@ -42,20 +42,24 @@ def local_shards(module: torch.nn.Module) -> list[torch.Tensor]:
     return shards
 
 
+SELF_CERTAINTY_CHUNK_ROWS = 1024
+
+
 def self_certainty_from_logits(logits: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
     """Per token ``logsumexp(z) - mean(z)`` = KL(U || softmax(z)) + log V (z = logits / T, already scaled).
 
-    Drop-in for verl's ``entropy_from_logits`` (same signature, chunked like ``entropy_from_logits_with_chunking``
-    when ``chunk_size`` is given). The constant log V is removed on the driver (stages.score_dataproto).
+    Drop-in for verl's ``entropy_from_logits`` (same signature). Always chunked over tokens (``chunk_size`` rows,
+    default SELF_CERTAINTY_CHUNK_ROWS): an fp32 copy of all [tokens, V] logits plus logsumexp's own would be ~4x
+    the bf16 logits (17 GB a micro-batch at the paper's 4 x 3584 tokens and V = 152k). The constant log V is
+    removed on the driver (stages.score_dataproto).
     """
-    if chunk_size is None:
-        logits = logits.float()
-        return torch.logsumexp(logits, dim=-1) - logits.mean(dim=-1)
-    out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
-    for start in range(0, logits.shape[0], chunk_size):
-        part = logits[start:start + chunk_size].float()
-        out[start:start + chunk_size] = torch.logsumexp(part, dim=-1) - part.mean(dim=-1)
-    return out
+    rows = logits.reshape(-1, logits.shape[-1])
+    step = chunk_size or SELF_CERTAINTY_CHUNK_ROWS
+    out = torch.empty(rows.shape[0], dtype=torch.float32, device=logits.device)
+    for start in range(0, rows.shape[0], step):
+        part = rows[start:start + step].float()
+        out[start:start + step] = torch.logsumexp(part, dim=-1) - part.mean(dim=-1)
+    return out.reshape(logits.shape[:-1])
 
 
 def _rank() -> int:
@@ -111,7 +115,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         shards = local_shards(self._actor_module())
         ema = self._mgrpo_ema
         if shards and ema and shards[0].device != ema[0].device:  # parameters offloaded to the CPU
-            shards = [s.to(ema[0].device, non_blocking=True) for s in shards]
+            shards = [s.to(ema[0].device) for s in shards]  # blocking: the CPU lerp reads them next
         mcore.ema_update_(ema, shards, self._mgrpo_m)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
