@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,29 @@ def test_momentum_in_loss_needs_only_two_rollouts_in_the_group():
     validate_hyperparameters(get_method("mgrpo"), 8, 7, 0.99, 0.75, momentum_in_loss=True)
     with pytest.raises(ValueError, match="N \\(momentum rollouts\\) must be < G = 8"):
         validate_hyperparameters(get_method("mgrpo"), 8, 8, 0.99, 0.75, momentum_in_loss=True)
+
+
+def test_a_baselines_dir_that_does_not_exist_is_named(monkeypatch, tmp_path):
+    from mgrpo.core import methods
+
+    monkeypatch.setenv("MGRPO_BASELINES_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="MGRPO_BASELINES_DIR=.*nowhere is not a directory"):
+        methods.baselines_dir()
+
+
+def test_a_broken_baseline_file_fails_every_lookup_not_only_the_first(monkeypatch, tmp_path):
+    from mgrpo.core import methods
+
+    (tmp_path / "a_good.py").write_text(
+        "from mgrpo.core import Method, register_method\n"
+        "register_method(Method('plugin_good', reward='agreement'), origin=__file__)\n")
+    (tmp_path / "b_broken.py").write_text("def broken(:\n")
+    monkeypatch.setenv("MGRPO_BASELINES_DIR", str(tmp_path))
+    monkeypatch.setattr(methods, "_plugins_loaded", False)
+    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))  # the registry is left as it was
+    try:
+        for _ in range(2):  # the second call used to answer from the partial registry
+            with pytest.raises(SyntaxError):
+                methods.known_methods()
+    finally:
+        sys.modules.pop("mgrpo_baselines.a_good", None)

@@ -181,7 +181,7 @@ def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ro, "sample", spy_sample)
     monkeypatch.setattr(ro, "response_logits", spy_logits)
-    trainer.train(make_spec(toy, tmp_path, method="mgrpo", G=4, N=2, steps=2, eval_every=100))
+    trainer.train(make_spec(toy, tmp_path, method="mgrpo_iqr", G=4, N=2, steps=2, eval_every=100))
 
     training_samples = {k: v for k, v in sampled_by.items() if v[1] == 2 * 2}  # prompts_per_step x (M or N)
     samplers = {id(m) for m, _ in training_samples.values()}
@@ -195,6 +195,7 @@ def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
     momentum_rollouts = [rid for rid, (m, _) in training_samples.items() if id(m) not in policy_ids]
     assert momentum_rollouts and not set(momentum_rollouts) & {rid for _, rid in with_grad}
     # they are forwarded only without gradient, by the policy, for the entropies the IQR filter compares
+    # (plain M-GRPO reads no momentum statistics and skips this forward)
     no_grad = [(m, rid) for m, rid, grad in forwarded if not grad and rid in momentum_rollouts]
     assert len(no_grad) == 2 and {id(m) for m, _ in no_grad} == policy_ids
 
@@ -251,7 +252,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path,
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("G", 1, "G"), ("N", 0, "N"), ("momentum", 1.5, "momentum"), ("temperature", 0.0, "temperature")])
+    ("G", 1, "G"), ("N", 0, "N"), ("momentum", 1.5, "momentum"), ("temperature", 0.0, "temperature"),
+    ("temperature", float("inf"), "temperature T must be a finite number"),  # inf samples uniformly
+    ("iqr_k", float("nan"), "iqr_k must be a finite number")])  # NaN would drop every rollout
 def test_bad_hyperparameters_fail_before_training(toy, tmp_path, field, value, match):
     spec = replace(make_spec(toy, tmp_path, method="mgrpo"), **{field: value})
     with pytest.raises(ValueError, match=match):

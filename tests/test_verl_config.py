@@ -153,6 +153,8 @@ def test_validation_before_ray(dirs, monkeypatch):
         trainer.validate_spec(spec_for(dirs, N=0))
     with pytest.raises(ValueError, match="N .*must be 0"):
         trainer.validate_spec(spec_for(dirs, method="srt", N=8))
+    with pytest.raises(ValueError, match="temperature T must be a finite number > 0"):
+        trainer.validate_spec(spec_for(dirs, temperature=float("inf")))
     with pytest.raises(FileNotFoundError, match="base model directory not found"):
         trainer.validate_spec(spec_for(dirs, base_model=dirs[0] / "missing"))
     (dirs[2] / "test.parquet").unlink()

@@ -6,6 +6,7 @@ Methods register by name; drop-in files in ``baselines/`` register more (SRT, In
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -127,6 +128,8 @@ def register_method(method: Method, origin: str = "") -> Method:
 def baselines_dir() -> Path:
     """``$MGRPO_BASELINES_DIR`` or the repository's ``baselines/`` folder."""
     env = os.environ.get("MGRPO_BASELINES_DIR")
+    if env and not Path(env).is_dir():  # else every baseline would be "unknown", with no word of why
+        raise FileNotFoundError(f"MGRPO_BASELINES_DIR={env} is not a directory")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "baselines"
 
 
@@ -156,8 +159,12 @@ def load_baselines(directory: Path | None = None) -> list[str]:
 def _ensure_plugins() -> None:
     global _plugins_loaded
     if not _plugins_loaded:
-        _plugins_loaded = True
-        load_baselines()
+        _plugins_loaded = True  # first: a baseline file registering its method must not load the folder again
+        try:
+            load_baselines()
+        except BaseException:
+            _plugins_loaded = False  # a later call raises again instead of answering from a partial registry
+            raise
 
 
 def known_methods() -> list[str]:
@@ -208,8 +215,8 @@ def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float,
         raise ValueError(f"N (momentum rollouts) must be 0 for method {method.name!r}, which has no momentum model")
     if not 0.0 <= m <= 1.0:
         raise ValueError(f"momentum m must be in [0, 1] (got {m})")
-    if k < 0:
-        raise ValueError(f"iqr_k must be >= 0 (got {k})")
+    if not (k >= 0 and math.isfinite(k)):  # NaN would drop every rollout: a run that trains on nothing
+        raise ValueError(f"iqr_k must be a finite number >= 0 (got {k})")
 
 
 # ---------------------------------------------------------------------------------------------------------------

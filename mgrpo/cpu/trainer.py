@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import platform
 import re
 import shutil
@@ -90,8 +91,8 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
     """Everything that can be checked before a model is loaded; raises ValueError naming the culprit."""
     method = mcore.get_method(spec.method)
     mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k)
-    if not spec.temperature > 0:
-        raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
+    if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
+        raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
     settings = resolve_settings(spec)
     for name in ("train.jsonl", "val.jsonl"):
         if not (Path(spec.data) / name).is_file():
@@ -296,10 +297,13 @@ def train(spec) -> Path:
         if N:
             mom = ro.sample(momentum_model, [prompts_all[i] for i in picks for _ in range(N)], **sample_kwargs)
             ans_mom = _answers(tokenizer, mom)
-            # The policy's view of the momentum rows, as verl's old-log-prob pass gives it: the IQR filter then
-            # compares all G rollouts on one model. No gradient: these rows never reach the loss.
-            with torch.no_grad():
-                ent_mom, sc_mom = _traj_stats(ro.response_logits(policy, mom, T), mom)
+            if method.entropy_filter:
+                # The policy's view of the momentum rows, as verl's old-log-prob pass gives it: the IQR filter then
+                # compares all G rollouts on one model. No gradient: these rows never reach the loss.
+                with torch.no_grad():
+                    ent_mom, sc_mom = _traj_stats(ro.response_logits(policy, mom, T), mom)
+            else:  # only the filter reads momentum rows' statistics (their rewards are zeroed): the sampler's, free
+                ent_mom, sc_mom = _traj_stats(mom.sampling_logits, mom)
         else:
             ans_mom, ent_mom, sc_mom = [], [], []
         scores = score_step(method, ans_pol, ans_mom, ent_pol, ent_mom, sc_pol, sc_mom, golds, M, N, spec.iqr_k)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import re
@@ -320,8 +321,8 @@ def validate_spec(spec):
     method = mcore.get_method(spec.method)
     settings, hydra = resolve_settings(spec)
     mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
-    if not spec.temperature > 0:
-        raise ValueError(f"temperature T must be > 0 (got {spec.temperature!r})")
+    if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
+        raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
     stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
     base = Path(spec.base_model)
     if not base.is_dir():
