@@ -74,6 +74,15 @@ def main() -> int:
 
     out = args.out
     data, base = out / "data", out / "base_model"
+    # Runs, data and base model already in OUT are reused (a study can be extended or resumed), so OUT must have
+    # been made with the same data seed and settings; G, T and the seed are in each run's name.
+    shared = {"data_seed": args.data_seed, "set": sorted(args.set)}
+    record = out / "study.json"
+    if record.is_file() and json.loads(record.read_text()) != shared:
+        raise SystemExit(f"{out} holds a study made with {record.read_text().strip()}, not {json.dumps(shared)}: "
+                         "use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(shared) + "\n")
     started = time.time()
     if not (data / "val.jsonl").is_file():
         mgrpo("toy-data", "--out", str(data), "--seed", str(args.data_seed))
