@@ -75,8 +75,10 @@ def main() -> None:
     source = str(args.answers) if args.answers.is_file() else "generated"
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()}
 
-    # Single process, main thread (no pool): the per-core baseline.
+    # Single process, main thread (no pool): the per-core baseline, warmed up like the pool's workers (the first
+    # call imports math-verify and sympy, ~10 % of this row otherwise).
     n_single = min(len(responses), 1000)
+    _warm(0)
     start = time.perf_counter()
     verdicts = [ok for i in range(0, n_single, args.chunk_size)
                 for _, ok in _score_cold(list(zip(responses[i:min(i + args.chunk_size, n_single)],
