@@ -57,6 +57,18 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
         raise
 
 
+def check_out_apart(out: Path | str, **inputs: Path | str | None) -> None:
+    """An output folder that atomic_dir replaces whole must not be, or hold, one of the job's inputs."""
+    out = Path(out).resolve()
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        path = Path(path).resolve()
+        if path == out or out in path.parents:
+            raise ValueError(f"output folder {out} would replace the {name} {path}, which it "
+                             f"{'is' if path == out else 'holds'}: write the output elsewhere")
+
+
 def write_text(path: Path | str, text: str) -> None:
     """`path` holds `text` (UTF-8) whole, or keeps what it had."""
     with atomic_path(path) as tmp:

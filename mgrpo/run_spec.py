@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from mgrpo.atomic import check_out_apart
 from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
 
 BACKENDS = ("cpu", "verl")
@@ -43,6 +44,8 @@ class RunSpec:
                                  momentum_in_loss(spec.settings))
         if not Path(spec.base_model).exists():
             raise FileNotFoundError(f"base model not found: {spec.base_model}")
+        check_out_apart(spec.out, **{"base model": spec.base_model, "data folder": spec.data,
+                                     "work folder": spec.work})
         return spec
 
     def to_json(self) -> dict:

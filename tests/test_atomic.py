@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from mgrpo.atomic import atomic_dir, atomic_path, write_json, write_jsonl, write_text
+from mgrpo.atomic import atomic_dir, atomic_path, check_out_apart, write_json, write_jsonl, write_text
 
 
 class Boom(Exception):
@@ -81,3 +81,24 @@ def test_failed_atomic_dir_keeps_the_old_folder_and_leaves_no_temp(tmp_path):
             (tmp / "half.txt").write_text("half")
             raise Boom
     assert os.listdir(target) == ["kept.txt"] and os.listdir(tmp_path) == ["run"]
+
+
+def test_an_output_folder_may_not_be_or_hold_an_input(tmp_path):
+    data = tmp_path / "study" / "data"
+    check_out_apart(tmp_path / "study" / "model", data=data)  # siblings are fine
+    with pytest.raises(ValueError, match="would replace the data .*which it is"):
+        check_out_apart(data, data=data)
+    with pytest.raises(ValueError, match="would replace the data .*which it holds"):
+        check_out_apart(tmp_path / "study", data=data, model=None)
+
+
+def test_train_refuses_an_out_that_would_delete_its_base_model(tmp_path):
+    from mgrpo.run_spec import RunSpec
+
+    model = tmp_path / "base"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="would replace the base model"):
+        RunSpec.create(backend="cpu", method="srt", G=4, base_model=model, data=tmp_path / "data", out=model,
+                       work=tmp_path / "work", temperature=1.0, seed=0)
+    assert (model / "config.json").is_file()

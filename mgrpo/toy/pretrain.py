@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from mgrpo.atomic import atomic_dir, write_json
+from mgrpo.atomic import atomic_dir, check_out_apart, write_json
 from mgrpo.toy.model import build_model, build_tokenizer, count_parameters
 from mgrpo.toy.settings import PretrainSettings
 from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
@@ -50,6 +50,7 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
 
     settings.validate()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_out_apart(out_dir, **{"data folder": data_dir})
     rows = read_jsonl(data_dir / "pretrain.jsonl")
     test_rows = read_jsonl(data_dir / "test.jsonl")
     if len(rows) <= settings.select_rows:

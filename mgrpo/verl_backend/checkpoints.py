@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from mgrpo.atomic import atomic_dir, write_text
+from mgrpo.atomic import atomic_dir, check_out_apart, write_text
 
 STEP_DIR = re.compile(r"^global_step_(\d+)$")
 TRACKER = "latest_checkpointed_iteration.txt"
@@ -108,6 +108,7 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
     actor_dir, target_dir = Path(actor_dir), Path(target_dir)
     if not (actor_dir / "fsdp_config.json").is_file():
         raise FileNotFoundError(f"not a verl FSDP actor checkpoint (no fsdp_config.json): {actor_dir}")
+    check_out_apart(target_dir, checkpoint=actor_dir)
     with atomic_dir(target_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".hfcfg.") as scratch:
         # verl saves the training run's override_config into huggingface/config.json, attn_implementation
         # included (flash_attention_2 where flash-attn was installed): the merger's from_config and every later
