@@ -54,6 +54,7 @@ def _train(args) -> int:
     except ImportError as err:
         raise SystemExit(f"mgrpo: the {spec.backend} backend is not installed ({err}); "
                          f"install it with: pip install -e '.[{spec.backend}]'") from None
+    trainer.validate_spec(spec)  # a bad input fails before the work folder is created or stamped
     try:
         with work_lock(spec.work):  # one trainer per work folder (a restarted controller resubmits)
             check_work_dir(spec, restart=args.restart_on_change, log=lambda line: print(line, file=sys.stderr))

@@ -313,3 +313,15 @@ def test_sigkilled_cli_run_resumes_to_the_uninterrupted_metrics(toy, tmp_path):
     resumed = read_metrics(tmp_path / "killed" / "out")
     assert [r["step"] for r in resumed] == list(range(101))
     assert without_timing(resumed) == without_timing(read_metrics(tmp_path / "whole" / "out"))
+
+
+def test_the_cli_refuses_bad_input_before_it_creates_or_stamps_the_work_folder(toy, tmp_path, capsys):
+    from mgrpo.cli import main
+
+    work = tmp_path / "cli" / "work"
+    argv = ["train", "--backend", "cpu", "--method", "srt", "--base-model", str(toy / "model"),
+            "--data", str(toy / "data"), "--out", str(tmp_path / "cli" / "out"), "--work", str(work),
+            "--G", "4", "--T", "1.0", "--seed", "0", "--set", "stepz=3"]
+    assert main(argv) == 2
+    assert "stepz" in capsys.readouterr().err
+    assert not work.exists()  # no run_inputs.json or lock left behind by a run that never started

@@ -84,8 +84,10 @@ def test_an_owner_that_cannot_be_checked_is_refused(tmp_path, monkeypatch, owner
 
 
 def test_mgrpo_train_on_a_work_folder_in_use_stops_before_training(tmp_path, holder):
-    for folder in ("model", "data"):  # they exist (checked first), the trainer never opens them
+    for folder in ("model", "data"):  # they pass the checks made first; the trainer never opens them
         (tmp_path / folder).mkdir()
+    for name in ("model/config.json", "data/train.jsonl", "data/val.jsonl"):
+        (tmp_path / name).write_text("{}\n")
     result = subprocess.run(
         [sys.executable, "-m", "mgrpo", "train", "--method", "srt", "--base-model", str(tmp_path / "model"),
          "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
