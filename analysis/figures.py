@@ -93,8 +93,14 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
                 ax.set_xlabel("step")
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7, loc="best")
+    present = [run.run_id for run in runs if results.run(run).rows]
+    for metric in metrics:  # a misspelt or never-logged metric would leave its panels blank without a word
+        if present and not any(series(results.run(run).rows, metric) for run in runs if results.run(run).rows):
+            raise ValueError(f"figure {job['name']!r}: metric {metric!r} has no value in any of the runs "
+                             f"{', '.join(present)} (their metrics.jsonl)")
     drop = f"{100 * rule.min_drop:.0f}% of peak" if rule.relative else f"{rule.min_drop:.2f}"
-    caption = f"o: best checkpoint; x and dotted line: collapse (val_acc {drop} below its peak)"
+    caption = (f"o: best checkpoint (highest val_acc after step 0); x and dotted line: collapse "
+               f"(val_acc more than {drop} below its peak)")
     if missing:
         caption += f"; missing runs: {', '.join(sorted(set(missing)))}"
     if int(spec.get("smooth", 1)) > 1:

@@ -1,8 +1,11 @@
-"""Reading run files (metrics.jsonl, evaluation JSON) and judging a training curve: start, best, final, collapse.
+"""Reading run files (metrics.jsonl, evaluation JSON) and judging a training curve: start, peak, best, final,
+collapse.
 
-Best = the highest validation accuracy (ties: the earliest step), Final = the last evaluated step. A run has
-collapsed when its final accuracy lies more than `min_drop` below its peak (absolute accuracy, or a fraction of
-the peak with `relative`); the collapse step is the first evaluation after the peak that is that far below it.
+Peak = the highest validation accuracy of the curve, step 0 (the base model) included; Best = the highest among
+the trained steps (step > 0), the step both trainers save as ``best/`` (ties: the earliest step, for both);
+Final = the last evaluated step. A run has collapsed when its final accuracy lies more than `min_drop` below its
+peak (absolute accuracy, or a fraction of the peak with `relative`); the collapse step is the first evaluation
+after the peak that is that far below it.
 """
 from __future__ import annotations
 
@@ -44,13 +47,20 @@ class CollapseRule:
 class CurveSummary:
     start: float
     start_step: int
-    best: float
+    peak: float  # highest of the whole curve, step 0 included: what a collapse is measured from
+    peak_step: int
+    best: float  # highest among the trained steps (step > 0): the best/ checkpoint; the start if none
     best_step: int
     final: float
     final_step: int
-    drop: float  # best - final in the rule's units
+    drop: float  # peak - final in the rule's units
     collapsed: bool
     collapse_step: Optional[int]  # first evaluation after the peak below the threshold (None if never)
+
+
+def _highest(points: Sequence[tuple[int, float]]) -> tuple[int, float]:
+    """(step, value) of the highest value; ties keep the earliest step (points sorted by step)."""
+    return min(points, key=lambda point: (-point[1], point[0]))
 
 
 def summarize_curve(points: Sequence[tuple[int, float]], rule: CollapseRule = CollapseRule()) -> CurveSummary:
@@ -58,37 +68,41 @@ def summarize_curve(points: Sequence[tuple[int, float]], rule: CollapseRule = Co
     if not points:
         raise ValueError("no validation points: the run logged no val_acc")
     ordered = sorted((int(s), float(v)) for s, v in points)
-    best_step, best = ordered[0]
-    for step, value in ordered:
-        if value > best:  # strict: ties keep the earliest step
-            best_step, best = step, value
+    peak_step, peak = _highest(ordered)
+    best_step, best = _highest([p for p in ordered if p[0] > 0] or ordered)
     final_step, final = ordered[-1]
-    collapse_step = next((s for s, v in ordered if s > best_step and rule.fell(best, v)), None)
+    collapse_step = next((s for s, v in ordered if s > peak_step and rule.fell(peak, v)), None)
     return CurveSummary(
-        start=ordered[0][1], start_step=ordered[0][0], best=best, best_step=best_step, final=final,
-        final_step=final_step, drop=rule.drop(best, final), collapsed=rule.fell(best, final),
-        collapse_step=collapse_step,
+        start=ordered[0][1], start_step=ordered[0][0], peak=peak, peak_step=peak_step, best=best,
+        best_step=best_step, final=final, final_step=final_step, drop=rule.drop(peak, final),
+        collapsed=rule.fell(peak, final), collapse_step=collapse_step,
     )
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_metrics(path: Path) -> list[dict]:
-    """metrics.jsonl -> rows; a bad line is an error naming the file and line."""
+    """metrics.jsonl -> rows; a bad line is an error naming the file and line.
+
+    Both trainers write a metric as a finite number or null (not logged that step), so a string, a boolean or
+    a NaN/inf in a metric would silently fall out of a curve: it is an error, named with its line and key.
+    """
     rows = []
     for where, row in iter_jsonl(path, "metrics file"):
-        if "step" not in row:
-            raise DataError(f"{where}: a metrics row needs a 'step' key")
+        if not _is_number(row.get("step")):
+            raise DataError(f"{where}: a metrics row needs a numeric 'step' key (got {row.get('step')!r})")
+        for key, value in row.items():
+            if value is not None and not (_is_number(value) and math.isfinite(value)):
+                raise DataError(f"{where}: {key} = {value!r}; a metric is a finite number or null")
         rows.append(row)
     return rows
 
 
 def series(rows: Sequence[dict], key: str) -> list[tuple[int, float]]:
-    """(step, value) for the rows that carry a finite `key`, by step."""
-    points = []
-    for row in rows:
-        value = row.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            points.append((int(row["step"]), float(value)))
-    return sorted(points)
+    """(step, value) for the rows that logged `key` (not null), by step."""
+    return sorted((int(row["step"]), float(row[key])) for row in rows if row.get(key) is not None)
 
 
 def read_evaluation(path: Path) -> dict:
@@ -100,4 +114,7 @@ def read_evaluation(path: Path) -> dict:
     for key in ("benchmark", "value"):
         if key not in data:
             raise ValueError(f"{path}: evaluation result lacks {key!r}")
+    value = data["value"]
+    if not (_is_number(value) and math.isfinite(value)):
+        raise ValueError(f"{path}: value = {value!r}; an evaluation's value is a finite number")
     return data

@@ -18,10 +18,16 @@ import yaml
 from mgrpo.evaluation.benchmarks import BENCHMARKS
 
 from . import plan
+from mgrpo.jsonl import DataError
+
 from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, series, summarize_curve
 
 MISSING = "missing"
 COLLAPSE_MARK = "↓"
+# One pass, character by character, so that no replacement is itself escaped again.
+LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 COLLAPSE_MARK: r"$\downarrow$", "±": r"$\pm$"}
 
 
 def benchmark_label(name: str) -> str:
@@ -48,10 +54,7 @@ class Table:
 
     def latex(self) -> str:
         def esc(text: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                         ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-                text = text.replace(a, b)
-            return text.replace(COLLAPSE_MARK, r"$\downarrow$").replace("±", r"$\pm$")
+            return "".join(LATEX_ESCAPES.get(char, char) for char in text)
 
         lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(self.title)}}}",
                  r"\begin{tabular}{" + "l" * len(self.columns) + "}", r"\toprule",
@@ -98,7 +101,9 @@ class Results:
             else:
                 rows = read_metrics(path)
                 points = series(rows, "val_acc")
-                self._runs[run] = RunData(run, summarize_curve(points, self.rule) if points else None, rows)
+                if not points:  # both trainers validate at step 0: a finished run without val_acc is broken
+                    raise DataError(f"{path}: no val_acc in any row (the run's validation was not logged)")
+                self._runs[run] = RunData(run, summarize_curve(points, self.rule), rows)
         return self._runs[run]
 
     def evaluation(self, run: Optional[plan.Run], checkpoint: str, benchmark: str, model: str = "") -> Optional[float]:
@@ -114,15 +119,18 @@ def paper_value(value: Optional[float]) -> str:
     return "–" if value is None else f"{float(value):.2f}"
 
 
-def mean_sd(values: Sequence[float]) -> str:
-    """Mean over seeds in %, followed by ± the sample standard deviation when two or more seeds are present."""
+def mean_sd(values: Sequence[float], seeds: Optional[int] = None) -> str:
+    """Mean over seeds in %, followed by ± the sample standard deviation when two or more seeds are present;
+    with `seeds` (the runs the cell stands for), "(n/seeds)" when only n of them have a value."""
     if not values:
         return MISSING
     text = percent(statistics.fmean(values))
-    return f"{text} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else text
+    text = f"{text} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else text
+    return f"{text} ({len(values)}/{seeds})" if seeds is not None and len(values) < seeds else text
 
 
-SEED_NOTE = "accuracies in %, mean ± sample standard deviation over seeds (no ± with one seed)"
+SEED_NOTE = ("accuracies in %, mean ± sample standard deviation over seeds (no ± with one seed); "
+             "(n/m): only n of the row's m seeds have this value, the others are listed as missing")
 
 
 def load_paper_numbers(path: Path) -> dict:
@@ -175,7 +183,8 @@ def _grid_runs(job: dict) -> list[plan.Run]:
 
 def _collapse_note(rule: CollapseRule) -> str:
     unit = f"{100 * rule.min_drop:.0f}% of its peak" if rule.relative else f"{100 * rule.min_drop:.1f} points"
-    return f"{COLLAPSE_MARK}: collapsed (final validation accuracy more than {unit} below its peak)"
+    return (f"{COLLAPSE_MARK}: collapsed (final validation accuracy more than {unit} below its peak, step 0 included); "
+            "Best = the highest validation accuracy among the trained steps (step > 0, ties: earliest): best/")
 
 
 def _mark(label: str, curves: Sequence[Optional[CurveSummary]]) -> str:
@@ -200,7 +209,12 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
         collapse = f"yes (step {c.collapse_step})" if c.collapsed else "no"
         cells = [percent(c.start), f"{percent(c.best)} ({c.best_step})",
                  f"{percent(c.final)} ({c.final_step})" + (f" {COLLAPSE_MARK}" if c.collapsed else ""), collapse]
-        cells += [percent(results.evaluation(run, ck, b)) for b in benchmarks for ck in checkpoints]
+        for b in benchmarks:
+            for ck in checkpoints:
+                value = results.evaluation(run, ck, b)
+                if value is None:
+                    missing.append(f"{run.run_id}/{ck}/{b}")
+                cells.append(percent(value))
         rows.append(head + cells)
     notes = ["accuracies in %; validation accuracy from metrics.jsonl, benchmark columns from mgrpo evaluate",
              _collapse_note(results.rule)]
@@ -227,16 +241,17 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
         head = [str(G), plan.format_temperature(T)]
         if present:
             curves = [d.curve for d in present]
-            steps = sorted({c.collapse_step for c in curves if c.collapse_step is not None and c.collapsed})
+            # per seed, in the order of the best steps: "–" for a seed that did not collapse
+            steps = [str(c.collapse_step) if c.collapsed else "–" for c in curves]
             cells = ["ours", str(len(present)),
                      f"{mean_sd([c.best for c in curves])} ({', '.join(str(c.best_step) for c in curves)})",
                      mean_sd([c.final for c in curves]) + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
-                     ", ".join(map(str, steps)) or "–"]
+                     ", ".join(steps) if any(c.collapsed for c in curves) else "–"]
             for b in benchmarks:
                 for ck in ("best", "final"):
                     found = [(d.run, results.evaluation(d.run, ck, b)) for d in present]
                     missing += [f"{run.run_id}/{ck}/{b}" for run, v in found if v is None]
-                    cells.append(mean_sd([v for _, v in found if v is not None]))
+                    cells.append(mean_sd([v for _, v in found if v is not None], len(present)))
         else:
             cells = ["ours", "0"] + [MISSING] * (len(columns) - 4)
         rows.append(head + cells)
@@ -260,7 +275,7 @@ class CheckpointRow:
     missing: list[str]
 
     def cells(self) -> list[str]:
-        return ["–" if self.seeds is None else str(self.seeds)] + [mean_sd(v) for v in self.values]
+        return ["–" if self.seeds is None else str(self.seeds)] + [mean_sd(v, self.seeds) for v in self.values]
 
 
 def _checkpoint_row(spec_row: dict, model: str, benchmarks: Sequence[str], all_runs, results: Results) -> CheckpointRow:
@@ -296,8 +311,8 @@ def checkpoints_table(job: dict, results: Results, paper: dict) -> Table:
         if spec_row["label"] in paper_rows:
             paper_values = paper_rows[spec_row["label"]]["values"]
             rows.append([spec_row["label"], "paper", "–"] + [paper_value(paper_values.get(b)) for b in benchmarks])
-    notes = [f"model {spec['model']}; {SEED_NOTE}; Best = highest validation accuracy, "
-             "Final = last step", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
+    notes = [f"model {spec['model']}; {SEED_NOTE}; Final = last step", _collapse_note(results.rule),
+             paper_status_note(paper, job["name"])]
     return Table(spec.get("title", "Table 2: best and final checkpoints"), columns, rows, notes, missing)
 
 

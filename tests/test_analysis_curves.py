@@ -55,6 +55,27 @@ def test_bad_inputs_name_the_problem(tmp_path):
         read_metrics(bad)
 
 
+def test_best_skips_the_base_model_but_the_peak_and_the_collapse_include_it():
+    c = summarize_curve([(0, 0.62), (10, 0.55), (20, 0.50)], CollapseRule(min_drop=0.10))
+    assert (c.peak, c.peak_step) == (0.62, 0)
+    assert (c.best, c.best_step) == (0.55, 10)  # best/ is a trained checkpoint
+    assert c.drop == pytest.approx(0.12) and c.collapsed and c.collapse_step == 20
+    only_base = summarize_curve([(0, 0.4)])
+    assert (only_base.best, only_base.best_step) == (0.4, 0)
+
+
+@pytest.mark.parametrize("line, key", [('{"step": 2, "val_acc": NaN}', "val_acc"),
+                                       ('{"step": 2, "val_acc": "0.1"}', "val_acc"),
+                                       ('{"step": 2, "reward": Infinity}', "reward"),
+                                       ('{"step": 2, "entropy": true}', "entropy"),
+                                       ('{"step": "2", "val_acc": 0.1}', "step")])
+def test_a_metric_that_is_not_a_finite_number_or_null_is_an_error_naming_line_and_key(tmp_path, line, key):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "val_acc": 0.5}\n' + line + "\n")
+    with pytest.raises(ValueError, match=rf"metrics.jsonl:2: .*{key}"):
+        read_metrics(path)
+
+
 def test_series_keeps_only_rows_with_the_key(tmp_path):
     path = tmp_path / "metrics.jsonl"
     rows = [{"step": 0, "val_acc": 0.2}, {"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.6, "val_acc": 0.3},

@@ -2,7 +2,9 @@
 import json
 from pathlib import Path
 
-from analysis import plan
+import pytest
+
+from analysis import figures, plan
 from analysis.figures import plot_curves
 
 
@@ -48,3 +50,38 @@ def test_moving_average_is_a_trailing_mean_over_the_window():
     assert moving_average(points, 1) == points
     # hand-computed: 1, (1+3)/2, (1+3+5)/3, (3+5+7)/3
     assert moving_average(points, 3) == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 5.0)]
+
+
+def drawn_figure(job, out, monkeypatch):
+    """Run plot_curves and keep the matplotlib figure it closes."""
+    kept = []
+    monkeypatch.setattr(figures.plt, "close", kept.append)
+    plot_curves(job, out)
+    return kept[0]
+
+
+def test_markers_sit_on_the_best_trained_step_and_the_collapse(tmp_path, monkeypatch):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_metrics(tmp_path, run, [0.8, 0.5, 0.7, 0.3, 0.2])  # peak at step 0, best trained at 20, falls at 30
+    job = {"name": "f", "results": str(tmp_path), "collapse": {"min_drop": 0.1}, "runs": [run.to_dict()],
+           "spec": {"color_by": "method", "metrics": ["val_acc", "entropy"]}}
+    fig = drawn_figure(job, tmp_path / "out", monkeypatch)
+    accuracy, entropy = fig.axes
+    assert [accuracy.get_ylabel(), entropy.get_ylabel()] == ["validation accuracy", "policy entropy (nats/token)"]
+    markers = {line.get_marker(): list(zip(line.get_xdata(), line.get_ydata())) for line in accuracy.get_lines()
+               if line.get_linestyle() in ("None", "")}
+    assert markers["o"] == [(20, 0.7)]  # best/ is a trained step, not the base model's 0.8
+    assert markers["x"] == [(10, 0.5)]  # first point after the peak more than 0.1 below it
+    dotted = [line.get_xdata()[0] for ax in (accuracy, entropy) for line in ax.get_lines()
+              if line.get_linestyle() == ":"]
+    assert dotted == [10, 10]
+    assert "o: best checkpoint" in " ".join(text.get_text() for text in fig.texts)
+
+
+def test_a_metric_no_run_logged_is_an_error_naming_it(tmp_path):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_metrics(tmp_path, run, [0.3, 0.5])
+    job = {"name": "f", "results": str(tmp_path), "runs": [run.to_dict()],
+           "spec": {"metrics": ["val_acc", "rewards"]}}
+    with pytest.raises(ValueError, match="metric 'rewards' has no value in any of the runs toy/srt/G8_T1.0_s0"):
+        plot_curves(job, tmp_path / "out")

@@ -121,7 +121,7 @@ def test_grid_table_means_over_seeds_and_reports_each_best_step(tmp_path):
     # mean of 0.6 and 0.5; sample sd = |0.6 - 0.5| / sqrt(2) = 0.0707
     assert ours["Val best (step)"] == "55.00 ± 7.07 (10, 20)"
     assert ours["Val final"] == "40.00 ± 14.14 ↓"  # finals 0.3 and 0.5; seed 0 fell 0.3 below its peak
-    assert ours["Collapse step"] == "20"
+    assert ours["Collapse step"] == "20, –"  # per seed, in the order of the best steps: seed 1 did not collapse
     assert table.rows[1][2:4] == ["ours", "0"]
     assert any("not in the grid" in m for m in table.missing)
 
@@ -133,7 +133,8 @@ def test_grid_table_lists_a_seeds_missing_evaluation_instead_of_averaging_the_ot
     spec = {"model": "m", "method": "srt", "cells": [[8, 1.0]], "benchmarks": ["math500"]}
     table = build_table(job(tmp_path, [a, b], "grid", spec, name="table1"), PAPER)
     ours = dict(zip(table.columns, table.rows[0]))
-    assert ours["Seeds"] == "2" and ours["MATH500 best"] == "90.00"
+    assert ours["Seeds"] == "2" and ours["MATH500 best"] == "90.00 (1/2)"  # one of the two seeds has a value
+    assert ours["MATH500 final"] == "missing"
     assert f"{b.run_id}/best/math500" in table.missing and f"{a.run_id}/final/math500" in table.missing
 
 
@@ -170,3 +171,53 @@ def test_bad_job_is_a_clear_error(tmp_path):
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert "--job lacks 'name'" in result.stderr
+
+
+def test_val_best_is_the_best_trained_step_while_collapse_is_measured_from_the_peak(tmp_path):
+    # step 0 (the base model) is the peak, but best/ is a trained checkpoint (both trainers skip step 0)
+    run = plan.Run("m", "srt", 8, 1.0, 0)
+    write_run(tmp_path, run, [0.62, 0.55, 0.60, 0.40], {})
+    table = build_table(job(tmp_path, [run], "grid", {"model": "m", "method": "srt", "cells": [[8, 1.0]],
+                                                       "benchmarks": []}), PAPER)
+    ours = dict(zip(table.columns, table.rows[0]))
+    assert ours["Val best (step)"] == "60.00 (20)"
+    assert ours["Val final"] == "40.00 ↓"  # 0.22 below the peak 0.62 (> 0.1)
+    assert ours["Collapse step"] == "30"
+
+
+def test_summary_lists_every_missing_evaluation(tmp_path):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_run(tmp_path, run, [0.3, 0.6], {"best": 0.5})
+    payload = job(tmp_path, [run], "summary", {"benchmarks": ["math500"]})
+    payload["evaluations"] = [[run.run_id, "best"], [run.run_id, "final"]]
+    table = build_table(payload, PAPER)
+    assert dict(zip(table.columns, table.rows[0]))["MATH500 final"] == "missing"
+    assert table.missing == [f"{run.run_id}/final/math500"]
+
+
+@pytest.mark.parametrize("value", [None, "n/a", float("nan"), float("inf"), True])
+def test_an_evaluation_whose_value_is_not_a_finite_number_is_an_error_naming_the_file(tmp_path, value):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_run(tmp_path, run, [0.3, 0.6], {"best": 0.5})
+    path = Path(plan.eval_dir(str(tmp_path), run, "best")) / "math500.json"
+    path.write_text(json.dumps({"benchmark": "math500", "value": value}))
+    with pytest.raises(ValueError, match=rf"{path.name}: value = "):
+        build_table(job(tmp_path, [run], "summary", {"benchmarks": ["math500"]}), PAPER)
+
+
+def test_a_finished_run_that_logged_no_val_acc_is_an_error_not_a_missing_run(tmp_path):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    directory = Path(plan.run_dir(str(tmp_path), run))
+    directory.mkdir(parents=True)
+    (directory / "metrics.jsonl").write_text('{"step": 0, "reward": null}\n{"step": 1, "reward": 0.5}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl: no val_acc"):
+        build_table(job(tmp_path, [run], "summary", {"benchmarks": []}), PAPER)
+
+
+def test_latex_escapes_each_special_character_once():
+    from analysis.tables import Table
+
+    latex = Table("a\\b_c {d} ~e^ 5% & #1 $", ["x"], [["90.00 ± 1.00 ↓"]]).latex()
+    assert (r"\caption{a\textbackslash{}b\_c \{d\} \textasciitilde{}e\textasciicircum{} 5\% \& \#1 \$}"
+            in latex)
+    assert r"90.00 $\pm$ 1.00 $\downarrow$ \\" in latex

@@ -66,11 +66,22 @@ def test_metrics_schema_and_run_dir(toy, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["spec"]["method"] == "mgrpo" and run["spec"]["N"] == 1 and run["settings"]["steps"] == 4
     assert run["timing_fields"] == ["step_seconds", "rollouts_per_s"]
-    vals = [r["val_acc"] for r in rows if "val_acc" in r]
-    assert run["best"]["val_acc"] == max(vals) and run["best"]["step"] == [0, 2, 4][vals.index(max(vals))]
+    trained = [(r["step"], r["val_acc"]) for r in rows if "val_acc" in r and r["step"] > 0]  # steps 2 and 4
+    best_step, best_acc = min(trained, key=lambda point: (-point[1], point[0]))
+    assert run["best"] == {"step": best_step, "val_acc": best_acc}
     for sub in ("final", "best"):
         assert AutoModelForCausalLM.from_pretrained(out / sub).config.hidden_size == 16
         assert (out / sub / "tokenizer.json").is_file()
+
+
+def test_best_is_a_trained_checkpoint_even_when_training_only_lowers_accuracy(toy, tmp_path):
+    # lr 3 wrecks the model in one step: the base model (step 0) has the highest val_acc, yet best/ must be a
+    # trained step, as on verl, so that "best" and "the base model" are never the same checkpoint
+    out = trainer.train(make_spec(toy, tmp_path, lr=3.0))
+    vals = {r["step"]: r["val_acc"] for r in read_metrics(out) if "val_acc" in r}
+    assert vals[0] > max(vals[2], vals[4])
+    best = json.loads((out / "run.json").read_text())["best"]
+    assert best["step"] == (2 if vals[2] >= vals[4] else 4) and best["val_acc"] == max(vals[2], vals[4])
 
 
 def copy_data(toy, tmp_path, drop=(), unlabel_train=False):

@@ -255,7 +255,8 @@ def train(spec) -> Path:
         sampled = ro.accuracy(policy, tokenizer, val_rows, temperature=settings.eval_temperature,
                               samples=settings.eval_samples, generator=eval_gen, **kwargs)
         greedy = ro.accuracy(policy, tokenizer, val_rows, temperature=1.0, samples=1, greedy=True, **kwargs)
-        if sampled > best["val_acc"]:
+        # best/ is a trained checkpoint (step 0 is the base model), as on verl; the last step is always evaluated
+        if step > 0 and sampled > best["val_acc"]:
             best.update(val_acc=sampled, step=step, state=copy.deepcopy(policy.state_dict()))
         return {"val_acc": sampled, "val_acc_greedy": greedy}
 
