@@ -150,7 +150,9 @@ def paper_table(paper: dict, name: str) -> Optional[dict]:
 def paper_status_note(paper: dict, name: str) -> str:
     table = (paper.get("tables") or {}).get(name) or {}
     status = table.get("status", "not transcribed")
-    return f"rows 'paper': {paper.get('paper', 'the paper')}, {name}: {status} (analysis/paper_numbers.yaml)"
+    note = f"rows 'paper': {paper.get('paper', 'the paper')}, {name}: {status} (analysis/paper_numbers.yaml)"
+    suspect = table.get("suspect") or []
+    return note + (f"; suspect paper cells: {'; '.join(suspect)}" if suspect else "")
 
 
 def paper_rows_for(paper: dict, name: str, benchmarks: Sequence[str]) -> list[dict]:
