@@ -238,3 +238,49 @@ def test_cached_results_are_reused_only_while_model_data_and_settings_are_unchan
     os.utime(weights, ns=(1, 1))  # the checkpoint was written again
     run("f", samples=3)
     assert calls == [2, 3, 3]
+
+
+def test_cached_results_are_not_reused_after_the_harness_changed(toy_setup, tmp_path, monkeypatch):
+    """A fix to a grader, prompt or task file (or another grading package) must evaluate again."""
+    import shutil
+    from pathlib import Path
+
+    from mgrpo.evaluation import runner
+
+    model, data = toy_setup
+    harness = tmp_path / "harness"  # a copy of the harness files, so one can be edited
+    shutil.copytree(Path(runner.__file__).parent, harness / "evaluation",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runner, "HARNESS_ROOT", harness, raising=False)
+    calls = []
+
+    class Counting(ScriptedGenerator):
+        backend = "hf"
+
+        def generate(self, prompts, n, params):
+            calls.append(n)
+            return [["#1"] * n for _ in prompts]
+
+    def run(out):
+        evaluate(str(model), ["toy"], tmp_path / out, data_dir=data, samples=2, generator=Counting(None),
+                 cache_dir=tmp_path / "cache")
+
+    run("a")
+    run("b")  # same harness: cached
+    assert calls == [2]
+    grader = harness / "evaluation" / "choice_grading.py"
+    grader.write_text(grader.read_text() + "\n# a grader fix\n")
+    run("c")
+    assert calls == [2, 2]
+    run("d")  # the fixed harness is now the cached one
+    assert calls == [2, 2]
+    task_file = harness / "evaluation" / "lm_eval_tasks" / "aime24.yaml"
+    task_file.write_text(task_file.read_text() + "# a task fix\n")
+    run("e")
+    assert calls == [2, 2, 2]
+    real_version = runner._version
+    monkeypatch.setattr(runner, "_version", lambda p: "9.9" if p == "math_verify" else real_version(p))
+    run("f")  # another math-verify
+    assert calls == [2, 2, 2, 2]
+    key = json.loads((tmp_path / "cache" / "toy.key.json").read_text())
+    assert key["harness"]["versions"]["math_verify"] == "9.9"

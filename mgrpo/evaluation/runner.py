@@ -6,7 +6,8 @@ Everything that can be checked is checked before the model is loaded: benchmark 
 
 With a ``cache_dir`` (the workflow gives one outside Snakemake's outputs, which it deletes before a rerun), each
 benchmark's two files are kept there too, under a key: the model's files (path, size, mtime), the data's content
-(sha256), and every setting that shapes the result. A later call with the same key copies them instead of
+(sha256), every setting that shapes the result, and the harness (:func:`harness_fingerprint`: the evaluation
+code, task files and grading packages' versions). A later call with the same key copies them instead of
 evaluating again, so adding one benchmark to a finished grid evaluates only that one, and no model is loaded
 when every benchmark is cached.
 """
@@ -120,12 +121,33 @@ def content_sha256(path: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
+# The harness: whatever turns a model into results besides the model, data and settings. A fix to a prompt, a task
+# file or a grader must not be answered with results cached before it (the cache outlives Snakemake reruns).
+HARNESS_ROOT = Path(__file__).resolve().parents[1]  # the mgrpo package
+HARNESS_PACKAGES = ("lm_eval", "math_verify", "latex2sympy2_extended", "sympy", "evalplus")
+
+
+def harness_files(root: Path) -> list[Path]:
+    """The evaluation package's code and task files, and the toy task (the toy benchmark's grader), sorted."""
+    files = [p for p in (root / "evaluation").rglob("*") if p.is_file() and p.suffix in (".py", ".yaml")]
+    files += [p for p in [root / "toy" / "task.py"] if p.is_file()]
+    return sorted(files)
+
+
+def harness_fingerprint() -> dict:
+    """sha256 over the harness files (relative path and content, in order) and the grading packages' versions."""
+    entries = [(p.relative_to(HARNESS_ROOT).as_posix(), file_sha256(p)) for p in harness_files(HARNESS_ROOT)]
+    return {"files_sha256": hashlib.sha256(json.dumps(entries).encode()).hexdigest(),
+            "versions": {p: _version(p) for p in HARNESS_PACKAGES}}
+
+
 def _cache_key(model_identity: str, benchmark: Benchmark, k: int, params: SamplingParams, backend: str,
-               limit: int | None, code_options: dict | None, data_path: Path) -> dict:
+               limit: int | None, code_options: dict | None, data_path: Path, harness: dict) -> dict:
     return {"model_files": model_identity, "benchmark": benchmark.name, "samples": k, "limit": limit,
             "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
                          "seed": params.seed},
-            "backend": backend, "code_options": dict(code_options or {}), "data_sha256": content_sha256(data_path)}
+            "backend": backend, "code_options": dict(code_options or {}), "data_sha256": content_sha256(data_path),
+            "harness": harness}
 
 
 def _result_files(directory: Path, benchmark: str) -> tuple[Path, Path]:
@@ -173,11 +195,11 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
     if cache_dir is not None:
         from mgrpo.work_stamp import files_identity
 
-        cache_dir, model_identity = Path(cache_dir), files_identity(Path(model))
+        cache_dir, model_identity, harness = Path(cache_dir), files_identity(Path(model)), harness_fingerprint()
         for b in chosen:
             k, params = plans[b.name]
             keys[b.name] = _cache_key(model_identity, b, k, params, getattr(generator, "backend", backend), limit,
-                                      code_options, paths[b.name])
+                                      code_options, paths[b.name], harness)
             key_file = cache_dir / f"{b.name}.key.json"
             if key_file.is_file() and json.loads(key_file.read_text()) == keys[b.name] and \
                     all(p.is_file() for p in _result_files(cache_dir, b.name)):
