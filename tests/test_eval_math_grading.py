@@ -121,6 +121,16 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("\\boxed{E}", 4, None),                       # not among 4 options
     ("\\boxed{J}", 10, "J"),                       # MMLU-Pro has 10
     ("\\boxed{42}", 4, None),
+    ("\\boxed{\\textit{C}}", 4, "C"),
+    ("\\boxed{\\text{\\textbf{C}}}", 4, "C"),         # nested wrappers, unwrapped repeatedly
+    ("The correct answer is **(B)**", 4, "B"),      # bold around a bracketed letter
+    ("Answer: I think it is (C).", 10, "C"),        # the pronoun I is not option I
+    ("The answer is (C). Answer: I hope this helps.", 10, "C"),
+    ("Answer: I hope this helps.", 10, None),
+    ("Answer: I", 10, "I"),                         # but option I itself still is
+    ("Answer: (I)", 10, "I"),
+    ("The answer is I.", 10, "I"),
+    ("Answer: **I**", 10, "I"),
 ])
 def test_extract_choice(response, n, expected):
     assert extract_choice(response, n) == expected

@@ -1,8 +1,9 @@
 """Multiple-choice grading (GPQA, MMLU-Pro): the chosen letter of a response, compared with the gold letter.
 
 The prompt asks for the letter inside ``\\boxed{}``; the letter is read from the last box first
-(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C) 42}``), then from an
-"answer is (C)" / "Answer: C" phrase. A response naming no letter among the options is wrong.
+(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``), then from an
+"answer is (C)" / "Answer: C" / "answer is **(C)**" phrase, where "Answer: I think ..." is the pronoun, not
+option I. A response naming no letter among the options is wrong.
 """
 from __future__ import annotations
 
@@ -13,17 +14,41 @@ from mgrpo.evaluation.math_grading import last_boxed
 
 LETTERS = string.ascii_uppercase[:10]  # MMLU-Pro has up to 10 options
 
-_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|"
+                           r"emph|boldsymbol)\s*\{([^{}]*)\}")
+# The letter right after the phrase, in any wrapping: "answer is (C)", "Answer: **D**", "answer is **(B)**".
 # The letter itself is case-sensitive: "the answer is a prime" names no option.
-_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?\s*[:\s]*\(?\s*\**\s*([A-J])\b")
+_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*([A-J])\b")
+# A bare "I" followed by a word is the pronoun ("Answer: I think ..."), not option I of ten.
+_PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
+# After that pronoun, the option is a bracketed or bold letter in the same sentence ("I think it is (C).").
+_WRAPPED_LETTER = re.compile(r"[(\[]\s*([A-J])\s*[)\]]|\*\*\s*([A-J])\s*\*\*")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+
+
+def _unwrap(text: str) -> str:
+    """``\\text{\\textbf{C}}`` -> ``C``: strip text/font wrappers, innermost first, until none is left."""
+    while (unwrapped := _TEXT_WRAPPER.sub(r"\1", text)) != text:
+        text = unwrapped
+    return text
 
 
 def _letter_in(text: str, letters: str) -> str | None:
-    text = _TEXT_WRAPPER.sub(r"\1", text).strip()
+    text = _unwrap(text).strip()
     match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])", text)
     if match and match.group(1).upper() in letters:
         return match.group(1).upper()
     return None
+
+
+def _phrase_letter(response: str, match: re.Match) -> str | None:
+    """The letter an answer phrase names; after the pronoun "I", a wrapped letter later in its sentence."""
+    letter, rest = match.group(1), response[match.end():]
+    if letter != "I" or not _PRONOUN_FOLLOWS.match(rest):
+        return letter
+    sentence = _SENTENCE_END.split(rest, maxsplit=1)[0]
+    wrapped = _WRAPPED_LETTER.search(sentence)
+    return (wrapped.group(1) or wrapped.group(2)) if wrapped else None
 
 
 def extract_choice(response: str, n_options: int = 4) -> str | None:
@@ -33,8 +58,8 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
     if boxed is not None:
         return _letter_in(boxed, letters)
     for match in reversed(list(_ANSWER_PHRASE.finditer(response))):
-        letter = match.group(1).upper()
-        if letter in letters:
+        letter = _phrase_letter(response, match)
+        if letter is not None and letter in letters:
             return letter
     return None
 
