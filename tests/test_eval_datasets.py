@@ -109,6 +109,27 @@ def test_result_reports_the_downloaded_revision_only_for_the_downloaded_file(tmp
     assert ds.dataset_record("math500", path)["revision"] is None
 
 
+@pytest.mark.parametrize("content,reason", [
+    (b'{"math500": {"sha256": ', "Expecting value"),                      # cut short
+    (b'{"math500": "caf\xe9"}', "invalid continuation byte"),              # not UTF-8
+    (b"[1, 2]", "expected a JSON object, got list"),
+    (b'{"math500": "abc123"}', "entry 'math500' is a str, not an object"),
+])
+def test_an_unreadable_manifest_is_an_error_naming_it(tmp_path, content, reason):
+    import re
+
+    from mgrpo.evaluation.cli import present_entry
+    from mgrpo.jsonl import DataError
+
+    write_fixture_data(tmp_path)
+    (tmp_path / ds.MANIFEST).write_bytes(content)
+    message = re.escape(f"{tmp_path / ds.MANIFEST}: unreadable manifest: ") + f".*{reason}"
+    with pytest.raises(DataError, match=message):
+        ds.dataset_record("math500", tmp_path / "math500.jsonl")
+    with pytest.raises(DataError, match=message):   # prepare-data --keep-present
+        present_entry("math500", tmp_path)
+
+
 def test_prepare_data_writes_rows_and_manifest(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     hub = pytest.importorskip("huggingface_hub")

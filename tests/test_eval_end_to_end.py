@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -153,6 +154,15 @@ def test_invalid_json_line(tmp_path, chat_model):
     (tmp_path / "aime25.jsonl").write_text('{"problem": "p", "answer": 1, "id": "0"}\n{oops\n')
     with pytest.raises(ValueError, match="aime25.jsonl:2: not valid JSON"):
         evaluate(str(chat_model), ["aime25"], tmp_path / "out", data_dir=tmp_path)
+
+
+def test_corrupt_manifest_fails_before_generation(tmp_path):
+    write_jsonl(tmp_path / "aime25.jsonl", [{"problem": "p", "answer": 1, "id": "0"}])
+    (tmp_path / "MANIFEST.json").write_text('{"aime25": {"sha256": ')  # a download cut short
+    generator = ScriptedGenerator(lambda text, j: "\\boxed{1}")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'MANIFEST.json'}: unreadable manifest: ")):
+        evaluate("scripted", ["aime25"], tmp_path / "out", data_dir=tmp_path, samples=1, generator=generator)
+    assert generator.calls == [] and not (tmp_path / "out").exists()
 
 
 def test_code_benchmarks_dispatch_with_the_same_settings(tmp_path, monkeypatch):

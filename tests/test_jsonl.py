@@ -20,6 +20,12 @@ def test_bad_lines_name_file_and_line(tmp_path, text, message):
         list(iter_jsonl(tmp_path / "d.jsonl"))
 
 
+def test_a_byte_that_is_not_utf8_names_file_and_line(tmp_path):
+    (tmp_path / "d.jsonl").write_bytes('{"a": "café"}\n'.encode() + b'{"a": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"d.jsonl:2: not UTF-8 \(invalid continuation byte"):
+        list(iter_jsonl(tmp_path / "d.jsonl"))
+
+
 def test_missing_file_says_what_was_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"metrics file not found: .*nope.jsonl"):
         list(iter_jsonl(tmp_path / "nope.jsonl", "metrics file"))

@@ -95,10 +95,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def present_entry(benchmark: str, out: Path) -> dict | None:
     """The MANIFEST.json entry of ``benchmark`` when its files in ``out`` are the ones recorded (sha256), else None."""
-    from mgrpo.evaluation.datasets import MANIFEST, file_sha256
+    from mgrpo.evaluation.datasets import file_sha256, read_manifest
 
-    manifest_path = Path(out) / MANIFEST
-    entry = (json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}).get(benchmark)
+    entry = read_manifest(out).get(benchmark)
     if not entry or "path" not in entry:
         return None
     path = Path(out) / entry["path"]

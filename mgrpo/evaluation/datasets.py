@@ -142,18 +142,38 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def dataset_record(benchmark: str, path: Path) -> dict:
-    """What a result file reports about the data it used: source, revision, local path and sha256."""
+def read_manifest(data_dir: Path | str) -> dict[str, dict]:
+    """``<data_dir>/MANIFEST.json``: ``{benchmark: entry}``, ``{}`` when there is none; a file that is not such an
+    object is a DataError ``<path>: unreadable manifest: ...``."""
+    path = Path(data_dir) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable manifest: {err}") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: unreadable manifest: expected a JSON object, got {type(manifest).__name__}")
+    for benchmark, entry in manifest.items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: unreadable manifest: entry {benchmark!r} is a {type(entry).__name__}, "
+                            f"not an object")
+    return manifest
+
+
+def dataset_record(benchmark: str, path: Path, manifest: dict[str, dict] | None = None) -> dict:
+    """What a result file reports about the data it used: source, revision, local path and sha256.
+    ``manifest``: the already read ``read_manifest(path.parent)`` (read here when None)."""
     record = {"source": None, "config": None, "split": None, "revision": None,
               "path": str(path), "sha256": file_sha256(path)}
     s = BENCHMARKS[benchmark].source if benchmark in BENCHMARKS else None
     if s is not None:
         record.update(source=s.hf_id, config=s.config, split=s.split, revision=s.revision)
-    manifest = Path(path).parent / MANIFEST
-    if manifest.is_file():
-        entry = json.loads(manifest.read_text()).get(benchmark)
-        if entry and entry.get("sha256") == record["sha256"]:  # only if the file is the one downloaded
-            record["revision"] = entry.get("revision")
+    if manifest is None:
+        manifest = read_manifest(Path(path).parent)
+    entry = manifest.get(benchmark)
+    if entry and entry.get("sha256") == record["sha256"]:  # only if the file is the one downloaded
+        record["revision"] = entry.get("revision")
     return record
 
 
@@ -187,8 +207,7 @@ def download_source(source: DatasetSource, out_dir: Path | str) -> dict:
     read_jsonl_rows(path, source.fields)  # fail now, not at evaluation time, if a column is missing
     entry = {**{k: v for k, v in asdict(source).items() if k in ("hf_id", "config", "split", "license")},
              "revision": revision, "path": source.filename, "rows": count, "sha256": file_sha256(path)}
-    manifest_path = Path(out_dir) / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(out_dir)
     manifest[source.benchmark] = entry
-    write_json(manifest_path, manifest, ensure_ascii=False)
+    write_json(Path(out_dir) / MANIFEST, manifest, ensure_ascii=False)
     return entry

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
 from mgrpo.atomic import atomic_path, write_json, write_jsonl
-from mgrpo.evaluation.datasets import data_file, dataset_record, file_sha256, load_docs
+from mgrpo.evaluation.datasets import data_file, dataset_record, file_sha256, load_docs, read_manifest
 from mgrpo.evaluation.generation import (
     BACKENDS,
     EvalSettings,
@@ -89,14 +89,14 @@ def _check_data(benchmark: Benchmark, data_dir: Path | None) -> Path | None:
 
 
 def _result(benchmark: Benchmark, generator: Generator, model: str, k: int, params: SamplingParams,
-            metrics: dict, path: Path, backend: str) -> dict:
+            metrics: dict, path: Path, manifest: dict, backend: str) -> dict:
     return {
         "benchmark": benchmark.name, "model": model, "metric": f"avg@{k}", "value": metrics["avg"],
         "stderr": metrics["avg_stderr"], "n_problems": metrics["n_problems"], "samples_per_problem": k,
         "metrics": {f"avg@{k}": metrics["avg"], f"pass@{k}": metrics["pass"]},
         "generation": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
                        "backend": getattr(generator, "backend", backend), "seed": params.seed},
-        "dataset": dataset_record(benchmark.name, path),
+        "dataset": dataset_record(benchmark.name, path, manifest),
         "harness": ({"runner": "toy", "prompt": "raw"} if benchmark.runner == "toy" else
                     {"runner": "lm_eval", "lm_eval": _version("lm_eval"), "task": f"mgrpo_{benchmark.name}",
                      "prompt": "chat template, system prompt asks for \\boxed{}"}),
@@ -182,6 +182,8 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
         raise ValueError(f"limit must be >= 1, got {limit}")
     data_dir = Path(data_dir) if data_dir is not None else None
     paths = {b.name: _check_data(b, data_dir) for b in chosen}  # data errors before loading any model
+    # read now, not when the result is written: a bad manifest must not cost a benchmark's generations
+    manifests = {b.name: read_manifest(paths[b.name].parent) for b in chosen if b.runner != "code"}
     SamplingParams(temperature=temperature, top_p=top_p, seed=seed,  # validate before loading anything
                    max_tokens=max_tokens if max_tokens is not None else 1)
     if generator is None or cache_dir is not None:
@@ -228,7 +230,8 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
                 from mgrpo.evaluation.lm_eval_runner import run_lm_eval
 
                 metrics, records = run_lm_eval(benchmark.name, generator, path, k, params, limit)
-            result = _result(benchmark, generator, str(model), k, params, metrics, path, backend)
+            result = _result(benchmark, generator, str(model), k, params, metrics, path, manifests[benchmark.name],
+                             backend)
             write_jsonl(out_dir / f"{benchmark.name}.samples.jsonl", records, ensure_ascii=False, default=str)
         write_json(out_dir / f"{benchmark.name}.json", result, ensure_ascii=False)
         results[benchmark.name] = result

@@ -9,12 +9,11 @@
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from mgrpo.atomic import atomic_dir, atomic_path, write_json
-from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token
+from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token, read_manifest
 
 # Where the code benchmarks come from (the math / multiple-choice sources are in their task files, lm_eval_tasks/).
 MBPP_PLUS_RELEASE = "v0.2.0"  # evalplus 0.3.1's default MBPP+ version
@@ -24,10 +23,9 @@ LCB_FILES = "test*.jsonl"  # every release (release_vK = test.jsonl ... testK.js
 
 
 def _record(out_dir: Path, benchmark: str, entry: dict) -> dict:
-    manifest_path = out_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(out_dir)
     manifest[benchmark] = entry
-    write_json(manifest_path, manifest, ensure_ascii=False)
+    write_json(out_dir / MANIFEST, manifest, ensure_ascii=False)
     return entry
 
 
