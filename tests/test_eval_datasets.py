@@ -51,7 +51,7 @@ def test_gpqa_choices_are_shuffled_deterministically_and_the_letter_names_the_co
 
 def test_mmlu_pro_answer_must_name_an_option(tmp_path):
     docs = ds.load_docs("mmlu_pro", write_jsonl(tmp_path / "mmlu_pro.jsonl", MMLU_PRO_ROWS))
-    assert [d["answer"] for d in docs] == ["A", "B", "C", "D"] and len(docs[0]["choices"]) == 10
+    assert [d["answer"] for d in docs] == ["G", "J", "C", "F"] and len(docs[0]["choices"]) == 10
     bad = [dict(MMLU_PRO_ROWS[0], options=["x", "y", "z"], answer="E")]
     with pytest.raises(ValueError, match="mmlu_pro.jsonl: row 1: field 'answer' must be a letter naming one of the 3"):
         ds.load_docs("mmlu_pro", write_jsonl(tmp_path / "mmlu_pro.jsonl", bad))

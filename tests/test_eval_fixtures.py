@@ -41,10 +41,11 @@ GPQA_ROWS = [  # GPQA's column names, made-up content
     {"Record ID": f"rec{i}", "Question": f"Synthetic question number {i}: which option is the sentinel?",
      "Correct Answer": f"sentinel-{i}", "Incorrect Answer 1": f"decoy-{i}-a",
      "Incorrect Answer 2": f"decoy-{i}-b", "Incorrect Answer 3": f"decoy-{i}-c"} for i in range(6)]
+MMLU_PRO_GOLDS = "GJCF"  # beyond D on purpose: a grader that knew only 4 options would mark G, J, F wrong
 MMLU_PRO_ROWS = [
     {"question_id": 100 + i, "question": f"Synthetic MMLU-Pro question {i}?",
-     "options": [f"opt{j}" for j in range(10)], "answer": "ABCDEFGHIJ"[i % 10], "answer_index": i % 10,
-     "cot_content": "", "category": "test", "src": "synthetic"} for i in range(4)]
+     "options": [f"opt{j}" for j in range(10)], "answer": gold, "answer_index": "ABCDEFGHIJ".index(gold),
+     "cot_content": "", "category": "test", "src": "synthetic"} for i, gold in enumerate(MMLU_PRO_GOLDS)]
 
 FIXTURE_ROWS = {"math500": MATH500_ROWS, "aime24": AIME24_ROWS, "aime25": AIME25_ROWS,
                 "gpqa_diamond": GPQA_ROWS, "gpqa": GPQA_ROWS, "mmlu_pro": MMLU_PRO_ROWS}

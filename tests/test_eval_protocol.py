@@ -13,7 +13,6 @@ from mgrpo.evaluation.runner import evaluate
 from test_eval_fixtures import (
     GPQA_ROWS,
     MATH500_ROWS,
-    MMLU_PRO_ROWS,
     SHARED_DATA,
     ScriptedGenerator,
     write_fixture_data,
@@ -123,16 +122,20 @@ def test_gpqa_diamond_defaults_to_8_samples_and_gpqa_main_to_1(data_dir, tmp_pat
 
 
 def test_mmlu_pro_ten_options(data_dir, tmp_path):
+    # golds G, J, C, F (fixture); right with a phrase and with a box, wrong inside and beyond A-D
+    responses = {0: "The answer is (G)", 1: "\\boxed{J}", 2: "\\boxed{A}", 3: "\\boxed{H}"}
+
     def respond(text, j):
-        i = int(re.search(r"question (\d+)\?", text).group(1))
-        gold = MMLU_PRO_ROWS[i]["answer"]
-        return f"The answer is ({gold})" if i % 2 == 0 else "\\boxed{A}" if gold != "A" else "\\boxed{B}"
+        return responses[int(re.search(r"question (\d+)\?", text).group(1))]
 
     result = evaluate("scripted", ["mmlu_pro"], tmp_path, data_dir=data_dir,
                       generator=ScriptedGenerator(respond))["mmlu_pro"]
+    records = read_jsonl(tmp_path / "mmlu_pro.samples.jsonl")
+    assert [r["gold"] for r in records] == ["G", "J", "C", "F"]
+    assert [(r["extracted"], r["correct"]) for r in records] == \
+        [(["G"], [True]), (["J"], [True]), (["A"], [False]), (["H"], [False])]
     assert result["value"] == pytest.approx(2 / 4)
-    first = read_jsonl(tmp_path / "mmlu_pro.samples.jsonl")[0]
-    assert "J) opt9" in first["prompt"]
+    assert "J) opt9" in records[0]["prompt"]
 
 
 def test_settings_reach_the_generator_and_the_result(data_dir, tmp_path):
