@@ -155,6 +155,12 @@ def paper_status_note(paper: dict, name: str) -> str:
     return note + (f"; suspect paper cells: {'; '.join(suspect)}" if suspect else "")
 
 
+def paper_notes(paper: dict, name: str, benchmarks: Sequence[str]) -> list[str]:
+    """The paper table's provenance note, for a table on benchmarks the paper reports (none for the toy)."""
+    reported = {b for table in (paper.get("tables") or {}).values() for b in (table or {}).get("columns") or []}
+    return [paper_status_note(paper, name)] if reported & set(benchmarks) else []
+
+
 def paper_rows_for(paper: dict, name: str, benchmarks: Sequence[str]) -> list[dict]:
     """The paper's rows for a table, or none when it reports none of the table's benchmarks (e.g. the toy)."""
     table = paper_table(paper, name) or {}
@@ -263,7 +269,7 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
             rows.append(head + ["paper", "–"] + [paper_value(values.get(k)) for k in ("val_best", "val_final")]
                         + ["–"] + [paper_value(values.get(f"{b}_{ck}")) for b in benchmarks for ck in ("best", "final")])
     notes = [f"{spec['method']} on {spec['model']}; {SEED_NOTE}", _collapse_note(results.rule),
-             paper_status_note(paper, job["name"])]
+             *paper_notes(paper, job["name"], benchmarks)]
     return Table(spec.get("title", f"Table 1: {spec['method']} per number of rollouts G and temperature T"),
                  columns, rows, notes, missing)
 
@@ -314,7 +320,7 @@ def checkpoints_table(job: dict, results: Results, paper: dict) -> Table:
             paper_values = paper_rows[spec_row["label"]]["values"]
             rows.append([spec_row["label"], "paper", "–"] + [paper_value(paper_values.get(b)) for b in benchmarks])
     notes = [f"model {spec['model']}; {SEED_NOTE}; Final = last step", _collapse_note(results.rule),
-             paper_status_note(paper, job["name"])]
+             *paper_notes(paper, job["name"], benchmarks)]
     return Table(spec.get("title", "Table 2: best and final checkpoints"), columns, rows, notes, missing)
 
 
@@ -334,7 +340,7 @@ def rollouts_table(job: dict, results: Results, paper: dict) -> Table:
         if int(G) in paper_rows:
             rows.append([str(G), "paper", "–"] + [paper_value(paper_rows[int(G)]["values"].get(b)) for b in benchmarks])
     notes = [f"{spec['method']} on {spec['model']} at T = {spec['T']}, {spec.get('checkpoint', 'final')} checkpoint; "
-             f"{SEED_NOTE}", _collapse_note(results.rule), paper_status_note(paper, job["name"])]
+             f"{SEED_NOTE}", _collapse_note(results.rule), *paper_notes(paper, job["name"], benchmarks)]
     return Table(spec.get("title", f"Table 3: {spec['method']} per number of rollouts G"), columns, rows, notes,
                  missing)
 

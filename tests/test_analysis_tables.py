@@ -221,3 +221,16 @@ def test_latex_escapes_each_special_character_once():
     assert (r"\caption{a\textbackslash{}b\_c \{d\} \textasciitilde{}e\textasciicircum{} 5\% \& \#1 \$}"
             in latex)
     assert r"90.00 $\pm$ 1.00 $\downarrow$ \\" in latex
+
+
+def test_the_paper_provenance_note_goes_only_with_benchmarks_the_paper_reports(tmp_path):
+    run = plan.Run("m", "srt", 32, 1.1, 0)
+    write_run(tmp_path, run, [0.3, 0.6], {"final": 0.5})
+    rows = [{"label": "SRT_Final", "method": "srt", "G": 32, "T": 1.1, "checkpoint": "final"}]
+    toy = build_table(job(tmp_path, [run], "checkpoints", {"model": "m", "benchmarks": ["toy"], "rows": rows},
+                          name="table2"), PAPER)
+    assert not any("paper" in note for note in toy.notes) and [r[1] for r in toy.rows] == ["ours"]
+    real = build_table(job(tmp_path, [run], "checkpoints", {"model": "m", "benchmarks": ["math500"], "rows": rows},
+                           name="table2"), PAPER)
+    assert [r[1] for r in real.rows] == ["ours", "paper"]
+    assert any("suspect paper cells: Original/math500" in note for note in real.notes)
