@@ -14,6 +14,8 @@ def train_extra_args(wildcards):
 
 
 def train_threads():
+    """The CPU trainer's torch threads (training.settings.threads). Under the SLURM profile they become the job's
+    --cpus-per-task unless resources.train sets cpus_per_task or cpus_per_gpu, which the plugin takes first."""
     settings = (config.get("training") or {}).get("settings") or {}
     return int(settings.get("threads", 1)) if BACKEND == "cpu" else int(rule_resources("train").get("cpus_per_task", 1))
 
