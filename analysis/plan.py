@@ -6,6 +6,7 @@ paths. A run is one (model, method, G, T, seed); it is trained once however many
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any, Iterable, Mapping
 
@@ -13,8 +14,13 @@ CHECKPOINTS = ("best", "final")
 
 
 def format_temperature(T: float) -> str:
-    """1 -> '1.0', 1.10 -> '1.1': one spelling per value, used in paths."""
-    return repr(float(T))
+    """1 -> '1.0', 1.10 -> '1.1', 1e-05 -> '0.00001': one spelling per value, used in paths.
+
+    The shortest repr of the float, in fixed notation: the workflow's T wildcard is digits.digits, so a path
+    with repr's '1e-05' would match no rule.
+    """
+    text = format(Decimal(repr(float(T))), "f")
+    return text if "." in text else text + ".0"  # 1e+16 -> '10000000000000000.0'
 
 
 @dataclass(frozen=True, order=True)
@@ -133,7 +139,8 @@ def check_gpu_counts(config: Mapping[str, Any], verl_defaults: Mapping[str, int]
     total desired GPUs 8"), after its queue wait, and again on each retry; too many and they idle. Checked here,
     before any job, for the verl training runs
     (trainer.n_gpus_per_node x trainer.nnodes, from the backend's settings or their verl keys; verl_defaults
-    holds the backend's defaults) and for vLLM evaluation (tensor_parallel_size x data_parallel_size).
+    holds the backend's defaults) and for vLLM evaluation (tensor_parallel_size x data_parallel_size). Neither
+    may leave its gpu unset: its jobs would get no GPU at all.
     """
     resources = config.get("resources") or {}
     train_gpus = (resources.get("train") or {}).get("gpu")
@@ -157,11 +164,39 @@ def check_gpu_counts(config: Mapping[str, Any], verl_defaults: Mapping[str, int]
                                  f"n_gpus_per_node = {per_node} ({where}): set both to the same number")
     evaluation = config.get("evaluation") or {}
     eval_gpus = (resources.get("evaluate") or {}).get("gpu")
-    if evaluation.get("backend") == "vllm" and eval_gpus is not None:
+    if evaluation.get("backend") == "vllm" and eval_gpus is None:
+        raise ValueError("config resources.evaluate.gpu: missing, but evaluation.backend vllm runs on GPUs; set it "
+                         "to evaluation.tensor_parallel_size x data_parallel_size (1 x 1 by default), e.g. "
+                         "`resources: {evaluate: {gpu: 1}}`")
+    if evaluation.get("backend") == "vllm":
         tp, dp = evaluation.get("tensor_parallel_size", 1), evaluation.get("data_parallel_size", 1)
         if tp * dp != eval_gpus:
             raise ValueError(f"config resources.evaluate.gpu = {eval_gpus}, but evaluation.tensor_parallel_size x "
                              f"data_parallel_size = {tp} x {dp} = {tp * dp}: set them to match")
+
+
+def check_resources(config: Mapping[str, Any]) -> None:
+    """What snakemake-executor-plugin-slurm would silently drop or SLURM split: checked before any job.
+
+    The plugin asks for --cpus-per-task when cpus_per_task is set, else --cpus-per-gpu for a GPU job, else the
+    rule's threads: a cpus_per_gpu beside cpus_per_task, or without a GPU, never reaches sbatch. And every
+    job here runs one process on one node (verl's Ray cluster included: trainer.nnodes must be 1), so a
+    job over several nodes gets GPUs that it cannot use.
+    """
+    for stage, values in sorted((config.get("resources") or {}).items()):
+        values = values or {}
+        where = f"config resources.{stage}"
+        if values.get("nodes", 1) != 1:
+            raise ValueError(f"{where}.nodes = {values['nodes']}, but each job of this workflow runs one process "
+                             "on one node (a verl train job starts its Ray cluster on its own node): use nodes = 1 "
+                             "and give the node's GPUs as gpu")
+        if "cpus_per_gpu" in values and "cpus_per_task" in values:
+            raise ValueError(f"{where}: both cpus_per_task ({values['cpus_per_task']}) and cpus_per_gpu "
+                             f"({values['cpus_per_gpu']}) are set; the SLURM plugin would use cpus_per_task and "
+                             "drop cpus_per_gpu: keep one")
+        if "cpus_per_gpu" in values and not (values.get("gpu") or "gpu" in str(values.get("gres", ""))):
+            raise ValueError(f"{where}.cpus_per_gpu = {values['cpus_per_gpu']}, but the stage asks for no GPU "
+                             f"(gpu or gres), so the SLURM plugin would drop it: use cpus_per_task")
 
 
 def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:

@@ -123,3 +123,41 @@ def test_a_run_with_one_policy_rollout_fails_before_any_job_naming_it():
     # with momentum_in_loss (verl) the momentum row gets an advantage too: two rows in the loss
     plan.check_hyperparameters(config(experiments=tiny["experiments"],
                                       methods={"mgrpo": {"settings": {"momentum_in_loss": True}}}))
+
+
+def test_vllm_evaluation_without_a_gpu_request_is_refused():
+    # without resources.evaluate.gpu every evaluation job would get no GPU, and vLLM would fail on the node
+    c = gpu_config()
+    del c["resources"]["evaluate"]
+    with pytest.raises(ValueError, match=r"resources.evaluate.gpu: missing, but evaluation.backend vllm runs on GPUs"):
+        plan.check_gpu_counts(c, VERL_DEFAULTS)
+    c["evaluation"]["backend"] = "hf"  # HF generation also runs on a CPU: no GPU required
+    plan.check_gpu_counts(c, VERL_DEFAULTS)
+
+
+def test_resources_that_sbatch_would_not_get_or_that_span_nodes_are_refused():
+    plan.check_resources(config(resources={"train": {"gpu": 8, "nodes": 1, "cpus_per_gpu": 8},
+                                           "evaluate": {"gpu": 1, "cpus_per_task": 16}, "pretrain": {}}))
+    plan.check_resources(config(resources={"train": {"gres": "gpu:a100:8", "cpus_per_gpu": 8}}))
+    # SLURM may give --nodes=2 --gpus=8 as 4 + 4, and a verl run uses the GPUs of its own node only
+    with pytest.raises(ValueError, match=r"config resources.train.nodes = 2, but each job of this workflow runs one "
+                                         r"process on one node"):
+        plan.check_resources(config(resources={"train": {"gpu": 8, "nodes": 2}}))
+    # the SLURM plugin takes cpus_per_task first and never sends cpus_per_gpu
+    with pytest.raises(ValueError, match=r"config resources.train: both cpus_per_task \(64\) and cpus_per_gpu \(8\)"):
+        plan.check_resources(config(resources={"train": {"gpu": 8, "cpus_per_task": 64, "cpus_per_gpu": 8}}))
+    # ... and sends cpus_per_gpu only for a job with GPUs
+    with pytest.raises(ValueError, match=r"config resources.pretrain.cpus_per_gpu = 4, but the stage asks for no GPU"):
+        plan.check_resources(config(resources={"pretrain": {"cpus_per_gpu": 4}}))
+
+
+def test_temperatures_spell_in_fixed_notation_that_the_workflow_wildcard_matches():
+    import re
+
+    wildcard = re.compile(r"\d+\.\d+")  # workflow/rules/common.smk's T constraint
+    for T, text in ((1, "1.0"), (1.1, "1.1"), (0.8, "0.8"), (1e-05, "0.00001"), (2.5e-07, "0.00000025"),
+                    (1e16, "10000000000000000.0")):
+        assert plan.format_temperature(T) == text
+        assert wildcard.fullmatch(text) and float(text) == T  # the wildcard parsed back is the same run
+    run = plan.Run("m", "srt", 8, 1e-05, 0)
+    assert plan.run_dir("results", run) == "results/runs/m/srt/G8_T0.00001_s0"

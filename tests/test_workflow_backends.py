@@ -11,6 +11,7 @@ def test_vllm_evaluation_without_vllm_fails_saying_so(tmp_path):
     workdir = copy_workflow(tmp_path / "clone")
     config = tiny_config(methods=("srt",))
     config["evaluation"]["backend"] = "vllm"
+    config["resources"] = {"evaluate": {"gpu": 1}}  # required with vllm; a local run does not count GPUs
     write_config(workdir / "vllm.yaml", config)
     env = environment(install_fake_mgrpo(tmp_path / "bin"), FAKE_MGRPO_LOG=str(tmp_path / "log.jsonl"))
     result = snakemake(workdir, "results/eval/toy/base/toy.json", "--cores", "1", "--configfile", "vllm.yaml",

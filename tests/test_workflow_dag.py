@@ -98,6 +98,61 @@ def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
         assert result.returncode != 0 and message in result.stdout, result.stdout[-2000:]
 
 
+def test_config_values_that_would_fail_a_late_job_fail_before_any_job_naming_the_key(workdir):
+    cases = [
+        # a quoted count: Snakemake took it, the SLURM plugin refused it at submission ("must be an integer")
+        (["resources", "train", "cpus_per_task"], "64", "'64' is not of type 'integer'",
+         "['resources']['train']['cpus_per_task']"),
+        # ... or the GPU check compared "8" with 8 and reported them unequal
+        (["resources", "train", "gpu"], "8", "'8' is not of type 'integer'", "['resources']['train']['gpu']"),
+        # a math data set without its source directory: a bare KeyError in data.smk
+        (["data"], {"kind": "math"}, "'source' is a required property", "On instance['data']"),
+        # a misspelt figure selector: the figure job, last in the DAG, failed on it
+        (["analysis", "figures", "toy_curves", "select"], {"methods": ["srt"]}, "'methods' was unexpected",
+         "['analysis']['figures']['toy_curves']['select']"),
+    ]
+    for path, value, message, where in cases:
+        config = tiny_config()
+        config["resources"] = {"train": {}}
+        parent = config
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+        write_config(workdir / "late.yaml", config)
+        result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "late.yaml")
+        assert result.returncode != 0 and message in result.stdout and where in result.stdout, result.stdout[-2000:]
+        assert "rule " not in result.stdout  # no job was planned
+    # units stay strings: memory and time with a unit are what Snakemake parses
+    config = tiny_config(resources={"train": {"mem": "16GB", "runtime": "48h", "cpus_per_task": 4}})
+    write_config(workdir / "units.yaml", config)
+    assert snakemake(workdir, "-n", "--cores", "1", "--configfile", "units.yaml").returncode == 0
+
+
+def test_a_small_temperature_is_trained_in_its_fixed_notation_folder(workdir):
+    # T = 1e-05 was written 'T1e-05' in the run's path, which the T wildcard (digits.digits) never matches
+    write_config(workdir / "cold.yaml", tiny_config(methods=("srt",), T=(0.00001,)))
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "cold.yaml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    command = next(line for line in result.stdout.splitlines() if "mgrpo train" in line)
+    assert "--out results/runs/toy/srt/G4_T0.00001_s0" in command and "--T 0.00001 " in command
+
+
+def test_paper_config_with_gpus_that_the_cluster_would_not_give_fails_before_any_job(workdir):
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for change, message in (
+            # --nodes=2 --gpus=8 may come as 4 + 4 GPUs, and verl uses those of its own node only
+            (lambda c: c["resources"]["train"].update(nodes=2), "config resources.train.nodes = 2, but each job"),
+            # vLLM evaluation jobs without a GPU
+            (lambda c: c["resources"]["evaluate"].pop("gpu"), "config resources.evaluate.gpu: missing, but "
+                                                               "evaluation.backend vllm runs on GPUs")):
+        config = yaml.safe_load(yaml.safe_dump(paper))
+        change(config)
+        write_config(workdir / "gpus.yaml", config)
+        result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "gpus.yaml")
+        assert result.returncode != 0 and message in result.stdout, result.stdout[-2000:]
+        assert "rule " not in result.stdout
+
+
 def test_unknown_method_names_the_registered_ones(workdir):
     write_config(workdir / "unknown.yaml", tiny_config(methods=("srt", "no_such_method")))
     result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "unknown.yaml")

@@ -21,11 +21,12 @@ def verl_gpu_defaults():
 
 
 # Fail before any job: every method must be registered, every model defined, every run's G/N valid for
-# its method, every job's GPUs used.
+# its method, every job's GPUs used, every resource one that reaches sbatch.
 try:
     grid.check_references(config, known_methods())
     grid.check_hyperparameters(config)
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
+    grid.check_resources(config)
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
