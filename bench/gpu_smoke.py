@@ -58,7 +58,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from mgrpo.core import get_method  # noqa: E402  (light: no verl, ray or vLLM import)
-from mgrpo.verl_backend.metrics import STEPS_FILE, read_rows  # noqa: E402
+from mgrpo.jsonl import read_log  # noqa: E402
+from mgrpo.verl_backend.metrics import STEPS_FILE  # noqa: E402
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
 TARGETS = {"mgrpo_over_srt_step": 1.05, "ema_fraction_of_step": 0.01, "swap_over_sync": 2.0}
@@ -241,9 +242,9 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
         finally:
             kill_session(proc)
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
-              "log": str(log), "steps": read_rows(work / STEPS_FILE),
+              "log": str(log), "steps": read_log(work / STEPS_FILE),
               "startup_s": startup_milestones(log.read_text(errors="replace"), launched_at),
-              "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_rows(work / "metrics.jsonl")]}
+              "metrics": [{key: row.get(key) for key in LEARNING_KEYS} for row in read_log(work / "metrics.jsonl")]}
     result["run_dir_complete"] = all((out / name).exists() for name in ("final", "best", "metrics.jsonl", "run.json"))
     if returncode != 0:  # the reason, in the JSON and the output's tail (all a remote caller may see)
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-60:]

@@ -1,9 +1,13 @@
-"""Read JSON Lines files whose every error names the file and line (`path:line: ...`), for data and run files."""
+"""Read JSON Lines files whose every error names the file and line (`path:line: ...`), for data and run files;
+and the step logs a trainer appends to (metrics.jsonl), with their resume rule."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterator
+
+from mgrpo.atomic import write_jsonl
 
 
 class DataError(ValueError):
@@ -20,16 +24,64 @@ def iter_jsonl(path: Path | str, what: str = "data file") -> Iterator[tuple[str,
     with open(path, "rb") as handle:  # decoded line by line, so a bad byte is reported with its line
         for number, raw in enumerate(handle, 1):
             where = f"{path}:{number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise DataError(f"{where}: not UTF-8 ({err.reason} at byte {err.start} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+            row = _parse_line(raw, where)
+            if row is not None:
+                yield where, row
+
+
+def _parse_line(raw: bytes, where: str) -> dict | None:
+    """The JSON object on one line, None for a blank line; a DataError naming `where` for anything else."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{where}: not UTF-8 ({err.reason} at byte {err.start} of the line)") from None
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{where}: not valid JSON ({err.msg})") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ step logs
+
+def append_row(path: Path | str, row: dict) -> None:
+    """Append one step's row to a log, on disk before the step's checkpoint is written."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_log(path: Path | str) -> list[dict]:
+    """The rows of a step log ([] if there is none yet).
+
+    A last line cut short (no newline, not a JSON object: the trainer was killed while appending it) is left out:
+    it is a step after the last checkpoint, which the resumed run does again. Any other bad line is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    *complete, last = path.read_bytes().split(b"\n")  # last is b"" unless the final line lacks its newline
+    rows = [_parse_line(raw, f"{path}:{number}") for number, raw in enumerate(complete, 1)]
+    try:
+        rows.append(_parse_line(last, f"{path}:{len(complete) + 1}"))
+    except DataError:
+        pass  # cut short
+    return [row for row in rows if row is not None]
+
+
+def truncate_log(path: Path | str, step: int) -> list[dict]:
+    """Resume rule: keep the rows of steps <= ``step`` (later ones belong to lost work), each step once, in order.
+    The log is rewritten whole (atomically); returns its rows."""
+    kept: dict[int, dict] = {}
+    for row in read_log(path):
+        if not isinstance(row.get("step"), int):
+            raise DataError(f"{path}: a row without an integer 'step': {json.dumps(row)[:200]}")
+        if row["step"] <= step:
+            kept[row["step"]] = row  # a repeated step (killed between its row and its checkpoint) keeps the last
+    rows = [kept[s] for s in sorted(kept)]
+    write_jsonl(path, rows)
+    return rows

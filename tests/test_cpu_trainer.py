@@ -161,6 +161,8 @@ def test_resume_after_kill_gives_every_step_once_and_same_metrics(toy, tmp_path,
     assert [json.loads(line)["step"] for line in (spec.work / "metrics.jsonl").read_text().splitlines()] \
         == [0, 1, 2, 3, 4, 5]
     assert not spec.out.exists()  # outputs appear only at the end
+    with open(spec.work / "metrics.jsonl", "a") as log:  # and a kill in mid-append leaves a row cut short
+        log.write('{"step": 6, "rewa')
 
     resumed = read_metrics(trainer.train(spec))
     assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4, 5, 6]

@@ -1,7 +1,8 @@
-"""mgrpo.jsonl.iter_jsonl: rows with their file:line, blank lines skipped, every error naming file and line."""
+"""mgrpo.jsonl: data rows with their file:line, blank lines skipped, every error naming file and line; step logs
+(metrics.jsonl) and their resume rule."""
 import pytest
 
-from mgrpo.jsonl import DataError, iter_jsonl
+from mgrpo.jsonl import DataError, append_row, iter_jsonl, read_log, truncate_log
 
 
 def test_rows_come_with_their_file_and_line(tmp_path):
@@ -29,3 +30,46 @@ def test_a_byte_that_is_not_utf8_names_file_and_line(tmp_path):
 def test_missing_file_says_what_was_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"metrics file not found: .*nope.jsonl"):
         list(iter_jsonl(tmp_path / "nope.jsonl", "metrics file"))
+
+
+def test_resume_keeps_steps_up_to_the_checkpoint_each_once_the_last_written_winning(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for step in (0, 1, 2, 3):
+        append_row(path, {"step": step})
+    append_row(path, {"step": 2, "again": True})  # a step done again after a kill between its row and checkpoint
+    rows = truncate_log(path, 2)
+    assert rows == [{"step": 0}, {"step": 1}, {"step": 2, "again": True}]
+    assert read_log(path) == rows  # and the file now holds exactly those
+    assert path.read_text() == '{"step": 0}\n{"step": 1}\n{"step": 2, "again": true}\n'
+
+
+def test_a_last_row_cut_short_by_a_kill_is_left_out_and_the_run_resumes(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0}\n{"step": 1}\n{"step": 2, "val_a')  # killed while appending step 2
+    assert read_log(path) == [{"step": 0}, {"step": 1}]
+    assert truncate_log(path, 1) == [{"step": 0}, {"step": 1}]
+    append_row(path, {"step": 2})  # the resumed run appends onto a whole file
+    assert read_log(path) == [{"step": 0}, {"step": 1}, {"step": 2}]
+
+
+def test_a_complete_last_row_that_lost_only_its_newline_is_kept(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0}\n{"step": 1}')
+    assert read_log(path) == [{"step": 0}, {"step": 1}]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"step": 0}\n{"step": 1, "val\n{"step": 2}\n', r"metrics.jsonl:2: not valid JSON"),  # not the last line
+    ('{"step": 0}\n{"step": 1, "val\n', r"metrics.jsonl:2: not valid JSON"),  # ended by its newline: not torn
+    ('{"step": 0}\n{"loss": 1.0}\n', r"metrics.jsonl: a row without an integer 'step'"),
+])
+def test_a_damaged_log_is_an_error_naming_the_file_and_line(tmp_path, text, message):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        truncate_log(path, 5)
+    assert path.read_text() == text  # nothing rewritten
+
+
+def test_no_log_yet_has_no_rows(tmp_path):
+    assert read_log(tmp_path / "metrics.jsonl") == []

@@ -15,6 +15,7 @@ pytest.importorskip("transfer_queue")
 
 from omegaconf import OmegaConf  # noqa: E402
 
+from mgrpo.jsonl import read_log  # noqa: E402
 from mgrpo.verl_backend import metrics as metrics_io  # noqa: E402
 
 
@@ -97,7 +98,7 @@ def test_preempted_run_resumes_from_its_last_checkpoint_with_its_momentum_model(
     root = tmp_path / "ckpt"
     assert (root / "latest_checkpointed_iteration.txt").read_text() == "3"
     # the per-step record times the save itself (verl's own save timer only sees it deferred)
-    saves = [("mgrpo_save_checkpoint" in row["timing_s"]) for row in metrics_io.read_rows(first.steps_path)]
+    saves = [("mgrpo_save_checkpoint" in row["timing_s"]) for row in read_log(first.steps_path)]
     assert saves == [True, True, True, False]
     # newest two (2, 3) and the best saved (2: val_acc 0.7) are kept
     assert sorted(p.name for p in root.glob("global_step_*")) == ["global_step_2", "global_step_3"]
@@ -110,8 +111,8 @@ def test_preempted_run_resumes_from_its_last_checkpoint_with_its_momentum_model(
     assert resumed.global_steps == 3
     assert all(torch.equal(v, policy_at_3[k]) for k, v in resumed.actor_rollout_wg.module.state_dict().items())
     assert all(torch.equal(a, b) for a, b in zip(resumed.actor_rollout_wg.worker._mgrpo_ema, ema_at_3))
-    assert [row["step"] for row in metrics_io.read_rows(resumed.metrics_path)] == [1, 2, 3]  # step 4 is redone
-    assert [row["step"] for row in metrics_io.read_rows(resumed.steps_path)] == [1, 2, 3]
+    assert [row["step"] for row in read_log(resumed.metrics_path)] == [1, 2, 3]  # step 4 is redone
+    assert [row["step"] for row in read_log(resumed.steps_path)] == [1, 2, 3]
     assert resumed._val_by_step == {1: 0.5, 2: 0.7, 3: 0.6}
 
 

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from mgrpo import core as mcore
-from mgrpo.atomic import atomic_dir, write_json, write_text
+from mgrpo.atomic import atomic_dir, write_json, write_jsonl
 from mgrpo.cpu import rollout as ro
+from mgrpo.jsonl import append_row, truncate_log
 
 METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
                "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
@@ -141,17 +142,6 @@ def _save_checkpoint(work: Path, step: int, state: dict) -> None:
         torch.save(state, tmp / "state.pt")
     for _, old in _checkpoints(work)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_metrics(path: Path, up_to_step: int) -> list[str]:
-    """Lines of the live metrics file with step <= up_to_step (later ones belong to lost work)."""
-    if not path.is_file():
-        return []
-    kept = []
-    for line in path.read_text().splitlines():
-        if line.strip() and json.loads(line)["step"] <= up_to_step:
-            kept.append(line)
-    return kept
 
 
 # ------------------------------------------------------------------------------------------------ one step
@@ -277,12 +267,11 @@ def train(spec) -> Path:
         prompt_rng.bit_generator.state = state["prompt_rng"]
         torch.set_rng_state(state["torch_rng"])
         best = state["best"]
-        lines = _read_metrics(metrics_path, start_step)
-        write_text(metrics_path, "".join(line + "\n" for line in lines))
+        truncate_log(metrics_path, start_step)
     else:
         start_step = 0
         row = {key: None for key in METRIC_KEYS} | {"step": 0} | evaluate(0)
-        write_text(metrics_path, json.dumps(row) + "\n")
+        write_jsonl(metrics_path, [row])
 
     prompts_all = ro.encode_prompts(tokenizer, [r["prompt"] for r in train_rows])
     sample_kwargs = dict(temperature=T, max_new_tokens=settings.max_new_tokens,
@@ -357,8 +346,7 @@ def train(spec) -> Path:
         }
         if step % settings.eval_every == 0 or step == settings.steps:
             row |= evaluate(step)
-        with open(metrics_path, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        append_row(metrics_path, row)
 
         if step % settings.save_every == 0 or step == settings.steps:
             _save_checkpoint(work, step, {

@@ -1,14 +1,13 @@
-"""metrics.jsonl rows (the schema of docs/architecture.md) from one verl step, and the file's resume rule."""
+"""metrics.jsonl rows (the schema of docs/architecture.md) from one verl step (the file's resume rule:
+``mgrpo.jsonl.truncate_log``)."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from mgrpo.atomic import write_jsonl
 
 # Beside metrics.jsonl, in WORK_DIR: per step, verl's timing_raw (seconds) and the rollout-vs-actor log-prob gaps.
 STEPS_FILE = "verl_steps.jsonl"
@@ -72,35 +71,3 @@ def metrics_row(step: int, method_metrics: Mapping[str, Any], verl_metrics: Mapp
         row["val_acc"] = acc
         row["val_acc_greedy"] = None  # verl validates with one sampling configuration (docs/verl_backend.md)
     return row
-
-
-def read_rows(path: Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}:{number}: not a JSON line") from None
-    return rows
-
-
-def truncate_after(path: Path, step: int) -> list[dict]:
-    """Resume rule: keep the rows of steps <= ``step`` (later ones belong to lost work), each step once."""
-    kept: dict[int, dict] = {}
-    for row in read_rows(path):
-        if row["step"] <= step:
-            kept[row["step"]] = row  # a repeated step (crash between write and checkpoint) keeps the last
-    rows = [kept[s] for s in sorted(kept)]
-    write_jsonl(path, rows)
-    return rows
-
-
-def append_row(path: Path, row: dict) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())

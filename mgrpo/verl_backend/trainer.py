@@ -28,9 +28,9 @@ from typing import Any, Optional
 
 from mgrpo import core as mcore
 from mgrpo.atomic import atomic_dir, write_json
+from mgrpo.jsonl import read_log
 from mgrpo.vllm_env import without_flashinfer_sampler
 from mgrpo.verl_backend import checkpoints as ckpt
-from mgrpo.verl_backend import metrics as metrics_io
 from mgrpo.verl_backend import stages
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -449,7 +449,7 @@ def finalize_run_dir(spec, settings: VerlSettings, method, config=None) -> Path:
     latest = ckpt.latest_complete_step(root)
     if latest is None:
         raise FileNotFoundError(f"no complete verl checkpoint in {root} (latest_checkpointed_iteration.txt)")
-    rows = metrics_io.read_rows(work / "metrics.jsonl")
+    rows = read_log(work / "metrics.jsonl")
     val_by_step = {r["step"]: r["val_acc"] for r in rows if r.get("val_acc") is not None}
     saved = ckpt.checkpoint_steps(root)
     best = ckpt.best_step({s: v for s, v in val_by_step.items() if s > 0}, saved)

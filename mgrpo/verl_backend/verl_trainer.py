@@ -37,6 +37,7 @@ from transfer_queue import KVBatchMeta
 
 from mgrpo import core as mcore
 from mgrpo.atomic import write_json, write_jsonl
+from mgrpo.jsonl import append_row, truncate_log
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import metrics as metrics_io
 from mgrpo.verl_backend import replica_split, stages
@@ -131,8 +132,8 @@ class MGRPOTrainer(PPOTrainerSync):
                 if not (step_dir / "momentum").is_dir():
                     raise FileNotFoundError(f"checkpoint {step_dir} has no momentum/ (EMA) directory")
                 self.actor_rollout_wg.mgrpo_load_momentum(str(step_dir / "momentum"))
-            rows = metrics_io.truncate_after(self.metrics_path, self.global_steps)
-            metrics_io.truncate_after(self.steps_path, self.global_steps)
+            rows = truncate_log(self.metrics_path, self.global_steps)
+            truncate_log(self.steps_path, self.global_steps)
         else:
             rows = []
             write_jsonl(self.metrics_path, rows)
@@ -319,7 +320,7 @@ class MGRPOTrainer(PPOTrainerSync):
         if self.global_steps == 0:  # before training: the step-0 row of metrics.jsonl
             row = {key: None for key in metrics_io.METRIC_KEYS} | {"step": 0}
             row["val_acc"], row["val_acc_greedy"] = metrics_io.val_accuracy(result), None
-            metrics_io.append_row(self.metrics_path, row)
+            append_row(self.metrics_path, row)
             if row["val_acc"] is not None:
                 self._val_by_step[0] = row["val_acc"]
         return result
@@ -328,7 +329,7 @@ class MGRPOTrainer(PPOTrainerSync):
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
         rollouts = int(self.config.data.train_batch_size) * self.G
         row = metrics_io.metrics_row(global_steps, self._method_metrics, metrics, rollouts)
-        metrics_io.append_row(self.metrics_path, row)
+        append_row(self.metrics_path, row)
         if row.get("val_acc") is not None:
             self._val_by_step[global_steps] = row["val_acc"]
         if self._save_pending:  # after the row: a resumed run never misses a step's metrics
@@ -336,7 +337,7 @@ class MGRPOTrainer(PPOTrainerSync):
             with marked_timer("mgrpo_save_checkpoint", timing_raw, color="green"):
                 self._save_now()
             metrics["timing_s/mgrpo_save_checkpoint"] = timing_raw["mgrpo_save_checkpoint"]  # logged after this
-        metrics_io.append_row(self.steps_path, {"step": global_steps,
+        append_row(self.steps_path, {"step": global_steps,
                                                 "timing_s": {k: float(v) for k, v in timing_raw.items()},
                                                 "log_prob_gaps": self._log_prob_gaps,
                                                 "momentum_failed_groups": metrics.get("mgrpo/momentum_failed_groups")})
