@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mgrpo.atomic import write_json, write_text  # noqa: E402
+
 METHODS = ("srt", "mgrpo", "mgrpo_iqr", "ground_truth")
 LAST = 10  # steps averaged for "final" entropy / pseudo-label accuracy
 
@@ -82,7 +85,7 @@ def main() -> int:
         raise SystemExit(f"{out} holds a study made with {record.read_text().strip()}, not {json.dumps(shared)}: "
                          "use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(shared) + "\n")
+    write_json(record, shared, indent=None)
     started = time.time()
     if not (data / "val.jsonl").is_file():
         mgrpo("toy-data", "--out", str(data), "--seed", str(args.data_seed))
@@ -99,8 +102,8 @@ def main() -> int:
                       "--G", str(args.G), "--T", str(args.T), "--seed", str(seed), *extra)
             results.setdefault(method, {})[seed] = summarize(run / "metrics.jsonl")
     text = table(results)
-    (out / "table.md").write_text(text)
-    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_text(out / "table.md", text)
+    write_json(out / "summary.json", results)
     print(text)
     print(f"total wall time {time.time() - started:.0f}s")
     return 0

@@ -44,6 +44,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 def atomic_dir(target: Path | str) -> Iterator[Path]:
     """A temp folder beside `target`; filled by the caller, then it replaces `target` (removed if it exists)."""
     target = Path(target)
+    check_folder(target, "output folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
@@ -57,8 +58,17 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
         raise
 
 
+def check_folder(path: Path | str, what: str) -> None:
+    """A folder a job writes into or replaces: absent, or a folder (a file there is refused before any work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a folder")
+
+
 def check_out_apart(out: Path | str, **inputs: Path | str | None) -> None:
-    """An output folder that atomic_dir replaces whole must not be, or hold, one of the job's inputs."""
+    """An output folder that atomic_dir replaces whole must be a folder or absent, and must not be, or hold, one of
+    the job's inputs."""
+    check_folder(out, "output folder")
     out = Path(out).resolve()
     for name, path in inputs.items():
         if path is None:

@@ -57,7 +57,8 @@ def _train(args) -> int:
     trainer.validate_spec(spec)  # a bad input fails before the work folder is created or stamped
     try:
         with work_lock(spec.work):  # one trainer per work folder (a restarted controller resubmits)
-            check_work_dir(spec, restart=args.restart_on_change, log=lambda line: print(line, file=sys.stderr))
+            check_work_dir(spec, trainer.resolved_settings(spec), restart=args.restart_on_change,
+                           log=lambda line: print(line, file=sys.stderr))
             trainer.train(spec)
     except WorkDirInUse as err:
         raise SystemExit(f"mgrpo train: {err}") from None

@@ -9,10 +9,18 @@ from typing import Any, Mapping
 
 import yaml
 
-from mgrpo.atomic import check_out_apart
+from mgrpo.atomic import check_folder, check_out_apart
 from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
 
 BACKENDS = ("cpu", "verl")
+MAX_SEED = 2**31 - 1  # what every seeded library here takes (numpy, torch, vLLM, Python's random)
+
+
+def check_seed(seed: int, what: str = "seed") -> None:
+    """A seed is an integer in [0, MAX_SEED]: Python's random would take -1 as 1, numpy refuses it, vLLM and torch
+    overflow on very large ones (the trainers derive per-step seeds from it)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{what} must be an integer in [0, {MAX_SEED}] (got {seed!r})")
 
 
 @dataclass(frozen=True)
@@ -40,12 +48,14 @@ class RunSpec:
         if N is None:
             N = default_momentum_rollouts(resolved, G)
         spec = cls(backend=backend, method=method, G=G, N=N, **kwargs)
+        check_seed(spec.seed)
         validate_hyperparameters(resolved, spec.G, spec.N, spec.momentum, spec.iqr_k,
                                  momentum_in_loss(spec.settings))
         if not Path(spec.base_model).exists():
             raise FileNotFoundError(f"base model not found: {spec.base_model}")
         check_out_apart(spec.out, **{"base model": spec.base_model, "data folder": spec.data,
                                      "work folder": spec.work})
+        check_folder(spec.work, "work folder")
         return spec
 
     def to_json(self) -> dict:

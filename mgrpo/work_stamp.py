@@ -3,8 +3,9 @@
 A trainer resumes from the checkpoints in ``--work``. That is right after a preemption, and wrong when the run's
 arguments or its inputs changed since: a rebuilt base model or data set under the same paths would be trained on
 from the old run's checkpoints, and its results published as new. ``WORK/run_inputs.json`` records the run's
-arguments (not where it writes) and the identity of every file of the base model and the data (path, size,
-modification time; dot-files excluded). A later start with a different record refuses, naming what changed, or,
+arguments (not where it writes; its backend settings as resolved, every default filled in, so that spelling out a
+default changes nothing) and the identity of every file of the base model and the data (path, size, modification
+time; dot-files excluded). A later start with a different record refuses, naming what changed, or,
 with ``restart=True`` (what the workflow asks for: Snakemake reruns a job only because something changed), moves
 the old contents to ``WORK/superseded/<UTC time>/`` and starts afresh. Nothing is deleted. A folder holding nothing
 but its record (a start refused by the trainer's own checks) is simply recorded again.
@@ -15,6 +16,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 from mgrpo.atomic import write_json
 from mgrpo.work_lock import LOCK_NAME
@@ -35,23 +37,34 @@ def files_identity(root: Path) -> str:
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
-def run_identity(spec) -> dict:
-    arguments = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")}
+def run_identity(spec, settings: Mapping[str, Any]) -> dict:
+    arguments = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")} | {"settings": dict(settings)}
     return {"arguments": arguments, "base_model": files_identity(spec.base_model), "data": files_identity(spec.data)}
 
 
-def check_work_dir(spec, restart: bool = False, log=print) -> None:
-    """Record the run in ``spec.work``, or compare with the record there; call while holding the work lock."""
+def _differences(old: dict, new: dict, prefix: str) -> list[str]:
+    """Names of the keys whose values differ; the settings are named one by one."""
+    names = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            both_dicts = isinstance(old.get(key), dict) and isinstance(new.get(key), dict)
+            names += _differences(old[key], new[key], f"{prefix}{key}.") if both_dicts else [prefix + key]
+    return names
+
+
+def check_work_dir(spec, settings: Mapping[str, Any], restart: bool = False, log=print) -> None:
+    """Record the run in ``spec.work``, or compare with the record there; call while holding the work lock.
+
+    ``settings``: the backend's settings as resolved (``trainer.resolved_settings(spec)``)."""
     work = Path(spec.work)
     stamp = work / STAMP
-    identity = run_identity(spec)
+    identity = json.loads(json.dumps(run_identity(spec, settings)))  # as it reads back from the file
     holds_a_run = work.is_dir() and any(e.name not in (LOCK_NAME, STAMP, SUPERSEDED) for e in work.iterdir())
     if stamp.is_file() and holds_a_run:  # a start that failed before writing anything has nothing to protect
         recorded = json.loads(stamp.read_text())
         if recorded == identity:
             return
-        changed = sorted(f"arguments.{k}" for k in set(recorded.get("arguments", {})) | set(identity["arguments"])
-                         if recorded.get("arguments", {}).get(k) != identity["arguments"].get(k))
+        changed = _differences(recorded.get("arguments", {}), identity["arguments"], "arguments.")
         changed += [f"{name} files ({spec.base_model if name == 'base_model' else spec.data})"
                     for name in ("base_model", "data") if recorded.get(name) != identity[name]]
         if not restart:

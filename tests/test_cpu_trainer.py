@@ -338,3 +338,29 @@ def test_the_cli_refuses_bad_input_before_it_creates_or_stamps_the_work_folder(t
     assert main(argv) == 2
     assert "stepz" in capsys.readouterr().err
     assert not work.exists()  # no run_inputs.json or lock left behind by a run that never started
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--seed", "-1"], r"seed must be an integer in [0, 2147483647] (got -1)"),
+    (["--seed", str(2**40)], r"seed must be an integer in [0, 2147483647]"),
+    (["--set", "eval_temperature=inf"], "setting 'eval_temperature' must be a finite number > 0 (got inf)"),
+    (["--work", "FILE"], "work folder FILE is a file, not a folder"),
+    (["--out", "FILE"], "output folder FILE is a file, not a folder"),
+])
+def test_the_cli_names_a_bad_seed_setting_or_folder_before_training(toy, tmp_path, capsys, change, message):
+    from mgrpo.cli import main
+
+    (tmp_path / "FILE").write_text("keep me")
+    arguments = {"--out": str(tmp_path / "out"), "--work": str(tmp_path / "work"), "--seed": "0"}
+    extra = []
+    if change[0] in arguments:
+        arguments[change[0]] = change[1].replace("FILE", str(tmp_path / "FILE"))
+    else:
+        extra = change
+    argv = ["train", "--backend", "cpu", "--method", "srt", "--base-model", str(toy / "model"),
+            "--data", str(toy / "data"), "--G", "4", "--T", "1.0",
+            *[x for flag, value in arguments.items() for x in (flag, value)], *extra]
+    assert main(argv) == 2
+    assert message.replace("FILE", str(tmp_path / "FILE")) in capsys.readouterr().err
+    assert (tmp_path / "FILE").read_text() == "keep me"
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

@@ -70,7 +70,8 @@ def test_pretrain_cli_writes_hf_model(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--max-steps", "0"], ["--target-acc", "1.5"], ["--target-acc", "0"],
-                                   ["--check-every", "0"], ["--select-rows", "200"]])
+                                   ["--check-every", "0"], ["--select-rows", "200"], ["--max-new-tokens", "0"],
+                                   ["--seed", "-1"]])
 def test_pretrain_rejects_bad_settings(tmp_path, capsys, flags):
     from mgrpo.cli import main
     from mgrpo.toy.task import TaskConfig, write_splits
@@ -80,6 +81,38 @@ def test_pretrain_rejects_bad_settings(tmp_path, capsys, flags):
                  *flags]) == 2
     assert flags[0].lstrip("-").replace("-", "_") in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_pretrain_refuses_chains_whose_worked_solution_the_generation_budget_cuts(tmp_path, capsys):
+    """9 operands: 8 running values "a,b,...,h" (15 characters), "#d" and <eos> make 18 tokens > the default 16;
+    8 operands make 16, which fits."""
+    from mgrpo.cli import main
+    from mgrpo.toy.task import TaskConfig, write_splits
+
+    sizes = dict(pretrain_size=60, train_size=5, test_size=5, val_size=5)
+    write_splits(tmp_path / "d9", 0, TaskConfig(operands=9, **sizes))
+    assert main(["pretrain", "--data", str(tmp_path / "d9"), "--out", str(tmp_path / "m"), "--seed", "0"]) == 2
+    assert (f"worked solutions in {tmp_path / 'd9' / 'pretrain.jsonl'} take up to 18 tokens with <eos>, more "
+            "than max_new_tokens=16: raise --max-new-tokens to 18") in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    tiny = ["--max-steps", "1", "--target-acc", "none", "--select-rows", "20", "--hidden-size", "16",
+            "--intermediate-size", "32", "--layers", "1", "--heads", "2"]
+    assert main(["pretrain", "--data", str(tmp_path / "d9"), "--out", str(tmp_path / "m"), "--seed", "0",
+                 "--max-new-tokens", "18", *tiny]) == 0
+    write_splits(tmp_path / "d8", 0, TaskConfig(operands=8, **sizes))
+    assert main(["pretrain", "--data", str(tmp_path / "d8"), "--out", str(tmp_path / "m8"), "--seed", "0",
+                 *tiny]) == 0
+
+
+def test_pretrain_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    from mgrpo.cli import main
+    from mgrpo.toy.task import TaskConfig, write_splits
+
+    write_splits(tmp_path / "d", 0, TaskConfig(operands=3, pretrain_size=200, train_size=20, test_size=10))
+    (tmp_path / "m").write_text("keep me")
+    assert main(["pretrain", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--seed", "0"]) == 2
+    assert f"output folder {tmp_path / 'm'} is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "m").read_text() == "keep me"
 
 
 TINY = dict(batch_size=8, select_rows=20,

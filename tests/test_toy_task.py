@@ -101,8 +101,30 @@ def test_read_jsonl_names_file_and_line(tmp_path):
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="operands"):
         generate_splits(0, TaskConfig(operands=1))
-    with pytest.raises(ValueError, match="distinct prompts"):
-        generate_splits(0, TaskConfig(operands=2, pretrain_size=1000))
+    # operands=2: 10 * 3 * 10 = 300 distinct prompts, of which at most half are drawn
+    with pytest.raises(ValueError, match=r"operands=2 allows at most 150 \(half its 300 distinct prompts\)"):
+        generate_splits(0, TaskConfig(operands=2, pretrain_size=100, train_size=30, test_size=10, val_size=11))
+    assert sum(map(len, generate_splits(0, TaskConfig(operands=2, pretrain_size=100, train_size=30, test_size=10,
+                                                      val_size=10)).values())) == 150
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, True, 1.5])
+def test_a_seed_outside_what_the_libraries_take_is_refused(seed):
+    # Python's random takes -1 as 1: two "different" seeds would give the same data
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2147483647\]"):
+        generate_splits(seed, SMALL)
+
+
+def test_toy_data_cli_refuses_an_out_that_is_a_file_and_a_negative_seed(tmp_path, capsys):
+    from mgrpo.cli import main
+
+    (tmp_path / "file").write_text("keep me")
+    assert main(["toy-data", "--out", str(tmp_path / "file"), "--seed", "5"]) == 2
+    assert f"toy data folder {tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "keep me"
+    assert main(["toy-data", "--out", str(tmp_path / "d"), "--seed", "-1"]) == 2
+    assert "seed must be an integer in [0, 2147483647] (got -1)" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
 
 def test_toy_data_cli(tmp_path):

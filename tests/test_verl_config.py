@@ -356,3 +356,13 @@ def test_vllm_samples_without_flashinfer_where_it_is_missing(monkeypatch):
     environ = {}
     without_flashinfer_sampler(environ)
     assert environ == {}
+
+
+def test_the_work_folder_record_holds_resolved_settings_so_a_spelt_out_default_is_the_same_run(dirs):
+    plain = trainer.resolved_settings(spec_for(dirs, settings={"save_every": "5", "eval_every": "10"}))
+    spelt = trainer.resolved_settings(spec_for(dirs, settings={"save_every": 5, "eval_every": "10",
+                                                               "n_gpus_per_node": "8"}))  # 8: the default
+    assert plain == spelt and plain["save_every"] == 5 and plain["n_gpus_per_node"] == 8
+    assert plain["hydra_overrides"] == []
+    tuned = trainer.resolved_settings(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lr": "2e-6"}))
+    assert tuned["hydra_overrides"] == ["actor_rollout_ref.actor.optim.lr=2e-6"] and tuned != plain

@@ -5,9 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from mgrpo.cpu.trainer import CpuSettings, resolved_settings
 from mgrpo.run_spec import RunSpec
 from mgrpo.work_lock import LOCK_NAME
-from mgrpo.work_stamp import STAMP, SUPERSEDED, check_work_dir
+from mgrpo.work_stamp import STAMP, SUPERSEDED
+from mgrpo.work_stamp import check_work_dir as check_with
+
+
+def check_work_dir(spec, **options):
+    """As `mgrpo train` calls it: with the CPU backend's resolved settings."""
+    check_with(spec, resolved_settings(spec), **options)
 
 
 @pytest.fixture
@@ -49,8 +56,17 @@ def test_other_settings_are_named(spec):
     started(spec)
     from dataclasses import replace
 
-    with pytest.raises(ValueError, match=r"arguments\.settings"):
+    with pytest.raises(ValueError, match=r"other inputs \(arguments\.settings\.steps\)"):
         check_work_dir(replace(spec, settings={"steps": 12}))
+
+
+def test_spelling_out_a_default_setting_is_the_same_run(spec):
+    from dataclasses import replace
+
+    work = started(spec)  # --set steps=10
+    defaults = CpuSettings()
+    check_work_dir(replace(spec, settings={"steps": "10", "lr": str(defaults.lr)}))
+    assert (work / "step_000005").is_dir() and not (work / SUPERSEDED).exists()
 
 
 def test_restart_keeps_the_old_run_aside_and_the_lock_in_place(spec):
@@ -62,8 +78,8 @@ def test_restart_keeps_the_old_run_aside_and_the_lock_in_place(spec):
     moved = list((work / SUPERSEDED).iterdir())
     assert len(moved) == 1 and (moved[0] / "step_000005").is_dir()
     assert sorted(p.name for p in work.iterdir()) == sorted([LOCK_NAME, SUPERSEDED, STAMP])
-    assert json.loads((work / STAMP).read_text())["arguments"]["settings"] == {"steps": 12}
-    assert "arguments.settings" in lines[0] and str(moved[0]) in lines[0]
+    assert json.loads((work / STAMP).read_text())["arguments"]["settings"]["steps"] == 12
+    assert "arguments.settings.steps" in lines[0] and str(moved[0]) in lines[0]
 
 
 def test_a_start_that_wrote_nothing_does_not_bind_the_folder(spec):
@@ -72,7 +88,7 @@ def test_a_start_that_wrote_nothing_does_not_bind_the_folder(spec):
     check_work_dir(spec)  # then the trainer refused the settings before writing anything
     fixed = replace(spec, settings={"steps": 12})
     check_work_dir(fixed)
-    assert json.loads((Path(spec.work) / STAMP).read_text())["arguments"]["settings"] == {"steps": 12}
+    assert json.loads((Path(spec.work) / STAMP).read_text())["arguments"]["settings"]["steps"] == 12
 
 
 def test_dot_files_written_by_the_workflow_change_nothing(spec):

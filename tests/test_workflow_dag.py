@@ -74,6 +74,11 @@ def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
     assert "['experiments'][0]['G'][0]" in result.stdout
     assert "rule " not in result.stdout  # no job was planned
 
+    config = tiny_config(seeds=(2**31,))  # beyond what numpy, torch and vLLM take as a seed
+    write_config(workdir / "bad_seed.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "bad_seed.yaml")
+    assert result.returncode != 0 and "2147483648 is greater than the maximum of 2147483647" in result.stdout
+
     config = tiny_config()
     config["evaluation"]["checkpoint"] = ["best"]  # typo of `checkpoints`
     write_config(workdir / "typo.yaml", config)

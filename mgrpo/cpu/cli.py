@@ -42,6 +42,9 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--lr", type=float, default=pre.lr, help="default %(default)s")
     p.add_argument("--direct-fraction", type=float, default=pre.direct_fraction,
                    help="share of targets without scratchpad, just '#answer' (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=pre.max_new_tokens,
+                   help="generation budget of the held-out check and the test (default %(default)s; a worked "
+                        "solution of n operands takes 2n tokens with <eos>)")
     p.add_argument("--threads", type=int, default=pre.threads, help="torch threads (default %(default)s)")
     p.add_argument("--hidden-size", type=int, default=size.hidden_size, help="default %(default)s")
     p.add_argument("--intermediate-size", type=int, default=size.intermediate_size, help="default %(default)s")
@@ -67,14 +70,17 @@ def _toy_data(args) -> int:
 def _pretrain(args) -> int:
     from dataclasses import replace
 
+    from mgrpo.run_spec import check_seed
     from mgrpo.toy.settings import ModelSize, PretrainSettings
 
     size = ModelSize(hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                      num_hidden_layers=args.layers, num_attention_heads=args.heads)
     settings = replace(PretrainSettings(), max_steps=args.max_steps, target_acc=args.target_acc,
                        check_every=args.check_every, select_rows=args.select_rows, batch_size=args.batch_size,
-                       lr=args.lr, direct_fraction=args.direct_fraction, threads=args.threads, size=size)
+                       lr=args.lr, direct_fraction=args.direct_fraction, threads=args.threads,
+                       max_new_tokens=args.max_new_tokens, size=size)
     settings.validate()  # a bad value fails now, not after torch and transformers have loaded
+    check_seed(args.seed)
 
     from transformers.utils import logging as hf_logging
 

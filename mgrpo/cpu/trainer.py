@@ -68,8 +68,9 @@ class CpuSettings:
         for name in ("weight_decay", "kl_coef", "clip", "max_grad_norm"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"setting {name!r} must be >= 0 (got {getattr(self, name)!r})")
-        if not self.eval_temperature > 0:
-            raise ValueError(f"setting 'eval_temperature' must be > 0 (got {self.eval_temperature!r})")
+        if not (self.eval_temperature > 0 and math.isfinite(self.eval_temperature)):
+            raise ValueError(f"setting 'eval_temperature' must be a finite number > 0 "
+                             f"(got {self.eval_temperature!r})")
         if self.eval_prompts < 0:
             raise ValueError(f"setting 'eval_prompts' must be >= 0 (got {self.eval_prompts!r})")
 
@@ -86,6 +87,11 @@ def resolve_settings(spec) -> CpuSettings:
     settings = apply_settings(CpuSettings, dict(spec.settings or {}))
     settings.validate()
     return settings
+
+
+def resolved_settings(spec) -> dict:
+    """The run's settings with every default filled in: what the work folder's record compares."""
+    return asdict(resolve_settings(spec))
 
 
 def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:

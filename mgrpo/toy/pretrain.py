@@ -48,11 +48,23 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     """Train from scratch, write an HF model dir atomically to ``out_dir``; returns the summary."""
     from mgrpo.cpu.rollout import accuracy
 
+    from mgrpo.run_spec import check_seed
+
     settings.validate()
+    check_seed(seed)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_out_apart(out_dir, **{"data folder": data_dir})
     rows = read_jsonl(data_dir / "pretrain.jsonl")
     test_rows = read_jsonl(data_dir / "test.jsonl")
+    tokenizer = build_tokenizer()
+    # A worked solution cut off by the generation budget has no answer: the stopping check and the test could
+    # credit only the bare '#d' answers, so the base model would be chosen on the wrong thing.
+    longest = max(len(tokenizer(worked_solution(r["prompt"]), add_special_tokens=False)["input_ids"]) + 1
+                  for r in rows)  # + <eos>
+    if longest > settings.max_new_tokens:
+        raise ValueError(f"worked solutions in {data_dir / 'pretrain.jsonl'} take up to {longest} tokens with <eos>, "
+                         f"more than max_new_tokens={settings.max_new_tokens}: raise --max-new-tokens to "
+                         f"{longest} or use fewer operands")
     if len(rows) <= settings.select_rows:
         raise ValueError(f"{data_dir / 'pretrain.jsonl'} has {len(rows)} rows: holding out select_rows="
                          f"{settings.select_rows} for the stopping check leaves none to train on")
@@ -62,7 +74,6 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     torch.set_num_threads(settings.threads)
     started = time.perf_counter()
 
-    tokenizer = build_tokenizer()
     model = build_model(tokenizer, settings.size, seed=seed)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mgrpo.atomic import write_jsonl
+from mgrpo.atomic import check_folder, write_jsonl
 from mgrpo.jsonl import DataError, iter_jsonl
 
 OPERATORS = "+-*"
@@ -51,9 +51,10 @@ class TaskConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         distinct = MODULUS ** self.operands * len(OPERATORS) ** (self.operands - 1)
         wanted = sum(self.sizes())
-        if wanted > distinct // 2:
-            raise ValueError(f"{wanted} rows requested but operands={self.operands} allows only "
-                             f"{distinct} distinct prompts; use more operands or fewer rows")
+        if wanted > distinct // 2:  # drawing distinct prompts slows down as they run out
+            raise ValueError(f"{wanted} rows requested but operands={self.operands} allows at most "
+                             f"{distinct // 2} (half its {distinct} distinct prompts); use more operands or fewer "
+                             f"rows")
 
 
 def apply_op(left: int, op: str, right: int) -> int:
@@ -111,6 +112,9 @@ def _random_prompt(rng: random.Random, operands: int) -> str:
 
 def generate_splits(seed: int, config: TaskConfig = TaskConfig()) -> dict[str, list[dict]]:
     """All splits, fully determined by ``seed`` and ``config``; prompts are distinct across splits."""
+    from mgrpo.run_spec import check_seed
+
+    check_seed(seed)
     config.validate()
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -128,6 +132,7 @@ def generate_splits(seed: int, config: TaskConfig = TaskConfig()) -> dict[str, l
 
 
 def write_splits(out_dir: Path, seed: int, config: TaskConfig = TaskConfig()) -> dict[str, Path]:
+    check_folder(out_dir, "toy data folder")
     splits = generate_splits(seed, config)
     paths = {}
     for split, rows in splits.items():

@@ -130,6 +130,13 @@ def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
     return settings, hydra
 
 
+def resolved_settings(spec) -> dict:
+    """The run's settings with every default filled in, and its Hydra overrides: what the work folder's record
+    compares."""
+    settings, hydra = resolve_settings(spec)
+    return dataclasses.asdict(settings) | {"hydra_overrides": hydra}
+
+
 def harness_overrides(spec, settings: VerlSettings, resuming: bool) -> list[str]:
     """The run's own values on top of the paper config (user Hydra overrides come after these)."""
     work = Path(spec.work).resolve()
