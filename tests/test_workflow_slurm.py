@@ -217,6 +217,39 @@ def test_a_work_folder_lock_lasts_as_long_as_its_owners_slurm_job(cluster, tmp_p
         assert json.loads(lock.read_text())["pid"] == os.getpid()
 
 
+def test_a_requeued_jobs_trainer_knows_its_restart_count_though_its_srun_lacks_slurm_restart_count(cluster,
+                                                                                                     tmp_path):
+    # SLURM sets SLURM_RESTART_COUNT in the batch step only, and the jobstep plugin strips it before its srun:
+    # the work lock asks scontrol, or a requeued trainer would take its own earlier start for a live one.
+    owners, job_out = tmp_path / "owners", tmp_path / "job.out"
+    job_out.touch()
+    script = tmp_path / "job.sh"
+    script.write_text(f"""#!/bin/sh
+env -u SLURM_RESTART_COUNT srun -n1 {sys.executable} -c \
+  'import json; from mgrpo.work_lock import _owner; print(json.dumps(_owner()))' >> {owners}
+sleep 600
+""")
+
+    def wait_for_starts(count):
+        deadline = time.time() + 60
+        while len(owners.read_text().splitlines() if owners.exists() else []) < count:
+            assert time.time() < deadline, f"{count} starts expected; job output: {job_out.read_text()}"
+            time.sleep(0.2)
+
+    job = cluster.run("sbatch", "--parsable", "--requeue", "-p", "gpu-test", f"--chdir={REPO}",
+                      f"--output={job_out}", str(script)).strip()
+    wait_for_starts(1)
+    cluster.run("scontrol", "requeue", job)
+    deadline = time.time() + 60
+    while cluster.job(job)["JobState"] != "PENDING" and time.time() < deadline:
+        time.sleep(0.2)
+    cluster.run("scontrol", "update", f"jobid={job}", "StartTime=now")  # no BeginTime hold
+    wait_for_starts(2)
+    cluster.run("scancel", job)
+    starts = [json.loads(line) for line in owners.read_text().splitlines()]
+    assert [(owner["slurm_job"], owner["slurm_restart"]) for owner in starts] == [(job, 0), (job, 1)]
+
+
 @pytest.mark.slow
 def test_a_restarted_controller_cannot_start_a_second_trainer_on_a_running_run(cluster, prepared_clone,
                                                                                   tmp_path):
