@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from mgrpo.core import group_advantages
@@ -17,9 +18,11 @@ def test_group_of_one_and_equal_rewards_give_zero():
     assert group_advantages([]).size == 0
 
 
-def test_torch_matches_and_sums_to_zero():
-    r = torch.tensor([0.2, 0.9, 0.4, 0.4, 0.1])
+def test_torch_in_torch_out_by_hand_and_sums_to_zero():
+    # mean 0.4; deviations -0.2, 0.5, 0, 0, -0.3; sample variance (0.04 + 0.25 + 0.09) / 4 = 0.095
+    r = torch.tensor([0.2, 0.9, 0.4, 0.4, 0.1], dtype=torch.float64)
     adv = group_advantages(r)
     assert isinstance(adv, torch.Tensor)
     assert abs(float(adv.sum())) < 1e-6
-    assert np.allclose(adv.numpy(), group_advantages(r.numpy()), atol=1e-6)
+    std = 0.095 ** 0.5
+    assert adv.tolist() == pytest.approx([-0.2 / std, 0.5 / std, 0.0, 0.0, -0.3 / std], abs=1e-5)

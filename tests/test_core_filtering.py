@@ -30,11 +30,28 @@ def test_high_outliers_are_kept():
     assert iqr_keep_mask(np.array([1.0, 1, 1, 1, 50])).all()
 
 
-def test_torch_in_torch_out_and_same_answer():
-    e = [1.0, 1.1, 1.0, 1.1, 1.0, 1.1, 0.05, 1.1]
+def test_torch_in_torch_out_by_hand():
+    e = [1.0, 1.1, 1.0, 1.1, 1.0, 1.1, 0.05, 1.1]  # cut 0.925, as in test_one_low_outlier_is_dropped
     out = iqr_keep_mask(torch.tensor(e))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.bool
-    assert out.tolist() == iqr_keep_mask(np.array(e)).tolist()
+    assert out.tolist() == [True] * 6 + [False, True]
+
+
+def test_small_groups_follow_the_formula():
+    # n = 2: Q1 = 0.25, Q3 = 0.75, cut = 0.25 - 0.375 < 0: nothing can be dropped
+    assert iqr_keep_mask(np.array([0.0, 1.0])).all()
+    # n = 3: Q1 = 0.45, Q3 = 0.95, cut = 0.45 - 0.75 * 0.5 = 0.075: the lowest goes
+    assert iqr_keep_mask(np.array([0.0, 0.9, 1.0])).tolist() == [False, True, True]
+    # IQR = 0: anything below Q1 is an outlier
+    assert iqr_keep_mask(np.array([2.0] * 6 + [1.999])).tolist() == [True] * 6 + [False]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_entropy_is_refused_not_a_reason_to_drop_the_group(bad):
+    # NaN quartiles would compare False everywhere and drop every rollout
+    for kind in (np.array, torch.tensor):
+        with pytest.raises(ValueError, match="entropies must be finite"):
+            iqr_keep_mask(kind([1.0, 1.1, bad, 1.0]))
 
 
 def test_negative_k_is_rejected():

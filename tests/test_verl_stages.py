@@ -144,7 +144,7 @@ def test_keep_fraction_drops_least_consistent_prompts():
             ("Y", "1", False, 1.0, 2, ""), ("Y", "2", False, 1.0, 2, ""), ("Y", "1", False, 1.0, 2, ""),
             ("Z", "4", False, 1.0, 2, ""), ("Z", "", False, 1.0, 2, ""), ("Z", "", False, 1.0, 2, "")]
     data, scores = stages.score_dataproto(make_batch(rows), get_method("srt"), keep_fraction=0.5)
-    # floor(0.5 * 3) = 1 prompt kept: X (share 1, first of the tie with Z); Y and Z leave the loss
+    # floor(0.5 * 3) = 1 prompt kept: X (share 1, tied with Z: the smaller uid); Y and Z leave the loss
     assert set(scores.kept_prompts) == {"X"}
     assert not scores.in_loss[3:].any() and data.batch["response_mask"][3:].sum() == 0
     assert scores.in_loss[:3].all()
@@ -203,3 +203,31 @@ def test_rollout_logprob_gaps_by_hand():
     assert only_policy["momentum_kl_to_policy"] is None
     assert stages.rollout_logprob_gaps(rollout, rollout, mask, [False, True, False]) == {
         "policy_rollout_mismatch": 0.0, "momentum_kl_to_policy": 0.0}
+
+
+def test_a_tied_vote_goes_the_same_way_whatever_the_row_order_and_as_on_the_cpu_backend():
+    """Policy answers (sessions 0..5) none, 7, 3, 7, 3, 5 and momentum answers (sessions 0..1) 3, 7: 7 and 3 tie
+    at 3 votes. In the CPU trainer's order (policy sessions, then momentum sessions) 7 is met first and wins, so the
+    policy rewards are [0, 1, 0, 1, 0, 0]: mean 1/3, sample std sqrt(4/15), advantages 1.291 and -0.645. verl
+    reorders rows by length across GPUs; the result must not follow."""
+    from mgrpo.cpu.trainer import score_step
+
+    policy, momentum = [None, "7", "3", "7", "3", "5"], ["3", "7"]
+    std = math.sqrt(4 / 15)
+    expected_policy = [(r - 1 / 3) / std for r in (0, 1, 0, 1, 0, 0)]
+    cpu = score_step(get_method("mgrpo"), policy, momentum, [1.0] * 6, [1.0] * 2, [0.0] * 6, [0.0] * 2,
+                     [None], M=6, N=2, k=0.75)[0]
+    assert cpu.label == "7" and list(cpu.advantages[:6]) == pytest.approx(expected_policy, abs=1e-5)
+    rows = [("P", a, False, i) for i, a in enumerate(policy)] + [("P-momentum", a, True, i)
+                                                                   for i, a in enumerate(momentum)]
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        order = rng.permutation(len(rows))
+        shuffled = [rows[i] for i in order]
+        scores = stages.score_batch(get_method("mgrpo"), [r[0] for r in shuffled], [r[1] for r in shuffled],
+                                    [r[2] for r in shuffled], entropies=[1.0] * 8,
+                                    rollout_index=[r[3] for r in shuffled])
+        assert scores.groups[0][2].label == "7"
+        by_row = {(r[2], r[3]): a for r, a in zip(shuffled, scores.advantages)}
+        assert [by_row[(False, i)] for i in range(6)] == pytest.approx(expected_policy, abs=1e-5)
+        assert by_row[(True, 0)] == by_row[(True, 1)] == 0.0

@@ -246,9 +246,11 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
     trainer._submit_batch_to_rollout(batch)
     momentum_batch, (momentum_uid,) = trainer._momentum_prompts([uid])
 
-    # Scripted answers, policy sessions 0..5 and momentum sessions 0..1. The policy alone would elect 5 (3 votes);
-    # with the momentum rollouts all eight elect 7 (4 votes): the anchor decides the label.
-    answers = {uid: ["5", "5", "5", "7", "7", "9"], momentum_uid: ["7", "7"]}
+    # Scripted answers, policy sessions 0..5 and momentum sessions 0..1. The policy alone would elect 9 (3 votes);
+    # the momentum rollouts bring 7 level with it (3 votes each), and the tie goes to the answer met first in the
+    # CPU trainer's order (policy sessions, then momentum sessions): 7, policy session 0 -- whatever the order of
+    # the rows in the batch, which verl's length balancing changes.
+    answers = {uid: ["7", "5", "5", "9", "9", "9"], momentum_uid: ["7", "7"]}
     worker = object.__new__(AgentLoopWorkerTQ.__ray_actor_class__)
     worker.config, worker.background_tasks = config, set()
     worker.processor, worker.mm_processor_kwargs, worker.distillation_enabled = None, None, False
@@ -291,6 +293,7 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
     listed = tq.kv_list("train")["train"]
     keys = sorted(k for k in listed if k.startswith(uid) and k.count("_") == 2)
     assert len(keys) == 8 and sum(k.startswith(momentum_uid) for k in keys) == 2
+    keys.sort(key=lambda k: -int(k.rsplit("_", 2)[1]))  # policy session 5 (a 9) first, as balancing may put it
     lengths = [int(t["response_len"]) for t in (listed[k] for k in keys)]
     tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(  # the old-log-prob pass
         [{"entropy": torch.ones(n), "old_log_probs": torch.full((n,), -1.0)} for n in lengths]))
@@ -301,14 +304,14 @@ def test_rollouts_stored_by_verls_agent_loop_reach_the_advantage_stage(session, 
     out = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages", "response_mask"])
     adv = {k: float(a[0]) for k, a in zip(keys, out["advantages"].unbind())}
     kept = {k: int(m.sum()) for k, m in zip(keys, out["response_mask"].unbind())}
-    # Policy rewards [0, 0, 0, 1, 1, 0]: mean 1/3, sample std sqrt((4/9 + 8/9) / 5); advantage (r - mean) / std.
-    std = math.sqrt((4 / 9 + 8 / 9) / 5)
+    # Policy rewards [1, 0, 0, 0, 0, 0]: mean 1/6, sample std sqrt((25/36 + 5/36) / 5); advantage (r - mean) / std.
+    std = math.sqrt((25 / 36 + 5 / 36) / 5)
     for key in keys:
         group, session = key.rsplit("_", 2)[0], int(key.rsplit("_", 2)[1])
         if group == momentum_uid:
             assert adv[key] == 0.0 and kept[key] == 0  # momentum rows: no gradient, no tokens
         else:
-            expected = (2 / 3) / std if answers[uid][session] == "7" else (-1 / 3) / std
+            expected = (5 / 6) / std if answers[uid][session] == "7" else (-1 / 6) / std
             assert adv[key] == pytest.approx(expected, abs=1e-5) and kept[key] > 0
     assert metrics["mgrpo/momentum_agreement"] == pytest.approx(1.0)  # both momentum answers are the label
     # verl's postprocess stored the rollout log-probs where the stage reads them, aligned with the response tokens

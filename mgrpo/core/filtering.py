@@ -19,6 +19,8 @@ def iqr_keep_mask(entropies, k: float = 0.75):
         if entropies.numel() == 0:
             return torch.ones(0, dtype=torch.bool, device=entropies.device)
         values = entropies.detach().double()
+        if not torch.isfinite(values).all():
+            raise ValueError(f"entropies must be finite (got {values.tolist()})")
         q1, q3 = torch.quantile(values, torch.tensor([0.25, 0.75], dtype=values.dtype, device=values.device))
         return values >= q1 - k * (q3 - q1)
     values = np.asarray(entropies, dtype=np.float64)
@@ -26,5 +28,7 @@ def iqr_keep_mask(entropies, k: float = 0.75):
         raise ValueError(f"entropies must be 1-D (got shape {values.shape})")
     if values.size == 0:
         return np.ones(0, dtype=bool)
+    if not np.isfinite(values).all():  # NaN quartiles would drop every rollout
+        raise ValueError(f"entropies must be finite (got {values.tolist()})")
     q1, q3 = np.quantile(values, [0.25, 0.75])
     return values >= q1 - k * (q3 - q1)

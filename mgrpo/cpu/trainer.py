@@ -328,8 +328,8 @@ def train(spec) -> Path:
             mcore.ema_update_(list(momentum_model.parameters()), list(policy.parameters()), spec.momentum)
         seconds = time.perf_counter() - started
 
-        policy_mask = pol.response_mask.float()
-        kl = float((mcore.low_var_kl(logp.detach(), ref_logp) * policy_mask).sum() / policy_mask.sum().clamp(min=1))
+        # over the tokens of the loss, as verl's kl_loss is (momentum and filtered rows are not in it)
+        kl = float((mcore.low_var_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum().clamp(min=1))
         rewards_in_loss = [float(r) for s in scores for r, keep in zip(s.rewards, s.in_loss) if keep]
         momentum_agree = [float(a) for s in scores for a in s.agreement[M:]]
         row = {

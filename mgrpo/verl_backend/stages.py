@@ -2,7 +2,8 @@
 
 Rows of one prompt share a ``uid`` (verl's GRPO grouping key). Each row carries the answer extracted by our
 reward function (``mgrpo_answer``; None: no answer), whether the momentum model wrote it (``mgrpo_is_momentum``),
-the hidden gold answer (``mgrpo_gold``, read only for the pseudo-label diagnostic) and the actor's per-token
+its index among that model's rollouts of the prompt (``mgrpo_rollout_index``, verl's session id), the hidden gold
+answer (``mgrpo_gold``, read only for the pseudo-label diagnostic) and the actor's per-token
 statistic computed with the old log-probs (verl's ``entropy`` field: the token entropy, or, for a
 self-certainty reward, ``logsumexp(z) - mean(z)``; z = logits / T, T = the training temperature).
 
@@ -24,6 +25,7 @@ from mgrpo import core as mcore
 
 ANSWER = "mgrpo_answer"
 IS_MOMENTUM = "mgrpo_is_momentum"
+ROLLOUT_INDEX = "mgrpo_rollout_index"
 GOLD = "mgrpo_gold"
 MOMENTUM_UID_SUFFIX = "-momentum"
 
@@ -34,11 +36,21 @@ def group_uid(uid: str) -> str:
     return uid[: -len(MOMENTUM_UID_SUFFIX)] if uid.endswith(MOMENTUM_UID_SUFFIX) else uid
 
 
-def group_rows(uids: Sequence[str]) -> dict[str, list[int]]:
-    """Row indices per prompt group, groups in order of first appearance, rows in batch order."""
+def group_rows(uids: Sequence[str], is_momentum: Optional[Sequence[bool]] = None,
+               rollout_index: Optional[Sequence[int]] = None) -> dict[str, list[int]]:
+    """Row indices per prompt group, groups in order of first appearance.
+
+    Within a group, rows are put in the CPU trainer's order where the rollout indices are given: the policy's
+    rollouts, then the momentum's, each by index; else they stay in batch order. The order decides a tied vote
+    (the answer met first wins), and verl reorders a batch's rows by length to balance them over GPUs, so without
+    it a tie would be broken by response lengths and the GPU count."""
     groups: dict[str, list[int]] = {}
     for row, uid in enumerate(uids):
         groups.setdefault(group_uid(uid), []).append(row)
+    if rollout_index is not None:
+        momentum = [False] * len(uids) if is_momentum is None else is_momentum
+        for rows in groups.values():
+            rows.sort(key=lambda r: (bool(momentum[r]), int(rollout_index[r])))
     return groups
 
 
@@ -73,37 +85,40 @@ def keep_most_consistent(shares: Sequence[tuple[str, Optional[float]]], keep_fra
     """The original SRT reward manager's ``oversampling_keep_fraction``.
 
     ``shares``: (prompt, majority share = votes / answers that voted; None for a prompt without a label).
-    Keeps the ``max(1, floor(keep_fraction * P))`` labelled prompts with the highest share (ties: earlier
-    prompt); unlabelled prompts are never kept (the original ranks only labelled ones). 1.0 keeps every prompt.
+    Keeps the ``max(1, floor(keep_fraction * P))`` labelled prompts with the highest share (ties: the smaller uid,
+    an arbitrary choice that does not depend on the batch's row order); unlabelled prompts are never kept (the
+    original ranks only labelled ones). 1.0 keeps every prompt.
     """
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"setting 'keep_fraction' must be in (0, 1] (got {keep_fraction!r})")
     if keep_fraction == 1.0:
         return {uid for uid, _ in shares}
     n_keep = max(1, int(keep_fraction * len(shares)))
-    ranked = sorted((-share, position, uid) for position, (uid, share) in enumerate(shares) if share is not None)
-    return {uid for _, _, uid in ranked[:n_keep]}
+    ranked = sorted((-share, uid) for uid, share in shares if share is not None)
+    return {uid for _, uid in ranked[:n_keep]}
 
 
 def score_batch(method: mcore.Method, uids: Sequence[str], answers: Sequence[Optional[str]],
                 is_momentum: Sequence[bool], entropies: Optional[Sequence[float]] = None,
                 self_certainties: Optional[Sequence[float]] = None, golds: Optional[Sequence] = None,
-                k: float = 0.75, keep_fraction: float = 1.0, momentum_in_loss: bool = False) -> BatchScore:
-    """``score_group`` for every prompt of a batch; rows may come in any order.
+                k: float = 0.75, keep_fraction: float = 1.0, momentum_in_loss: bool = False,
+                rollout_index: Optional[Sequence[int]] = None) -> BatchScore:
+    """``score_group`` for every prompt of a batch; rows may come in any order (with ``rollout_index``, the
+    result does not depend on it: see ``group_rows``).
 
     ``momentum_in_loss`` reproduces the released code's intent (momentum rollouts trained like policy ones);
     the paper keeps them out of the loss.
     """
     B = len(uids)
     for name, values in (("answers", answers), ("is_momentum", is_momentum), ("entropies", entropies),
-                         ("self_certainties", self_certainties), ("golds", golds)):
+                         ("self_certainties", self_certainties), ("golds", golds), ("rollout_index", rollout_index)):
         if values is not None and len(values) != B:
             raise ValueError(f"{name} has {len(values)} rows for a batch of {B}")
     is_momentum = np.asarray(is_momentum, dtype=bool)
     advantages, rewards = np.zeros(B), np.zeros(B)
     in_loss, kept, agreement = np.zeros(B, dtype=bool), np.zeros(B, dtype=bool), np.zeros(B)
     groups, shares = [], []
-    for uid, rows in group_rows(uids).items():
+    for uid, rows in group_rows(uids, is_momentum, rollout_index).items():
         gold_values = {None if golds is None else _none_if_empty(golds[r]) for r in rows}
         if len(gold_values) > 1:
             raise ValueError(f"prompt group {uid!r} has rows with different gold answers")
@@ -151,7 +166,8 @@ def score_dataproto(data, method: mcore.Method, k: float = 0.75, keep_fraction: 
     """Apply the method's stage to a verl ``DataProto``; returns ``(data, BatchScore)``.
 
     Reads ``batch['response_mask']`` and ``batch['entropy']`` ([B, T], from the old-log-prob pass) and the
-    non-tensor fields ``uid``, ``mgrpo_answer``, ``mgrpo_is_momentum``, ``mgrpo_gold`` (optional). Writes
+    non-tensor fields ``uid``, ``mgrpo_answer``, ``mgrpo_is_momentum``, ``mgrpo_rollout_index`` and
+    ``mgrpo_gold`` (the last two optional). Writes
     ``advantages`` and ``returns`` (the row's advantage on each response token) and zeroes ``response_mask``
     and ``loss_mask`` on rows outside the loss. ``token_statistic='self_certainty'`` means the ``entropy`` field
     holds ``logsumexp(z) - mean(z)`` per token (see workers.py): the trajectory mean minus log V is Intuitor's
@@ -179,7 +195,8 @@ def score_dataproto(data, method: mcore.Method, k: float = 0.75, keep_fraction: 
     scores = score_batch(method, [str(u) for u in extra["uid"]], answers, extra[IS_MOMENTUM].astype(bool),
                          entropies=entropies, self_certainties=self_certainties,
                          golds=list(extra[GOLD]) if GOLD in extra else None, k=k, keep_fraction=keep_fraction,
-                         momentum_in_loss=momentum_in_loss)
+                         momentum_in_loss=momentum_in_loss,
+                         rollout_index=list(extra[ROLLOUT_INDEX]) if ROLLOUT_INDEX in extra else None)
     loss_rows = torch.as_tensor(scores.in_loss, device=response_mask.device)
     new_mask = response_mask * loss_rows[:, None].to(response_mask.dtype)
     advantages = torch.as_tensor(scores.advantages, dtype=torch.float32, device=response_mask.device)

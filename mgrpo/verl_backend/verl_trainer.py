@@ -277,6 +277,9 @@ class MGRPOTrainer(PPOTrainerSync):
                 stages.ANSWER: np.asarray(answers, dtype=object)[real],
                 stages.IS_MOMENTUM: data[stages.IS_MOMENTUM].cpu().numpy().astype(bool)[real],
                 stages.GOLD: np.asarray(list(data[stages.GOLD]), dtype=object)[real],
+                # keys are "<uid>_<session id>_<output index>" (verl's agent loop): the session id is the
+                # rollout's index among the prompt's n
+                stages.ROLLOUT_INDEX: np.asarray([int(key.rsplit("_", 2)[1]) for key in batch.keys])[real],
             },
         )
         proto, scores = stages.score_dataproto(
