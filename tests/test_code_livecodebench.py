@@ -1,5 +1,6 @@
 """LiveCodeBench executor: release files, private-test decoding, date window, extraction, LCB's grading rules."""
 import base64
+import dataclasses
 import json
 import pickle
 import sys
@@ -153,6 +154,84 @@ def test_output_of_a_correct_solution_does_not_fail_it(problems):
     # a stdin solution's stdout is still what is graded
     assert lcb.score_code(problems[0], "a, b = map(int, input().split())\nprint(a + b)\nprint('extra')",
                           timeout_s=1.0)["results"][-1] == -2
+
+
+# Wrong candidates that attack the grader from inside the sandbox (security review: each was scored PASSED when
+# the driver compared with the expected outputs inside the candidate's process).
+HOSTILE = {
+    # stdin problem: walk the frames up to the grader's expected output and print it
+    "read_expected_from_frames": (0, "import sys\nf = sys._getframe()\n"
+                                     "while f and 'test_output' not in f.f_locals: f = f.f_back\n"
+                                     "print(f.f_locals['test_output'] if f else 'x')\n"),
+    # stdin problem: find the nonce and the verdict channel in main()'s frame, write a passing verdict, exit 0
+    "forge_verdict_nonce": (0, "import sys, os, json\nf = sys._getframe()\n"
+                               "while f and 'nonce' not in f.f_locals: f = f.f_back\n"
+                               "o = f.f_locals['out']\n"
+                               "o.write('\\n' + f.f_locals['nonce'] + ' ' + json.dumps({'results': [True, True, True], "
+                               "'message': 'passed'}) + '\\n')\no.flush()\nos._exit(0)\n"),
+    # call-based problem: an object equal to everything
+    "eq_always_true": (1, "class Solution:\n    def pairSum(self, nums, k):\n        class T:\n"
+                          "            def __eq__(s, o): return True\n        return T()\n"),
+    # the same through a subclass of list
+    "list_subclass_eq_always_true": (1, "class Solution:\n    def pairSum(self, nums, k):\n"
+                                        "        class T(list):\n            def __eq__(s, o): return True\n"
+                                        "        return T()\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_wrong_candidate_that_attacks_the_grader_is_not_passed(problems, name):
+    index, code = HOSTILE[name]
+    verdict = lcb.score_code(problems[index], code, timeout_s=2.0)
+    assert verdict["passed"] is False, verdict
+
+
+def test_expected_outputs_never_reach_the_sandbox(problems, monkeypatch):
+    seen = []
+    real_run = lcb.run_untrusted
+
+    def run(program, *args, **kwargs):
+        seen.append(kwargs["files"]["task.json"])
+        return real_run(program, *args, **kwargs)
+
+    monkeypatch.setattr(lcb, "run_untrusted", run)
+    assert lcb.score_code(problems[0], "a, b = map(int, input().split())\nprint(a + b)", timeout_s=1.0)["passed"]
+    task = json.loads(seen[0])
+    assert set(task) == {"nonce", "code", "fn_name", "timeout_s", "inputs"}
+    assert task["inputs"] == list(problems[0].inputs)
+
+
+@pytest.mark.parametrize("index,code", [
+    (0, "a, b = map(int, input().split())\nprint(a + b)"),
+    (1, "class Solution:\n    def pairSum(self, nums, k):\n        return [sum(nums), k]"),
+])
+def test_a_run_whose_sandbox_status_is_not_ok_never_passes(problems, monkeypatch, index, code):
+    # a correct candidate's run, with its well-formed report on stdout, whose status is then made "error" or
+    # "timeout" (a candidate that prints a report and then gets itself killed): never a pass
+    assert lcb.score_code(problems[index], code, timeout_s=1.0)["passed"] is True
+    real_run = lcb.run_untrusted
+    for status in ("error", "timeout"):
+        def run(program, *args, **kwargs):
+            result = real_run(program, *args, **kwargs)
+            assert result.status == "ok" and result.stdout.strip()  # the report is there
+            return dataclasses.replace(result, status=status)
+
+        monkeypatch.setattr(lcb, "run_untrusted", run)
+        verdict = lcb.score_code(problems[index], code, timeout_s=1.0)
+        assert (verdict["passed"], verdict["sandbox_status"]) == (False, status), verdict
+
+
+def test_host_side_comparison_follows_lcb_rules(problems):
+    assert lcb.lines_match("3.000\n", "3\n") and lcb.lines_match("  1 2 \n\n", "1 2")
+    assert not lcb.lines_match("3\n4\n", "3\n") and not lcb.lines_match("abc", "abd")
+    report = {"outputs": [[3, 3], {"unserialisable": "T"}], "stop": None}
+    assert lcb.grade_report(problems[1], report) == ([True, -2], "wrong answer")
+    with pytest.raises(lcb.plain_data.MalformedData):  # a stdin problem's output is text
+        lcb.grade_report(problems[0], {"outputs": [3, 30, 0], "stop": None})
+    with pytest.raises(lcb.plain_data.MalformedData):  # one output per test, unless the run stopped early
+        lcb.grade_report(problems[0], {"outputs": ["3\n"], "stop": None})
+    assert lcb.grade_report(problems[0], {"outputs": ["3\n"], "stop": [-3, "time limit exceeded"]}) == (
+        [True, -3], "time limit exceeded")
 
 
 class ScriptedGenerator:

@@ -1,4 +1,5 @@
 """MBPP+ through evalplus 0.3.1 inside the sandbox, on a hand-written two-problem MbppPlus file."""
+import dataclasses
 import json
 import shutil
 import sys
@@ -35,6 +36,93 @@ def test_solution_wrong_only_on_plus_inputs_fails(problems):
     solution = mbpp_plus.extract_solution(WRONG_PERIMETER, problems[1])
     verdict = mbpp_plus.score_solution(problems[1], solution)
     assert (verdict["passed"], verdict["base_status"], verdict["plus_status"]) == (False, "pass", "fail")
+
+
+# Wrong solutions of Mbpp/17 that attack the grader from inside the sandbox (security review: each of them was
+# scored PASSED when evalplus compared inside the candidate's process).
+PERIMETER = "def square_perimeter(a):\n"
+HOSTILE_PERIMETERS = {
+    # evalplus compares `out == exp`: an object equal to everything
+    "eq_always_true": PERIMETER + "    class T:\n        def __eq__(s, o): return True\n    return T()\n",
+    # the same through a subclass of a plain type
+    "int_subclass_eq_always_true": PERIMETER + "    class T(int):\n        def __eq__(s, o): return True\n"
+                                               "        __hash__ = int.__hash__\n    return T(0)\n",
+    # walk up to evalplus's unsafe_execute and set its shared result values, then leave without a report
+    "forge_shared_stat": PERIMETER + (
+        "    import sys, posix\n    f = sys._getframe()\n    while f and 'stat' not in f.f_locals: f = f.f_back\n"
+        "    if f:\n        L = f.f_locals; L['stat'].value = 0; n = len(L['inputs'])\n"
+        "        for i in range(n): L['details'][i] = True\n        L['progress'].value = n\n"
+        "    posix._exit(0)\n"),
+    # find the driver's nonce in main()'s frame, print a forged verdict line, kill the parent, exit 0
+    "forge_nonce_kill_driver": PERIMETER + (
+        "    import sys, posix, json\n    f = sys._getframe()\n"
+        "    while f and 'nonce' not in f.f_locals: f = f.f_back\n"
+        "    posix.write(1, ('\\n' + f.f_locals['nonce'] + ' ' + json.dumps({'base_status': 'pass', "
+        "'plus_status': 'pass'}) + '\\n').encode())\n"
+        "    try:\n        posix.kill(posix.getppid(), 9)\n    except OSError:\n        pass\n    posix._exit(0)\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_PERIMETERS))
+def test_wrong_solution_that_attacks_the_grader_is_not_passed(problems, name):
+    verdict = mbpp_plus.score_solution(problems[1], HOSTILE_PERIMETERS[name], timeout_s=60)
+    assert verdict["passed"] is False, verdict
+
+
+def test_a_run_whose_sandbox_status_is_not_ok_never_passes(problems, monkeypatch):
+    # a correct solution's run, with a well-formed report on stdout, whose status is then made "error"/"timeout"
+    # (e.g. the candidate printed its report and had the sandbox kill it): never a pass
+    solution = mbpp_plus.extract_solution(RIGHT_PERIMETER, problems[1])
+    assert mbpp_plus.score_solution(problems[1], solution)["passed"] is True
+    real_run = mbpp_plus.run_untrusted
+    for status in ("error", "timeout"):
+        def run(program, *args, **kwargs):
+            result = real_run(program, *args, **kwargs)
+            if '"mode": "groundtruth"' not in kwargs["files"]["task.json"]:  # the candidate's run
+                assert result.status == "ok" and "plus" in result.stdout  # the report is there
+                result = dataclasses.replace(result, status=status)
+            return result
+
+        monkeypatch.setattr(mbpp_plus, "run_untrusted", run)
+        verdict = mbpp_plus.score_solution(problems[1], solution)
+        assert (verdict["passed"], verdict["sandbox_status"]) == (False, status), verdict
+
+
+def test_expected_outputs_never_reach_the_candidate(problems, monkeypatch):
+    seen = []
+    real_run = mbpp_plus.run_untrusted
+
+    def run(program, *args, **kwargs):
+        seen.append(json.loads(kwargs["files"]["task.json"]))
+        return real_run(program, *args, **kwargs)
+
+    monkeypatch.setattr(mbpp_plus, "run_untrusted", run)
+    monkeypatch.setattr(mbpp_plus, "_ground_truth", {})  # computed afresh: its own sandbox run
+    mbpp_plus.score_solution(problems[1], mbpp_plus.extract_solution(RIGHT_PERIMETER, problems[1]))
+    assert [task["mode"] for task in seen] == ["groundtruth", "candidate"]
+    candidate = json.dumps(seen[1])
+    assert "canonical_solution" not in candidate and "4*a" not in candidate and "prompt" not in seen[1]
+
+
+def test_host_check_follows_evalplus_special_oracles_and_float_tolerance():
+    from mgrpo.evaluation.code.plain_data import Unserialisable
+
+    status = mbpp_plus.evalplus_phase_status
+    # output-not-None tasks (re.Match results cannot be plain data): any non-None output matches True
+    assert status("check_str", 0, [["a"], ["b"]], [True, False], [Unserialisable("re.Match"), None], None) == "pass"
+    assert status("check_str", 0, [["a"]], [True], [None], None) == "fail"
+    # set-equality tasks; an unserialisable output is wrong anywhere else
+    assert status("similar_elements", 0, [[(1, 2), (2, 1)]], [(1, 2)], [(2, 1)], None) == "pass"
+    assert status("f", 0, [[1]], [2], [Unserialisable("T")], None) == "fail"
+    # floats get atol 1e-6 (and must keep their type), ints must be exact
+    assert status("f", 0, [[1]], [0.3], [0.1 + 0.2], None) == "pass"
+    assert status("f", 0, [[1]], [0.3], [0.30001], None) == "fail"
+    assert status("f", 0, [[1]], [[0.3, 1.0]], [(0.1 + 0.2, 1.0)], None) == "fail"
+    # every output right, then the candidate stopped: an exception or per-input timeout fails, the phase budget
+    # running out is evalplus's "timeout"; a wrong output before the stop fails
+    assert status("f", 0, [[1], [2]], [1, 2], [1], ["error", "x"]) == "fail"
+    assert status("f", 0, [[1], [2]], [1, 2], [1], ["phase_timeout", "x"]) == "timeout"
+    assert status("f", 0, [[1], [2]], [1, 2], [0], ["phase_timeout", "x"]) == "fail"
 
 
 class ScriptedGenerator:

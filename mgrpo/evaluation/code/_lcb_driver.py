@@ -1,14 +1,17 @@
-"""LiveCodeBench test driver. Runs INSIDE the sandbox (standard library only), one candidate against all tests.
+"""LiveCodeBench test driver. Runs INSIDE the sandbox after plain_data.py's source (prepended; standard library
+only): it RUNS one candidate on every test input and reports what it produced. It never sees an expected output:
+the host (livecodebench.py) compares, so nothing the candidate does in this process can change a comparison.
 
-It follows the grading rules of LiveCodeBench's lcb_runner/evaluation/testing_util.py (re-implemented, not copied):
+It runs code the way LiveCodeBench's lcb_runner/evaluation/testing_util.py does (re-implemented, not copied):
 - stdin problems: drop a trailing `if __name__ == '__main__':` guard, wrap the module's statements in a function,
-  run it per test with stdin replaced by the test input, compare the captured stdout line by line after stripping;
-  a line matches exactly or when all its whitespace-separated tokens are equal as Decimals;
+  run it per test with stdin replaced by the test input; the captured stdout (a string) is the test's output;
 - call-based problems: prepend the common-imports prelude, instantiate `Solution` when the code defines it, call
-  the method named by `fn_name` with the JSON-decoded input lines, tuples count as lists, compare with `==`;
-- a per-test time limit; stop at the first failing test.
-Input: `task.json` in the cwd. Output: one line `<nonce> <json>` on stdout with per-test results
-(True, -2 wrong answer, -3 time limit, -4 runtime error). Anything else the candidate prints (a call-based
+  the method named by `fn_name` with the JSON-decoded input lines; a tuple result becomes a list (lcb_runner); the
+  result is reported as plain data (a custom object is reported "unserialisable", a wrong answer on the host);
+- a per-test time limit; the run stops at the first timeout (-3) or exception (-4). A wrong answer cannot be known
+  here, so the other tests all run (bounded by the same per-test limit and the sandbox's wall limit).
+Input: `task.json` in the cwd (code, fn_name, inputs, time limit, nonce). Output: one line `<nonce> <json>` on
+stdout: {"outputs": [...], "stop": null | [-3 | -4, message]}. Anything else the candidate prints (a call-based
 solution's debug prints, stderr, a child's output) goes to /dev/null, as lcb_runner ignores it: otherwise it would
 count against the sandbox's output cap and a correct solution that prints a lot would be killed.
 """
@@ -18,7 +21,6 @@ import json
 import os
 import signal
 import sys
-from decimal import Decimal, InvalidOperation
 
 PRELUDE = "\n".join(
     [f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
@@ -61,25 +63,6 @@ def wrap_in_function(code):
         return code
 
 
-def stripped_lines(text):
-    return [line.strip() for line in text.strip().split("\n")]
-
-
-def lines_match(prediction, expected):
-    got, want = stripped_lines(prediction), stripped_lines(expected)
-    if len(got) != len(want):
-        return False
-    for got_line, want_line in zip(got, want):
-        if got_line == want_line:
-            continue
-        try:
-            if [Decimal(t) for t in got_line.split()] != [Decimal(t) for t in want_line.split()]:
-                return False
-        except InvalidOperation:
-            return False
-    return True
-
-
 def run_with_stdin(function, text):
     lines = iter(text.split("\n"))
     fake_stdin = io.StringIO(text)
@@ -111,10 +94,10 @@ def compile_module(code, limit):
     return namespace
 
 
-def grade(task):
+def run_tests(task):
     limit = float(task["timeout_s"])
     code = task["code"]
-    results = []
+    outputs = []
     try:
         if task["fn_name"] is None:
             namespace = compile_module(wrap_in_function(strip_main_guard(code)), limit)
@@ -125,50 +108,47 @@ def grade(task):
             holder = namespace["Solution"]() if "class Solution" in code else None
             method = getattr(holder, task["fn_name"]) if holder is not None else namespace.get(task["fn_name"])
     except BaseException as error:  # noqa: BLE001 - a candidate that does not compile fails every test
-        return [-4], f"compile error: {error!r}"
+        return outputs, [-4, f"compile error: {error!r}"[:500]]
     if method is None:
-        return [-4], "entry point not found"
-    for test_input, test_output in zip(task["inputs"], task["outputs"]):
+        return outputs, [-4, "entry point not found"]
+    for test_input in task["inputs"]:
         signal.setitimer(signal.ITIMER_REAL, limit)
         try:
             if task["fn_name"] is None:
-                ok = lines_match(run_with_stdin(method, test_input), test_output)
+                output = run_with_stdin(method, test_input)
             else:
                 args = [json.loads(line) for line in test_input.split("\n")]
                 prediction = method(*args)
                 if isinstance(prediction, tuple):
                     prediction = list(prediction)
-                ok = prediction == json.loads(test_output)
             signal.setitimer(signal.ITIMER_REAL, 0)
         except TestTimeout:
-            return results + [-3], "time limit exceeded"
+            return outputs, [-3, "time limit exceeded"]
         except BaseException as error:  # noqa: BLE001
             signal.setitimer(signal.ITIMER_REAL, 0)
-            return results + [-4], f"runtime error: {error!r}"[:500]
+            return outputs, [-4, f"runtime error: {error!r}"[:500]]
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        if not ok:
-            return results + [-2], "wrong answer"
-        results.append(True)
-    return results, "passed"
+        outputs.append(output if task["fn_name"] is None else encode(prediction))
+    return outputs, None
 
 
 def main():
     with open("task.json") as handle:
         task = json.load(handle)
-    os.remove("task.json")  # the candidate runs in this process: keep the nonce out of its reach on disk
+    os.remove("task.json")  # the candidate runs in this process; the file holds inputs only, no expected outputs
     nonce = task.pop("nonce")
     signal.signal(signal.SIGALRM, _alarm)
-    out = os.fdopen(os.dup(1), "w")  # the verdict's channel; the candidate's own output goes nowhere
+    out = os.fdopen(os.dup(1), "w")  # the report's channel; the candidate's own output goes nowhere
     sink = os.open(os.devnull, os.O_WRONLY)
     os.dup2(sink, 1)
     os.dup2(sink, 2)
     sys.stdout = sys.stderr = open(os.devnull, "w")
     main_pid = os.getpid()
-    results, message = grade(task)
-    if os.getpid() != main_pid:  # a process the candidate forked came back here: it must not report a verdict
+    outputs, stop = run_tests(task)
+    if os.getpid() != main_pid:  # a process the candidate forked came back here: it must not report
         os._exit(0)
-    out.write("\n" + nonce + " " + json.dumps({"results": results, "message": message}) + "\n")
+    out.write("\n" + nonce + " " + json.dumps({"outputs": outputs, "stop": stop}) + "\n")
     out.flush()
 
 

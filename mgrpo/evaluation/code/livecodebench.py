@@ -7,6 +7,9 @@ release JSONL files of `livecodebench/code_generation_lite` (`test.jsonl`, `test
   unpickler that refuses every global, so only plain values (the JSON string) can come out of it;
 - prompts use LCB's generic template; code is extracted from the last fenced block of the response (LCB's
   `extract_code`); a candidate passes when it passes every public and private test (pass@1 = mean over samples).
+Grading is split: the sandboxed driver gets the test INPUTS only and reports what the candidate produced (stdout
+text, or a call's result as plain data, plain_data.py); the comparison with the expected outputs runs here, on the
+host, so a candidate cannot read the expected outputs, patch the comparison or return an object that equals all.
 """
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ import secrets
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from mgrpo.evaluation.code import plain_data
 from mgrpo.evaluation.sandbox import run_untrusted
 from mgrpo.jsonl import DataError, iter_jsonl
 
@@ -192,33 +197,82 @@ def extract_code(response: str) -> str:
 # ------------------------------------------------------------------------------------------------ scoring
 def score_code(problem: LcbProblem, code: str, timeout_s: float = DEFAULT_TEST_TIMEOUT_S,
                memory_mb: int = 2048) -> dict:
-    """Run one candidate against all tests in one sandbox; `passed` only when every test passed."""
+    """Run one candidate on all test inputs in one sandbox, then grade its outputs here by lcb_runner's rules.
+
+    `results` as lcb_runner: True per passed test, then -2 (wrong answer), -3 (time limit) or -4 (runtime error)
+    at the first failing test; -1 for every test when the run gives no usable report. A report is read only from
+    a run whose sandbox status is "ok": a killed or crashed run proves nothing, whatever it printed."""
+    n_tests = len(problem.inputs)
     if not code.strip():
         return {"passed": False, "results": [], "message": "no code extracted", "sandbox_status": None}
     nonce = secrets.token_hex(16)
     task = {"nonce": nonce, "code": code, "fn_name": problem.fn_name, "timeout_s": timeout_s,
-            "inputs": list(problem.inputs), "outputs": list(problem.outputs)}
+            "inputs": list(problem.inputs)}  # never the expected outputs
     # lcb_runner's global limit for one candidate: (per-test timeout + 1) x tests + 5 s
-    wall = (timeout_s + 1) * len(problem.inputs) + 5
-    result = run_untrusted(DRIVER_SOURCE.read_text(), timeout_s=wall, memory_mb=memory_mb,
-                           files={"task.json": json.dumps(task)}, max_output_bytes=4_000_000)
-    verdict = _read_verdict(result.stdout, nonce)
-    if verdict is None:
-        message = {"timeout": "sandbox time limit", "ok": "no verdict"}.get(result.status, "sandbox error")
-        return {"passed": False, "results": [-1] * len(problem.inputs), "message": message,
+    wall = (timeout_s + 1) * n_tests + 5
+    # the report carries every test's output: room for outputs several times the expected ones (JSON escapes)
+    max_output = 4_000_000 + 8 * sum(len(o) for o in problem.outputs)
+    result = run_untrusted(Path(plain_data.__file__).read_text() + "\n\n" + DRIVER_SOURCE.read_text(),
+                           timeout_s=wall, memory_mb=memory_mb, files={"task.json": json.dumps(task)},
+                           max_output_bytes=max_output)
+    if result.status != "ok":
+        message = "sandbox time limit" if result.status == "timeout" else f"sandbox {result.status}"
+        return {"passed": False, "results": [-1] * n_tests, "message": message, "sandbox_status": result.status}
+    try:
+        results, message = grade_report(problem, plain_data.read_report(result.stdout, nonce))
+    except plain_data.MalformedData as error:
+        return {"passed": False, "results": [-1] * n_tests, "message": f"no valid report: {error}"[:500],
                 "sandbox_status": result.status}
-    results = verdict["results"]
-    passed = len(results) == len(problem.inputs) and all(r is True for r in results)
-    return {"passed": passed, "results": results, "message": verdict.get("message", ""),
-            "sandbox_status": result.status}
+    passed = len(results) == n_tests and all(r is True for r in results)
+    return {"passed": passed, "results": results, "message": message, "sandbox_status": result.status}
 
 
-def _read_verdict(stdout: str, nonce: str) -> dict | None:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(nonce + " "):
+def grade_report(problem: LcbProblem, report: dict) -> tuple[list, str]:
+    """lcb_runner's per-test results from the driver's report; MalformedData when the report is not valid."""
+    outputs, stop = report.get("outputs"), report.get("stop")
+    if not isinstance(outputs, list) or len(outputs) > len(problem.inputs):
+        raise plain_data.MalformedData("outputs must be a list, at most one per test")
+    if stop is None and len(outputs) != len(problem.inputs):
+        raise plain_data.MalformedData(f"{len(outputs)} outputs for {len(problem.inputs)} tests")
+    if stop is not None and not (isinstance(stop, list) and len(stop) == 2 and stop[0] in (-3, -4)
+                                 and type(stop[0]) is int and isinstance(stop[1], str)
+                                 and len(outputs) < len(problem.inputs)):
+        raise plain_data.MalformedData(f"bad stop {stop!r}"[:300])
+    results = []
+    for output, expected in zip(outputs, problem.outputs):
+        if problem.fn_name is None:
+            if not isinstance(output, str):
+                raise plain_data.MalformedData("a stdin problem's output must be a string")
+            ok = lines_match(output, expected)
+        else:
             try:
-                verdict = json.loads(line[len(nonce) + 1:])
-            except json.JSONDecodeError:
-                return None
-            return verdict if isinstance(verdict, dict) and isinstance(verdict.get("results"), list) else None
-    return None
+                want = json.loads(expected)
+            except ValueError as error:  # a data problem, reported like the old in-sandbox comparison did
+                return results + [-4], f"expected output is not JSON: {error}"[:500]
+            ok = plain_data.decode(output) == want  # plain data only: no code of the candidate's runs here
+        if not ok:
+            return results + [-2], "wrong answer"
+        results.append(True)
+    if stop is not None:
+        return results + [stop[0]], stop[1]
+    return results, "passed"
+
+
+def stripped_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def lines_match(prediction: str, expected: str) -> bool:
+    """lcb_runner's stdout rule: same number of stripped lines; each equal, or all its tokens equal as Decimals."""
+    got, want = stripped_lines(prediction), stripped_lines(expected)
+    if len(got) != len(want):
+        return False
+    for got_line, want_line in zip(got, want):
+        if got_line == want_line:
+            continue
+        try:
+            if [Decimal(t) for t in got_line.split()] != [Decimal(t) for t in want_line.split()]:
+                return False
+        except InvalidOperation:
+            return False
+    return True

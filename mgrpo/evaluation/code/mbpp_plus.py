@@ -7,9 +7,13 @@ evalplus traps (verified in evalplus 0.3.1's source, site-packages/evalplus):
   variable is a str, `min(str, float)` raises TypeError in a worker, and `evaluate()`'s non-daemon "stucking checker"
   thread then loops forever: the run hangs. We never set it (and drop it from the sandbox environment).
 - `evalplus/evaluate.py::evaluate` silently reuses an existing `<samples>_eval_results.json`, and `get_groundtruth`
-  loads a cached pickle `~/.cache/evalplus/<md5>.pkl`. We do not call `evaluate()`; the in-sandbox driver calls
-  `get_groundtruth` and `check_correctness` with HOME set to the run's fresh, empty work dir.
+  loads a cached pickle `~/.cache/evalplus/<md5>.pkl`. We do not call `evaluate()`; a sandboxed driver calls
+  `get_groundtruth` with HOME set to the run's fresh, empty work dir.
 - its `reliability_guard` is "NOT a security sandbox": each candidate runs in its own `run_untrusted` sandbox.
+- its `unsafe_execute` compares `out == exp` IN the candidate's process: a returned object whose __eq__ says True,
+  or code that walks the stack to the result variables, passes. So the grading is split (see `score_solution`):
+  the sandbox only runs code and reports plain-data outputs (plain_data.py); the comparison runs here, on the host,
+  against expected outputs the candidate's process never had.
 """
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 
+from mgrpo.evaluation.code import plain_data
 from mgrpo.evaluation.sandbox import run_untrusted
 from mgrpo.jsonl import DataError, iter_jsonl
 
@@ -26,6 +32,8 @@ REQUIRED_FIELDS = ("task_id", "prompt", "canonical_solution", "entry_point", "ba
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a "
                       "markdown code block:")  # evalplus codegen's instruction for chat models
 DRIVER_SOURCE = Path(__file__).with_name("_mbpp_driver.py")
+MAX_REPORT_BYTES = 64_000_000  # outputs of all base and plus inputs, as plain-data JSON
+PHASES = ("base", "plus")
 
 
 def load_problems(data_path: str | Path) -> list[dict]:
@@ -89,38 +97,175 @@ def extract_solution(response: str, problem: dict) -> str:
     return sanitize(response, problem["entry_point"])
 
 
+def _run_driver(task: dict, timeout_s: float, memory_mb: int):
+    """Run _mbpp_driver.py (after plain_data.py's source) on `task` in a fresh sandbox: (result, nonce)."""
+    nonce = secrets.token_hex(16)
+    program = Path(plain_data.__file__).read_text() + "\n\n" + DRIVER_SOURCE.read_text()
+    result = run_untrusted(
+        program, timeout_s=timeout_s, memory_mb=memory_mb, files={"task.json": json.dumps({**task, "nonce": nonce})},
+        # evalplus's guard lowers RLIMIT_AS to this; above our hard limit its setrlimit would fail (scored timeout)
+        extra_env={"EVALPLUS_MAX_MEMORY_BYTES": str(memory_mb * 1024 * 1024), "HF_HUB_OFFLINE": "1",
+                   "HF_DATASETS_OFFLINE": "1"},
+        max_output_bytes=MAX_REPORT_BYTES,
+    )
+    return result, nonce
+
+
+class GroundTruthError(RuntimeError):
+    """The canonical solution's outputs could not be computed (or are not plain data)."""
+
+
+_ground_truth: dict[str, dict] = {}
+_ground_truth_locks: dict[str, threading.Lock] = {}
+_ground_truth_guard = threading.Lock()
+
+
+def ground_truth(problem: dict, timeout_s: float = 150.0, memory_mb: int = 4096) -> dict:
+    """Per phase: deserialised `inputs`, expected `outputs` and reference `times` of the canonical solution.
+
+    evalplus's `get_groundtruth` runs in a sandbox of its own, never in a candidate's (there the candidate could read
+    the outputs or call the canonical solution). Computed once per problem content in this process; samples of one
+    problem scored in parallel threads wait for the first. A failure is not cached."""
+    key = hashlib.sha256(json.dumps(problem, sort_keys=True).encode()).hexdigest()
+    with _ground_truth_guard:
+        lock = _ground_truth_locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _ground_truth:
+            _ground_truth[key] = _compute_ground_truth(problem, timeout_s, memory_mb)
+        return _ground_truth[key]
+
+
+def _compute_ground_truth(problem: dict, timeout_s: float, memory_mb: int) -> dict:
+    from evalplus.data.mbpp import mbpp_deserialize_inputs
+
+    result, nonce = _run_driver({"mode": "groundtruth", "problem": problem}, timeout_s, memory_mb)
+    if result.status != "ok":
+        raise GroundTruthError(f"canonical solution: sandbox {result.status}: {result.stderr[-500:]}")
+    try:
+        report = plain_data.read_report(result.stdout, nonce)
+        truth = {}
+        for phase in PHASES:
+            inputs = mbpp_deserialize_inputs(problem["task_id"], problem[phase + "_input"])
+            part = report[phase]
+            outputs, times = part["outputs"], part["times"]
+            if not (isinstance(outputs, list) and isinstance(times, list) and len(outputs) == len(times) == len(inputs)
+                    and all(type(t) in (int, float) and 0 <= t < 1e6 for t in times)):
+                raise plain_data.MalformedData(f"{phase}: outputs and times must match the inputs")
+            outputs = [plain_data.decode(value) for value in outputs]
+            if any(isinstance(value, plain_data.Unserialisable) for value in outputs):
+                raise plain_data.MalformedData(f"{phase}: an expected output is not plain data")
+            truth[phase] = {"inputs": inputs, "outputs": outputs, "times": times}
+    except (plain_data.MalformedData, KeyError, TypeError) as error:
+        raise GroundTruthError(f"canonical solution: bad report: {error!r}"[:500]) from None
+    return truth
+
+
 def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memory_mb: int = 4096,
                    min_time_limit: float | None = None, gt_time_limit_factor: float | None = None) -> dict:
-    """Check one solution with evalplus's logic inside our sandbox; passes when base and plus tests pass."""
+    """Run one solution on the base and plus inputs in a sandbox, then compare on the host as evalplus does.
+
+    The sandbox gets the inputs, per-input time limits (evalplus's max(min_time_limit, factor x reference time))
+    and the solution; never the canonical solution or an expected output. It reports the outputs as plain data,
+    and a verdict is read only from a run whose status is "ok" (a killed or crashed run proves nothing, whatever it
+    printed). Passes when base and plus both pass."""
     from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR, DEFAULT_MIN_TIME_LIMIT
 
+    def failed(message, sandbox_status=None, base=None, plus=None):
+        return {"passed": False, "base_status": base, "plus_status": plus, "message": message,
+                "sandbox_status": sandbox_status}
+
     if not solution.strip():
-        return {"passed": False, "base_status": None, "plus_status": None, "message": "no code extracted",
-                "sandbox_status": None}
-    nonce = secrets.token_hex(16)
-    task = {"nonce": nonce, "problem": problem, "solution": solution,
-            "min_time_limit": DEFAULT_MIN_TIME_LIMIT if min_time_limit is None else min_time_limit,
-            "gt_time_limit_factor": DEFAULT_GT_TIME_LIMIT_FACTOR if gt_time_limit_factor is None
-            else gt_time_limit_factor}
-    memory_bytes = memory_mb * 1024 * 1024
-    result = run_untrusted(
-        DRIVER_SOURCE.read_text(), timeout_s=timeout_s, memory_mb=memory_mb, files={"task.json": json.dumps(task)},
-        # evalplus's guard lowers RLIMIT_AS to this; above our hard limit its setrlimit would fail (scored timeout)
-        extra_env={"EVALPLUS_MAX_MEMORY_BYTES": str(memory_bytes), "HF_HUB_OFFLINE": "1",
-                   "HF_DATASETS_OFFLINE": "1"},
-        max_output_bytes=4_000_000,
-    )
-    verdict = None
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith(nonce + " "):
-            try:
-                verdict = json.loads(line[len(nonce) + 1:])
-            except json.JSONDecodeError:
-                verdict = None
-            break
-    if not isinstance(verdict, dict):
-        return {"passed": False, "base_status": None, "plus_status": None, "sandbox_status": result.status,
-                "message": f"no verdict (sandbox {result.status}): {result.stderr[-500:]}"}
-    passed = verdict.get("base_status") == verdict.get("plus_status") == "pass"
-    return {"passed": passed, "base_status": verdict.get("base_status"), "plus_status": verdict.get("plus_status"),
-            "message": "passed" if passed else "failed", "sandbox_status": result.status}
+        return failed("no code extracted")
+    min_time_limit = DEFAULT_MIN_TIME_LIMIT if min_time_limit is None else min_time_limit
+    factor = DEFAULT_GT_TIME_LIMIT_FACTOR if gt_time_limit_factor is None else gt_time_limit_factor
+    try:
+        truth = ground_truth(problem, timeout_s, memory_mb)
+    except GroundTruthError as error:
+        return failed(f"no expected outputs: {error}")
+    task = {"mode": "candidate", "task_id": problem["task_id"], "entry_point": problem["entry_point"],
+            "base_input": problem["base_input"], "plus_input": problem["plus_input"], "solution": solution,
+            "time_limits": {phase: [max(min_time_limit, factor * t) for t in truth[phase]["times"]]
+                            for phase in PHASES}}
+    result, nonce = _run_driver(task, timeout_s, memory_mb)
+    if result.status != "ok":
+        return failed(f"sandbox {result.status}: {result.stderr[-500:]}", result.status)
+    try:
+        report = plain_data.read_report(result.stdout, nonce)
+        statuses, notes = {}, []
+        for phase in PHASES:
+            outputs, stop = _phase_report(report, phase, len(truth[phase]["inputs"]))
+            statuses[phase] = evalplus_phase_status(problem["entry_point"], problem["atol"], truth[phase]["inputs"],
+                                                    truth[phase]["outputs"], outputs, stop)
+            if stop is not None:
+                notes.append(f"{phase} stopped: {stop[1]}")
+    except plain_data.MalformedData as error:
+        return failed(f"malformed report: {error}", result.status)
+    passed = statuses["base"] == statuses["plus"] == "pass"
+    return {"passed": passed, "base_status": statuses["base"], "plus_status": statuses["plus"],
+            "message": "passed" if passed else "; ".join(["failed"] + notes), "sandbox_status": result.status}
+
+
+def _phase_report(report: dict, phase: str, n_inputs: int) -> tuple[list, list | None]:
+    """The decoded outputs and the stop reason ([kind, message] or None) of one phase; MalformedData if invalid."""
+    part = report.get(phase)
+    if not isinstance(part, dict) or not isinstance(part.get("outputs"), list):
+        raise plain_data.MalformedData(f"{phase}: no outputs")
+    outputs, stop = part["outputs"], part.get("stop")
+    if stop is None:
+        if len(outputs) != n_inputs:
+            raise plain_data.MalformedData(f"{phase}: {len(outputs)} outputs for {n_inputs} inputs")
+    elif not (isinstance(stop, list) and len(stop) == 2 and stop[0] in ("error", "test_timeout", "phase_timeout")
+              and isinstance(stop[1], str) and len(outputs) < n_inputs):
+        raise plain_data.MalformedData(f"{phase}: bad stop {stop!r}"[:300])
+    return [plain_data.decode(value) for value in outputs], stop
+
+
+def evalplus_phase_status(entry_point: str, atol: float, inputs: list, expected: list, outputs: list,
+                          stop: list | None) -> str:
+    """evalplus 0.3.1's verdict for one phase (`unsafe_execute` + `untrusted_check`, dataset "mbpp",
+    fast_check=True), evaluated here on plain-data outputs instead of inside the candidate's process.
+
+    evalplus has no importable function for this check (it is inline in `unsafe_execute`), so its loop is
+    restated here line for line, importing its helpers (`is_floats`, the special oracles and task lists) rather
+    than copying them. Outputs come in input order; the first mismatch fails the phase, as fast_check does. When
+    all reported outputs match, the phase's stop reason decides: an exception or a per-input timeout is evalplus's
+    "fail" (its fast_check re-raises both), the whole-phase budget running out is its "timeout"."""
+    import numpy as np
+    from evalplus.eval import FAIL, PASS, TIMEOUT, is_floats
+    from evalplus.eval._special_oracle import (MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS,
+                                               _digit_distance_nums, _surface_Area)
+
+    for inp, exp, out in zip(inputs, expected, outputs):
+        try:
+            exact_match = out == exp
+            # ============== special oracles (dataset "mbpp"), as in unsafe_execute ==============
+            if "are_equivalent" == entry_point:  # Mbpp/164 special oracle
+                exact_match = exact_match or True
+            elif "sum_div" == entry_point:  # Mbpp/295 special oracle
+                exact_match = exact_match or out == 0
+            elif "surface_Area" == entry_point:  # Mbpp/581 special oracle
+                exact_match = exact_match or abs(out - _surface_Area(*inp)) <= atol
+            elif "digit_distance_nums" == entry_point:  # Mbpp/558 special oracle
+                exact_match = exact_match or out == _digit_distance_nums(*inp)
+            elif entry_point in MBPP_OUTPUT_SET_EQ_TASKS:
+                exact_match = set(out) == set(exp)
+            elif entry_point in MBPP_OUTPUT_NOT_NONE_TASKS:
+                # exp is True if not None, False if None (an unserialisable output is not None)
+                if isinstance(out, bool):
+                    exact_match = out == exp
+                else:
+                    exact_match = exp == (out is not None)
+            if atol == 0 and is_floats(exp):
+                atol = 1e-6  # enforce atol for float comparison (evalplus keeps it for the phase's later inputs)
+            if not exact_match and atol != 0:
+                assert type(out) == type(exp)
+                if isinstance(exp, (list, tuple)):
+                    assert len(out) == len(exp)
+                assert np.allclose(out, exp, rtol=1e-07, atol=atol)
+            else:
+                assert exact_match
+        except Exception:  # noqa: BLE001 - as evalplus: any failure of the check is a failed test
+            return FAIL
+    if stop is not None:
+        return TIMEOUT if stop[0] == "phase_timeout" else FAIL
+    return PASS

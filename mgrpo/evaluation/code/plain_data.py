@@ -1,0 +1,172 @@
+"""Plain-data JSON: how values cross the sandbox boundary (a candidate's outputs, a canonical solution's outputs).
+
+The grader must never run code chosen by the candidate: a returned object whose `__eq__` always says True would
+"pass" any comparison. So the sandboxed drivers only report VALUES, and the host compares them. This file is used
+on both sides: the drivers get its source prepended (inside the sandbox they cannot import mgrpo; standard library
+only, no `from __future__`), the host imports `decode`.
+
+`encode` accepts only exact built-in types: None, bool, int, float (nan/inf too), str, bytes, list, tuple, dict,
+set, frozenset, nested. The dict subclasses Counter / OrderedDict / defaultdict are written as the plain dict they
+compare equal to (models use them a lot and the benchmarks compare them with ==). Anything else (a custom class, a
+subclass with its own `__eq__`, numpy values, a cycle, nesting deeper than MAX_DEPTH) is written as
+`{"unserialisable": "<type name>"}`, which `decode` turns into an object equal to nothing: a wrong answer.
+Format: None/bool/str/finite float/int below 2**63 as JSON; other values as one-key objects: {"int": hex},
+{"float": "nan"|"inf"|"-inf"}, {"bytes": hex}, {"tuple"|"set"|"frozenset": [...]}, {"dict": [[key, value], ...]}.
+
+`decode` never unpickles or evals: it reads JSON (NaN/Infinity literals refused) and builds only those types; the
+caller bounds the text's size. Anything malformed raises `MalformedData`.
+"""
+import collections
+import json
+import math
+
+MAX_DEPTH = 100  # nesting; also stops cycles
+MAX_NODES = 2_000_000  # values in one encoded output
+MAX_SAME_HASH = 64  # distinct numbers sharing one hash: more is a hash-flooding attempt on the host's sets/dicts
+_DICT_TYPES = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
+_BIG_INT = 1 << 63
+
+
+class NotPlainData(Exception):
+    """The value holds something that is not plain data (sandbox side)."""
+
+
+def encode(value):
+    """The JSON-ready form of `value`, or the unserialisable marker when it is not plain data."""
+    budget = [MAX_NODES]
+    try:
+        return _encode(value, 0, budget)
+    except NotPlainData as error:
+        return {"unserialisable": str(error)[:200]}
+    except RecursionError:
+        return {"unserialisable": "too deep"}
+
+
+def _encode(value, depth, budget):
+    budget[0] -= 1
+    if depth > MAX_DEPTH or budget[0] < 0:
+        raise NotPlainData("too deep or too large")
+    kind = type(value)  # exact types: a subclass may override __eq__/__iter__/__hash__
+    if value is None or kind is bool or kind is str:
+        return value
+    if kind is int:
+        return value if -_BIG_INT < value < _BIG_INT else {"int": format(value, "x")}  # hex: no 4300-digit limit
+    if kind is float:
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if kind is bytes:
+        return {"bytes": value.hex()}
+    if kind is list:
+        return [_encode(item, depth + 1, budget) for item in value]
+    if kind in (tuple, set, frozenset):
+        return {kind.__name__: [_encode(item, depth + 1, budget) for item in value]}
+    if kind in _DICT_TYPES:
+        return {"dict": [[_encode(k, depth + 1, budget), _encode(v, depth + 1, budget)]
+                         for k, v in dict.items(value)]}
+    raise NotPlainData(f"{kind.__module__}.{kind.__qualname__}")
+
+
+# ------------------------------------------------------------------------------------------------ host side
+class MalformedData(ValueError):
+    """The text is not plain-data JSON."""
+
+
+class Unserialisable:
+    """What a non-plain value becomes on the host: equal to nothing (not even itself), never None."""
+
+    __slots__ = ("type_name",)
+    __hash__ = None  # a set of it fails, as a set of anything unhashable does
+
+    def __init__(self, type_name):
+        self.type_name = type_name
+
+    def __eq__(self, other):
+        return False
+
+    def __ne__(self, other):
+        return True
+
+    def __repr__(self):
+        return f"<unserialisable {self.type_name}>"
+
+
+def _refuse_constant(name):
+    raise MalformedData(f"bare {name} is not plain-data JSON")
+
+
+def loads(text):
+    """Parse JSON text strictly (no NaN/Infinity literals); any failure is MalformedData."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except MalformedData:
+        raise
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise MalformedData(f"not JSON: {error}"[:300]) from None
+
+
+def decode(obj):
+    """The value an `encode` result (already parsed from JSON) stands for; MalformedData if it is not one."""
+    try:
+        return _decode(obj, 0, {})
+    except MalformedData:
+        raise
+    except (TypeError, ValueError, RecursionError) as error:  # e.g. a list inside a set, bad hex
+        raise MalformedData(f"not plain data: {error!r}"[:300]) from None
+
+
+def _decode(obj, depth, hashes):
+    if depth > MAX_DEPTH:
+        raise MalformedData("nested too deeply")
+    kind = type(obj)
+    if obj is None or kind is bool or kind is str:
+        return obj
+    if kind is int or kind is float:
+        return _number(obj, hashes)
+    if kind is list:
+        return [_decode(item, depth + 1, hashes) for item in obj]
+    if kind is not dict or len(obj) != 1:
+        raise MalformedData(f"unexpected {kind.__name__}")
+    (tag, payload), = obj.items()
+    if tag == "int" and type(payload) is str and payload.lstrip("-") and set(payload.lstrip("-")) <= set(
+            "0123456789abcdef"):
+        return _number(int(payload, 16), hashes)
+    if tag == "float" and payload in ("nan", "inf", "-inf"):
+        return float(payload)
+    if tag == "bytes" and type(payload) is str:
+        return bytes.fromhex(payload)
+    if tag == "unserialisable" and type(payload) is str:
+        return Unserialisable(payload)
+    if type(payload) is not list:
+        raise MalformedData(f"bad payload for {tag!r}")
+    if tag in ("tuple", "set", "frozenset"):
+        items = [_decode(item, depth + 1, hashes) for item in payload]
+        return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
+    if tag == "dict":
+        if not all(type(pair) is list and len(pair) == 2 for pair in payload):
+            raise MalformedData("dict items must be [key, value] pairs")
+        return {_decode(k, depth + 1, hashes): _decode(v, depth + 1, hashes) for k, v in payload}
+    raise MalformedData(f"unknown tag {tag!r}")
+
+
+def _number(value, hashes):
+    """Refuse many distinct numbers with one hash: building a set/dict of them on the host would be quadratic."""
+    bucket = hashes.setdefault(hash(value), [])
+    if value not in bucket:  # == on numbers only; the bucket stays small
+        if len(bucket) >= MAX_SAME_HASH:
+            raise MalformedData("too many distinct numbers with the same hash")
+        bucket.append(value)
+    return value
+
+
+def read_report(stdout, nonce):
+    """The JSON object on the last stdout line `<nonce> <json>` (raw: decode its values with `decode`).
+
+    The nonce only tells the driver's line from the candidate's prints; a candidate that learns it can write its
+    own line, which claims outputs but cannot make them right: they are compared on the host."""
+    prefix = nonce + " "
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(prefix):
+            report = loads(line[len(prefix):])
+            if type(report) is not dict:
+                raise MalformedData("the report is not a JSON object")
+            return report
+    raise MalformedData("no report line")

@@ -1,0 +1,94 @@
+"""plain_data: the only form in which values leave a sandbox for the host's comparisons."""
+import collections
+import json
+import math
+
+import pytest
+
+from mgrpo.evaluation.code import plain_data
+from mgrpo.evaluation.code.plain_data import MalformedData, Unserialisable
+
+
+def round_trip(value):
+    return plain_data.decode(plain_data.loads(json.dumps(plain_data.encode(value))))
+
+
+@pytest.mark.parametrize("value", [
+    None, True, False, 0, -7, 2 ** 63, -(10 ** 400), 1.5, -0.0, 1e300, "", "a\n\udc80é", b"\x00\xff",
+    [1, [2.0, "x"]], (1, (2,)), (), {1, "a", (2, 3)}, frozenset({1}), {"k": [1], 2: (3,), (4, 5): None},
+])
+def test_plain_values_round_trip_with_their_types(value):
+    back = round_trip(value)
+    assert back == value and type(back) is type(value)
+    assert repr(back) == repr(value)  # nested types too (1 vs 1.0 vs True, list vs tuple)
+
+
+def test_ints_beyond_the_decimal_conversion_limit_round_trip():
+    value = -(10 ** 5000) - 1  # str() of it fails (4300-digit limit): sent as hex
+    assert round_trip(value) == value
+
+
+def test_non_finite_floats_round_trip():
+    assert math.isnan(round_trip(float("nan")))
+    assert round_trip([float("inf"), float("-inf")]) == [float("inf"), float("-inf")]
+
+
+def test_stdlib_dicts_become_the_plain_dict_they_equal():
+    assert round_trip(collections.Counter("aab")) == {"a": 2, "b": 1}
+    assert type(round_trip(collections.defaultdict(int, {1: 2}))) is dict
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+
+class IntEqualsAll(int):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = int.__hash__
+
+
+@pytest.mark.parametrize("value", [AlwaysEqual(), IntEqualsAll(3), [1, AlwaysEqual()], {"k": IntEqualsAll(1)},
+                                   (x for x in "generator"), object])
+def test_anything_else_is_unserialisable_and_equal_to_nothing(value):
+    back = round_trip(value)
+    assert isinstance(back, Unserialisable)
+    assert back != back and not back == 3 and not 3 == back and back is not None
+
+
+def test_cycles_and_deep_nesting_are_unserialisable():
+    cycle = []
+    cycle.append(cycle)
+    assert isinstance(round_trip(cycle), Unserialisable)
+    deep = []
+    for _ in range(plain_data.MAX_DEPTH + 5):
+        deep = [deep]
+    assert isinstance(round_trip(deep), Unserialisable)
+
+
+@pytest.mark.parametrize("text", [
+    "NaN", "[Infinity]", "{", '{"tuple": [1], "set": [2]}', '{"eval": "1"}', '{"int": "0x10"}', '{"int": "1 "}',
+    '{"set": [[1]]}', '{"dict": [[1]]}', '{"bytes": "zz"}', '{"float": "1.5"}', "[" * 100000 + "]" * 100000,
+    '{"unserialisable": 3}',
+])
+def test_malformed_text_is_refused(text):
+    with pytest.raises(MalformedData):
+        plain_data.decode(plain_data.loads(text))
+
+
+def test_many_numbers_with_one_hash_are_refused():
+    # ints k * (2**61 - 1) all hash to 0: a set of 10**5 of them would take minutes to build on the host
+    colliding = [k * (2 ** 61 - 1) for k in range(1, plain_data.MAX_SAME_HASH + 2)]
+    with pytest.raises(MalformedData, match="same hash"):
+        plain_data.decode(plain_data.encode(set(colliding)))
+    assert plain_data.decode(plain_data.encode([0] * 1000)) == [0] * 1000  # equal values are fine
+
+
+def test_report_line_is_the_last_one_with_the_nonce():
+    stdout = 'noise\nabc {"a": 1}\nabc {"a": 2}\nother {"a": 3}\n'
+    assert plain_data.read_report(stdout, "abc") == {"a": 2}
+    for bad in ("abc [1]\n", "abc {\n", "nothing here\n"):
+        with pytest.raises(MalformedData):
+            plain_data.read_report(bad, "abc")
