@@ -5,25 +5,26 @@ The grader must never run code chosen by the candidate: a returned object whose 
 on both sides: the drivers get its source prepended (inside the sandbox they cannot import mgrpo; standard library
 only, no `from __future__`), the host imports `decode`.
 
-`encode` accepts only exact built-in types: None, bool, int, float (nan/inf too), str, bytes, list, tuple, dict,
-set, frozenset, nested. The dict subclasses Counter / OrderedDict / defaultdict are written as the plain dict they
-compare equal to (models use them a lot and the benchmarks compare them with ==). Anything else (a custom class, a
-subclass with its own `__eq__`, numpy values, a cycle, nesting deeper than MAX_DEPTH) is written as
-`{"unserialisable": "<type name>"}`, which `decode` turns into an object equal to nothing: a wrong answer.
+`encode` writes the built-in types None, bool, int, float (nan/inf too), str, bytes, list, tuple, dict, set,
+frozenset, nested. A subclass of one of them (a namedtuple, Counter, OrderedDict, defaultdict, one with its own
+`__eq__`) and a numpy scalar are written as the plain value they hold: the benchmarks compare them with `==`, which
+for these is the plain value's comparison unless the subclass overrides it, and the host compares only plain values,
+so an override never runs. Anything else (a custom class, a numpy array, a cycle, nesting deeper than MAX_DEPTH) is
+written as `{"unserialisable": "<type name>"}`, which `decode` turns into an object equal to nothing: a wrong
+answer.
 Format: None/bool/str/finite float/int below 2**63 as JSON; other values as one-key objects: {"int": hex},
 {"float": "nan"|"inf"|"-inf"}, {"bytes": hex}, {"tuple"|"set"|"frozenset": [...]}, {"dict": [[key, value], ...]}.
 
 `decode` never unpickles or evals: it reads JSON (NaN/Infinity literals refused) and builds only those types; the
 caller bounds the text's size. Anything malformed raises `MalformedData`.
 """
-import collections
 import json
 import math
 
 MAX_DEPTH = 100  # nesting; also stops cycles
 MAX_NODES = 2_000_000  # values in one encoded output
 MAX_SAME_HASH = 64  # distinct numbers sharing one hash: more is a hash-flooding attempt on the host's sets/dicts
-_DICT_TYPES = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
+_PLAIN_BASES = (bool, int, float, str, bytes, list, tuple, set, frozenset)
 _BIG_INT = 1 << 63
 
 
@@ -46,7 +47,7 @@ def _encode(value, depth, budget):
     budget[0] -= 1
     if depth > MAX_DEPTH or budget[0] < 0:
         raise NotPlainData("too deep or too large")
-    kind = type(value)  # exact types: a subclass may override __eq__/__iter__/__hash__
+    kind = type(value)  # exact types here; a subclass is first turned into its base type (below)
     if value is None or kind is bool or kind is str:
         return value
     if kind is int:
@@ -59,9 +60,18 @@ def _encode(value, depth, budget):
         return [_encode(item, depth + 1, budget) for item in value]
     if kind in (tuple, set, frozenset):
         return {kind.__name__: [_encode(item, depth + 1, budget) for item in value]}
-    if kind in _DICT_TYPES:
+    if kind is dict:
         return {"dict": [[_encode(k, depth + 1, budget), _encode(v, depth + 1, budget)]
-                         for k, v in dict.items(value)]}
+                         for k, v in value.items()]}
+    # The value a subclass or a numpy scalar holds, built by the base type (what the candidate's code does here
+    # is its own business: it can return any value it likes; only the host's comparison must be plain).
+    if isinstance(value, dict):
+        return _encode(dict(dict.items(value)), depth + 1, budget)
+    for base in _PLAIN_BASES:
+        if isinstance(value, base):
+            return _encode(base(value), depth + 1, budget)
+    if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return _encode(value.item(), depth + 1, budget)
     raise NotPlainData(f"{kind.__module__}.{kind.__qualname__}")
 
 
