@@ -116,7 +116,7 @@ def test_work_dir_under_a_hidden_dir_outside_tmp(monkeypatch):
         result = run_untrusted("import os; open('x', 'w').write('1'); print(os.getcwd())", timeout_s=10)
         assert result.status == "ok", result.stderr
         assert result.stdout.strip().startswith(str(hidden / "tmpdir"))
-        assert "hidden-dirs" in result.isolation
+        assert "allowlist-root" in result.isolation
     finally:
         shutil.rmtree(hidden, ignore_errors=True)
 

@@ -15,7 +15,8 @@ if not sys.platform.startswith("linux"):
     pytest.skip("the sandbox needs Linux", allow_module_level=True)
 
 from mgrpo.evaluation.code import evaluate_code  # noqa: E402
-from mgrpo.evaluation.sandbox import SANDBOX_UID_RANGE, isolation_report, run_untrusted  # noqa: E402
+import mgrpo.evaluation.sandbox as sandbox  # noqa: E402
+from mgrpo.evaluation.sandbox import SANDBOX_UID_RANGE, STRONG_LAYERS, isolation_report, run_untrusted  # noqa: E402
 from hostile_programs import EXPECTED, FORBIDDEN_OUTPUT, REPO, SECRET, hostile_programs  # noqa: E402
 
 
@@ -39,7 +40,9 @@ def snapshot(directory: Path) -> dict:
             for p in sorted(directory.rglob("*"))}
 
 
-def sandbox_processes() -> list[int]:
+def sandbox_processes(uids=None) -> list[int]:
+    """Processes of the given sandbox uids (default: of any sandbox uid, which includes other test workers' and other
+    users' live runs: use it only with the uids of this test's own runs)."""
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -47,11 +50,24 @@ def sandbox_processes() -> list[int]:
                 uid = entry.stat().st_uid
             except OSError:
                 continue
-            if SANDBOX_UID_RANGE[0] <= uid < SANDBOX_UID_RANGE[1]:
+            if (uid in uids) if uids is not None else SANDBOX_UID_RANGE[0] <= uid < SANDBOX_UID_RANGE[1]:
                 pids.append(int(entry.name))
     return pids
 
 
+@pytest.fixture
+def claimed_uids(monkeypatch):
+    """The private uids of the runs this test makes (from any thread of this process)."""
+    uids = set()
+    claim = sandbox._claim_uid
+
+    def recording_claim():
+        uid = claim()
+        uids.add(uid)
+        return uid
+
+    monkeypatch.setattr(sandbox, "_claim_uid", recording_claim)
+    return uids
 
 
 @pytest.fixture
@@ -75,8 +91,8 @@ def test_each_hostile_program_is_contained(sentinel, listener, monkeypatch, isol
         assert result.status in EXPECTED[name], (name, result)
         for forbidden in FORBIDDEN_OUTPUT:
             assert forbidden not in result.stdout, (name, result.stdout[:300])
-        if "private-uid" in isolation:
-            assert sandbox_processes() == [], f"{name} left processes behind"
+        if "private-uid" in isolation:  # only this run's uid: other runs on the host may be alive now
+            assert result.uid is not None and sandbox_processes({result.uid}) == [], f"{name} left processes behind"
         assert snapshot(sentinel) == before, name
     assert sorted(os.listdir(REPO)) == repo_before
     with pytest.raises(socket.timeout):  # nothing ever connected to the parent's loopback listener
@@ -86,9 +102,31 @@ def test_each_hostile_program_is_contained(sentinel, listener, monkeypatch, isol
 def test_the_isolation_layers_this_machine_offers_are_reported(isolation):
     assert "rlimits" in isolation
     if os.geteuid() != 0:
-        pytest.skip("namespaces and cgroups need root here; the rlimits-only fallback is documented")
-    for layer in ("pid-namespace", "net-namespace", "mount-namespace", "read-only-fs", "private-uid", "cgroup"):
+        pytest.skip("as root only (tests/test_sandbox_nonroot.py covers unprivileged users)")
+    for layer in (*STRONG_LAYERS, "read-only-fs", "workdir-tmpfs", "private-uid", "cgroup"):
         assert layer in isolation
+
+
+def test_the_leftover_check_looks_only_at_the_runs_own_uid(claimed_uids):
+    # a concurrent run (another xdist worker, another user's evaluation) holds a live sandbox uid: the check after a
+    # hostile program must not count it (it used to, and failed "fork_bomb left processes behind" under -n)
+    import threading
+    import time
+
+    if os.geteuid() != 0:
+        pytest.skip("private uids need root")
+    slow = threading.Thread(target=run_untrusted, args=("import time; time.sleep(4)",), kwargs={"timeout_s": 10})
+    slow.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not sandbox_processes(set(claimed_uids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sandbox_processes(set(claimed_uids)), "the concurrent run never started"
+        result = run_untrusted("import os\nfor _ in range(3):\n    os.fork()\n", timeout_s=5)
+        assert result.uid in claimed_uids and sandbox_processes({result.uid}) == []
+        assert sandbox_processes() != []  # the global scan sees the other, live run
+    finally:
+        slow.join()
 
 
 def test_a_run_killed_at_its_limit_still_reports_its_layers(isolation):
@@ -114,7 +152,8 @@ class ScriptedGenerator:
 
 
 @pytest.mark.slow
-def test_hostile_candidates_score_zero_and_the_evaluation_finishes(tmp_path, sentinel, listener, monkeypatch):
+def test_hostile_candidates_score_zero_and_the_evaluation_finishes(tmp_path, sentinel, listener, monkeypatch,
+                                                                  claimed_uids, isolation):
     import json
 
     monkeypatch.setenv("MGRPO_TEST_SECRET", SECRET)
@@ -134,4 +173,9 @@ def test_hostile_candidates_score_zero_and_the_evaluation_finishes(tmp_path, sen
     verdicts = json.loads((tmp_path / "out" / "livecodebench.samples.jsonl").read_text())["verdicts"]
     assert [v["passed"] for v in verdicts] == [False] * len(programs)
     assert snapshot(sentinel) == before
-    assert sandbox_processes() == []
+    assert sandbox_processes(set(claimed_uids)) == []
+    # the results record the layers every run had, the limits, and that weak isolation was not allowed
+    recorded = json.loads((tmp_path / "out" / "livecodebench.json").read_text())["sandbox"]
+    assert recorded["allow_weak_isolation"] is False and recorded["runs"] == len(programs)
+    assert recorded["isolation"] == list(isolation) and not recorded["weak"]
+    assert recorded["limits"][0]["memory_mb"] == 512 and recorded["limits"][0]["workdir_mb"] == 64

@@ -36,6 +36,9 @@ def add_subcommands(subparsers) -> None:
     g.add_argument("--max-model-len", type=int, default=None, help="vllm")
     p.add_argument("--code-option", action="append", default=[], metavar="KEY=VALUE",
                    help="setting for the code benchmarks (e.g. workers=8, timeout_s=6, release_version=release_v5)")
+    p.add_argument("--allow-weak-sandbox", action="store_true",
+                   help="code benchmarks: run model-written code even where the sandbox gets no namespaces (rlimits "
+                   "only: the code could read this user's files and use the network); recorded in the results")
     p.set_defaults(handler=_evaluate)
 
     subparsers.add_parser("benchmarks", help="list the registered benchmarks (toy, task files, code)").set_defaults(
@@ -81,13 +84,20 @@ def parse_options(assignments: list[str]) -> dict:
     return options
 
 
+def _code_options(args: argparse.Namespace) -> dict:
+    options = parse_options(args.code_option)
+    if getattr(args, "allow_weak_sandbox", False):
+        options["allow_weak_sandbox"] = True
+    return options
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mgrpo.evaluation.runner import evaluate
 
     results = evaluate(str(args.model), args.benchmarks, args.out, backend=args.backend, data_dir=args.data_dir,
                        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                        samples=args.samples, limit=args.limit, seed=args.seed, backend_options=backend_options(args),
-                       code_options=parse_options(args.code_option), cache_dir=args.cache)
+                       code_options=_code_options(args), cache_dir=args.cache)
     for name, result in results.items():
         print(f"{name:14s} {result['metric']:7s} {result['value']:.4f}  (n={result['n_problems']})")
     return 0

@@ -1,19 +1,28 @@
 """Run untrusted (model-written) programs with time, memory, process, file and network limits.
 
-`run_untrusted(program, stdin, timeout_s, **limits)` runs a Python program in a fresh temp dir and returns a
+`run_untrusted(program, stdin, timeout_s, **limits)` runs a Python program in a fresh work dir and returns a
 `SandboxResult`. The layers, each used when the OS allows it (see docs/sandbox.md for what was measured):
 
-- Linux namespaces (needs root): new PID namespace (the program's whole process tree dies with its init), new network
-  namespace (only a down loopback: no traffic at all), new mount namespace (every mount read-only, home/repo/data dirs
-  hidden under empty tmpfs, private size-capped /tmp, /var/tmp, /dev/shm, only the work dir writable), new IPC and UTS
-  namespaces.
-- cgroups (needs root, v1 or v2): a per-run `pids.max` (contains fork bombs) and memory limit (bounds the sum over all
-  processes; RLIMIT_AS alone is per process).
-- A fresh unprivileged uid per run (when root): file permissions apply (/etc/shadow, ~/.ssh unreadable), it cannot
-  signal other users' processes, RLIMIT_NPROC counts only this run's processes; no_new_privs blocks setuid binaries.
+- Linux namespaces: a new user namespace (as root: all uids mapped as they are; not root: only the caller's uid, so
+  unprivileged users get the same namespaces), new PID namespace (the program's whole process tree dies with its
+  init, and /proc shows only the run's processes), new network namespace (only a down loopback: no traffic at all),
+  new mount namespace, new IPC and UTS namespaces; inside the user namespace no further user namespace can be made.
+- An allowlist root (pivot_root into an empty tmpfs): only /usr, /bin, /sbin, /lib*, /etc (less its secrets), the
+  interpreter's prefix and site-packages, a few /dev nodes, the PID namespace's /proc, size-capped private /tmp,
+  /var/tmp, /dev/shm, and the work dir, itself a size-capped tmpfs holding a copy of the run's files. Every mount is
+  read-only except those tmpfs.
+- cgroups (root, or a delegated cgroup v2 subtree): a per-run `pids.max` (contains fork bombs) and memory limit (bounds
+  the sum over all processes; RLIMIT_AS alone is per process).
+- A fresh unprivileged uid per run (when root): file permissions apply (/etc/shadow unreadable), it cannot signal
+  other users' processes, RLIMIT_NPROC counts only this run's processes; no_new_privs blocks setuid binaries and the
+  program keeps no capabilities.
 - rlimits set before the program starts: CPU, address space, file size, process count, open files, no core dumps.
 - A minimal environment (no inherited secrets), `python -I -B`, a wall timeout that kills the whole session, the cgroup
   members and every process of the run's uid.
+
+Without namespaces (user namespaces disabled, seccomp, ...) only rlimits, the environment and the kills remain: the
+program then sees the host's files with the caller's rights and its network. `run_untrusted` warns; an evaluation
+(`evaluation_sandbox`) refuses to run like that unless weak isolation is explicitly allowed, and records the layers.
 
 This module only imports the standard library: it is also executed as a script (the in-sandbox launcher).
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import secrets
 import selectors
 import shutil
@@ -31,28 +41,49 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SandboxResult", "SandboxSetupError", "run_untrusted", "isolation_report"]
+__all__ = ["SandboxResult", "SandboxSetupError", "SandboxWeakIsolationWarning", "run_untrusted", "isolation_report",
+           "evaluation_sandbox", "STRONG_LAYERS"]
 
-# Linux constants (sched.h, mount.h, prctl.h)
+# Linux constants (sched.h, mount.h, prctl.h, capability.h)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
+MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+# mount flags a remount must carry over (in a user namespace, changing a locked one is refused)
+MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+                      "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
 
 SANDBOX_UID_RANGE = (1_000_000, 2_000_000)  # uids no file on the host belongs to
-SYSTEM_DIRS = {"/", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/sys", "/dev"}
-DEFAULT_HIDDEN_DIRS = ("/root", "/home", "/run", "/mnt", "/media", "/srv", "/opt", "/var/lib", "/var/log", "/var/mail")
+# The sandbox's root holds only these host paths (read-only), plus the interpreter's prefix and site-packages.
+ROOT_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Under /etc: covered (an empty dir, or /dev/null for a file) because they hold keys or credentials.
+ETC_HIDDEN = ("shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl/private",
+              "security/opasswd", "environment", "netrc", "pip.conf", "wgetrc", "krb5.keytab", "docker",
+              "containerd", "credstore", "credstore.encrypted", "letsencrypt", "wireguard", "openvpn",
+              "NetworkManager/system-connections", "ppp/chap-secrets", "ppp/pap-secrets", "cifs-utils",
+              "davfs2/secrets", "slurm/slurmdbd.conf", "munge", "gitlab-runner", "boto.cfg", "rclone")
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# Without all of these, a run is "weak": the program can read what the caller can, and reach the network.
+STRONG_LAYERS = ("pid-namespace", "net-namespace", "mount-namespace", "allowlist-root")
 OUTPUT_LIMIT_MESSAGE = "[sandbox] output limit exceeded; program killed"
 
 
 class SandboxSetupError(RuntimeError):
     """The sandbox could not be set up for a run (before the program started): an evaluation must stop here,
     not score the candidate as failed."""
+
+
+class SandboxWeakIsolationWarning(RuntimeWarning):
+    """A run went without namespaces (rlimits only): the program could read the caller's files and use the network."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,8 @@ class SandboxResult:
     output_truncated: bool = False
     wall_s: float = 0.0
     isolation: tuple[str, ...] = field(default_factory=tuple)  # the layers that were active
+    uid: int | None = None  # the run's private uid (root only): no process of it is left once the result is back
+    weak_reason: str = ""  # why namespaces were not used, when they were not
 
     @property
     def ok(self) -> bool:
@@ -82,6 +115,7 @@ def run_untrusted(
     max_output_bytes: int = 1_000_000,
     max_open_files: int = 256,
     tmpfs_mb: int = 64,
+    workdir_mb: int = 64,
     files: dict[str, str | bytes] | None = None,
     extra_env: dict[str, str] | None = None,
     require_namespaces: bool | None = None,
@@ -90,18 +124,21 @@ def run_untrusted(
     """Run the Python `program` in the sandbox and return its status and captured output.
 
     `files` are written into the program's work dir (its cwd) first; `extra_env` adds variables to the minimal
-    environment (never the parent's). `memory_mb` bounds each process's address space
-    and, with cgroups, the sum over the run. `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1)
-    refuses to run instead of falling back to rlimits-only when namespaces cannot be created; `namespaces=False`
-    forces that fallback (to test it). A sandbox that cannot be set up (that refusal, a mount that fails, ...)
-    raises `SandboxSetupError`: the program never ran, so there is no status to score.
+    environment (never the parent's). `memory_mb` bounds each process's address space and, with cgroups, the sum over
+    the run. The work dir is a tmpfs of `workdir_mb` plus the size of `files`; /tmp, /var/tmp and /dev/shm are tmpfs
+    of `tmpfs_mb` each; `max_file_mb` caps every single file (RLIMIT_FSIZE), also without namespaces.
+    `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1, or inside an `evaluation_sandbox` that does
+    not allow weak isolation) refuses to run instead of falling back to rlimits-only when namespaces cannot be created;
+    `namespaces=False` forces that fallback (to test it). A sandbox that cannot be set up (that refusal, a mount that
+    fails, ...) raises `SandboxSetupError`: the program never ran, so there is no status to score.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
     if require_namespaces is None:
-        require_namespaces = os.environ.get("MGRPO_SANDBOX_REQUIRE_NAMESPACES", "") == "1"
+        require_namespaces = (os.environ.get("MGRPO_SANDBOX_REQUIRE_NAMESPACES", "") == "1"
+                              or any(not record.allow_weak for record in _active_records()))
     cpu_s = timeout_s if cpu_s is None else cpu_s
-    is_root = os.geteuid() == 0
+    is_root = _is_real_root()
     uid = _claim_uid() if is_root else None
     token = secrets.token_hex(6)
     start = time.monotonic()
@@ -109,52 +146,148 @@ def run_untrusted(
     workdir = Path(tempfile.mkdtemp(prefix=f"mgrpo-sbx-{token}-"))
     cgroups: list[Path] = []
     try:
+        files_bytes = 0
         for name, content in {**(files or {}), "main.py": program}.items():
             if Path(name).name != name:
                 raise ValueError(f"sandbox file names must be plain names, got {name!r}")
             data = content.encode() if isinstance(content, str) else content
             (workdir / name).write_bytes(data)
+            files_bytes += -(-len(data) // 4096) * 4096 + 4096
         if uid is not None:
             for path in [workdir, *workdir.iterdir()]:
                 os.chown(path, uid, uid)
         os.chmod(workdir, 0o700)
-        if is_root:
-            cgroups = _make_cgroups(f"mgrpo-sbx-{token}", max_processes, memory_mb)
+        cgroups = _make_cgroups(f"mgrpo-sbx-{token}", max_processes, memory_mb, delegated_only=not is_root)
 
+        limits = {
+            "cpu_s": max(1, int(cpu_s + 0.999)),
+            "as_bytes": memory_mb * 1024 * 1024,
+            "fsize_bytes": max_file_mb * 1024 * 1024,
+            "nproc": max_processes,
+            "nofile": max_open_files,
+        }
         config = {
             "workdir": str(workdir),
             "python": os.path.realpath(sys.executable),
             "argv": ["-I", "-B", "main.py"],
             "env": {**_minimal_env(workdir), **(extra_env or {})},
             "uid": uid,
+            "real_root": is_root,
+            "outer_ids": [os.getuid(), os.getgid()],
             "cgroups": [str(c) for c in cgroups],
-            "hide": _dirs_to_hide(),
+            "system_dirs": list(ROOT_SYSTEM_DIRS),
+            "etc_hidden": list(ETC_HIDDEN),
             "keep": _dirs_to_keep(),
+            "hide": _dirs_to_hide(),
             "private_tmp": [d for d in PRIVATE_TMP_DIRS if os.path.isdir(d)],
             "tmpfs_mb": tmpfs_mb,
+            "workdir_bytes": workdir_mb * 1024 * 1024 + files_bytes,
             "require_namespaces": require_namespaces,
             "namespaces": namespaces,
             "world_can_run": _world_can_run(os.path.realpath(sys.executable)),
-            "limits": {
-                "cpu_s": max(1, int(cpu_s + 0.999)),
-                "as_bytes": memory_mb * 1024 * 1024,
-                "fsize_bytes": max_file_mb * 1024 * 1024,
-                "nproc": max_processes,
-                "nofile": max_open_files,
-            },
+            "limits": limits,
         }
-        return _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups)
+        result = _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups)
     finally:
         for cgroup in cgroups:
             _empty_cgroup(cgroup)
         shutil.rmtree(workdir, ignore_errors=True)
         if uid is not None:
             _release_uid(uid)
+    missing = [layer for layer in STRONG_LAYERS if layer not in result.isolation]
+    if missing and not require_namespaces:
+        _warn_weak(missing, result.weak_reason)
+    for record in _active_records():
+        record.add(result.isolation, {"timeout_s": timeout_s, "cpu_s": limits["cpu_s"], "memory_mb": memory_mb,
+                                      "max_processes": max_processes, "max_file_mb": max_file_mb,
+                                      "max_output_bytes": max_output_bytes, "max_open_files": max_open_files,
+                                      "tmpfs_mb": tmpfs_mb, "workdir_mb": workdir_mb})
+    return result
 
 
 def isolation_report() -> tuple[str, ...]:
     """The isolation layers a run gets on this machine (runs a trivial program)."""
     return run_untrusted("pass", timeout_s=10).isolation
+
+
+# ------------------------------------------------------------------------------------- evaluation policy
+class IsolationRecord:
+    """What an evaluation's sandbox runs had: the layers every run got, their limits, and whether weak isolation was
+    allowed. Use as a context manager around the scoring (runs from any thread are counted)."""
+
+    def __init__(self, allow_weak: bool, preflight: tuple[str, ...], weak_reason: str = ""):
+        self.allow_weak = allow_weak
+        self.preflight = preflight
+        self.weak_reason = weak_reason
+        self.runs = 0
+        self.layers: tuple[str, ...] | None = None  # in every run (a layer one run lacked is not claimed)
+        self.limits: list[dict] = []
+        self._lock = threading.Lock()
+
+    def add(self, isolation: tuple[str, ...], limits: dict) -> None:
+        with self._lock:
+            self.runs += 1
+            self.layers = tuple(isolation) if self.layers is None else tuple(
+                layer for layer in self.layers if layer in isolation)
+            if limits not in self.limits:
+                self.limits.append(limits)
+
+    def __enter__(self) -> "IsolationRecord":
+        with _records_lock:
+            _records.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _records_lock:
+            _records.remove(self)
+
+    def as_dict(self) -> dict:
+        layers = self.preflight if self.layers is None else self.layers
+        return {"isolation": list(layers), "weak": any(layer not in layers for layer in STRONG_LAYERS),
+                "allow_weak_isolation": self.allow_weak, "weak_reason": self.weak_reason, "runs": self.runs,
+                "limits": self.limits}
+
+
+_records: list[IsolationRecord] = []
+_records_lock = threading.Lock()
+
+
+def _active_records() -> list[IsolationRecord]:
+    with _records_lock:
+        return list(_records)
+
+
+def evaluation_sandbox(allow_weak: bool = False) -> IsolationRecord:
+    """Check, before an evaluation starts, that the sandbox isolates here; fail closed unless `allow_weak`.
+
+    Runs one trivial program. Without every layer of STRONG_LAYERS (no user namespaces as non-root, ...) it raises
+    `SandboxSetupError` naming what is missing, unless `allow_weak` (CLI `--allow-weak-sandbox`). Returns the record
+    to enter around the scoring: inside it, runs that cannot get namespaces raise instead of falling back (unless
+    `allow_weak`), and `as_dict()` gives what to write into the results.
+    """
+    if not isinstance(allow_weak, bool):
+        raise ValueError(f"allow_weak_sandbox must be true or false, got {allow_weak!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SandboxWeakIsolationWarning)
+        probe = run_untrusted("pass", timeout_s=20, require_namespaces=False)
+    missing = [layer for layer in STRONG_LAYERS if layer not in probe.isolation]
+    if missing and not allow_weak:
+        raise SandboxSetupError(
+            f"the sandbox cannot isolate model-written code on this machine: missing {', '.join(missing)} "
+            f"({probe.weak_reason or 'see the isolation layers'}; layers available: {', '.join(probe.isolation)}). "
+            "Without them a candidate program could read this user's files and secrets (/proc/<pid>/environ of "
+            "the evaluator, tokens, data) and reach the network. Enable unprivileged user namespaces (sysctl "
+            "user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 / "
+            "kernel.apparmor_restrict_unprivileged_userns=0 where those exist) or run as root; or accept rlimits-only "
+            "isolation explicitly with allow_weak_sandbox=True (`mgrpo evaluate --allow-weak-sandbox`), which is "
+            "recorded in the results.")
+    return IsolationRecord(allow_weak, probe.isolation, probe.weak_reason)
+
+
+def _warn_weak(missing: list[str], reason: str) -> None:
+    warnings.warn(f"sandbox without {', '.join(missing)} ({reason or 'namespaces disabled'}): only rlimits isolate "
+                  "the program; it can read the caller's files and use the network. Set "
+                  "MGRPO_SANDBOX_REQUIRE_NAMESPACES=1 to refuse such runs.", SandboxWeakIsolationWarning, stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------- parent side
@@ -178,6 +311,17 @@ def _release_uid(uid: int) -> None:
         _uids_in_use.discard(uid)
 
 
+def _is_real_root() -> bool:
+    """Root of the initial user namespace (can set any uid, make cgroups). Root inside a user namespace that maps
+    only some uids (rootless containers, `unshare -r`) is treated as an unprivileged user."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        return Path("/proc/self/uid_map").read_text().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
+
+
 def _minimal_env(workdir: Path) -> dict[str, str]:
     # Nothing from the parent's environment: no tokens, no proxies, no paths into the repo.
     return {
@@ -192,33 +336,14 @@ def _minimal_env(workdir: Path) -> dict[str, str]:
     }
 
 
-def _top_dir(path: str) -> str | None:
-    parts = Path(os.path.realpath(path)).parts
-    return "/" + parts[1] if len(parts) > 1 else None
-
-
 def _dirs_to_hide() -> list[str]:
-    """Directories replaced by an empty read-only tmpfs: homes, the repo, the cwd, data mounts."""
-    repo_root = str(Path(__file__).resolve().parents[2])
-    candidates = list(DEFAULT_HIDDEN_DIRS)
-    candidates += [repo_root, os.getcwd(), os.path.expanduser("~")]
-    candidates += [_top_dir(p) for p in (repo_root, os.getcwd(), os.path.expanduser("~"))]
-    candidates += [p for p in os.environ.get("MGRPO_SANDBOX_HIDE", "").split(":") if p]
-    hidden = []
-    for path in candidates:
-        if not path:
-            continue
-        path = os.path.realpath(path)
-        if path in SYSTEM_DIRS or path in PRIVATE_TMP_DIRS or not os.path.isdir(path):
-            continue
-        if any(path == h or path.startswith(h + "/") for h in hidden):
-            continue
-        hidden = [h for h in hidden if not h.startswith(path + "/")] + [path]
-    return sorted(hidden)
+    """MGRPO_SANDBOX_HIDE (colon-separated): dirs to cover with an empty tmpfs should the sandbox's root hold them
+    (e.g. something inside the interpreter's prefix)."""
+    return sorted({os.path.realpath(p) for p in os.environ.get("MGRPO_SANDBOX_HIDE", "").split(":") if p})
 
 
 def _dirs_to_keep() -> list[str]:
-    """The interpreter and its libraries, bind-mounted back (read-only) where a hidden dir covers them."""
+    """The interpreter and its libraries, bind-mounted (read-only) into the sandbox's root."""
     keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     keep.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
     for entry in sys.path:
@@ -226,9 +351,13 @@ def _dirs_to_keep() -> list[str]:
             keep.add(os.path.realpath(entry))
     kept = []
     for path in sorted(keep, key=len):  # parents first: a child of a kept dir comes along with it
-        if not any(path == k or path.startswith(k + "/") for k in kept):
+        if path != "/" and os.path.isdir(path) and not _under(path, kept):
             kept.append(path)
     return kept
+
+
+def _under(path: str, roots) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def _world_can_run(path: str) -> bool:
@@ -256,16 +385,24 @@ def _own_cgroup_path(controller: str) -> tuple[Path, str] | None:
     return None
 
 
-def _make_cgroups(name: str, max_processes: int, memory_mb: int) -> list[Path]:
-    """Per-run cgroups with pids and memory limits; [] when the OS does not let us (documented fallback)."""
+def _make_cgroups(name: str, max_processes: int, memory_mb: int, delegated_only: bool = False) -> list[Path]:
+    """Per-run cgroups with pids and memory limits; [] when the OS does not let us (documented fallback).
+    `delegated_only` (not root): only under a cgroup this user may move processes into (a delegated v2 subtree)."""
     limits = {"pids": {"pids.max": str(max_processes)},
               "memory": {"memory.limit_in_bytes": str(memory_mb * 1024 * 1024)}}
+    wanted = [(controller, files) for controller, files in limits.items()] + \
+        [("", {"pids.max": str(max_processes), "memory.max": str(memory_mb * 1024 * 1024)})]
     made = []
-    for controller, files in limits.items():
+    for controller, files in wanted:
+        if controller == "" and made:
+            break  # v2 only when no v1 controller was usable: one directory carries both limits
         found = _own_cgroup_path(controller)
         if found is None:
             continue
-        directory = found[0] / found[1].lstrip("/") / name
+        parent = found[0] / found[1].lstrip("/")
+        if delegated_only and not (os.access(parent, os.W_OK) and os.access(parent / "cgroup.procs", os.W_OK)):
+            continue
+        directory = parent / name
         try:
             directory.mkdir()
             for file, value in files.items():
@@ -273,17 +410,6 @@ def _make_cgroups(name: str, max_processes: int, memory_mb: int) -> list[Path]:
             made.append(directory)
         except OSError:
             _empty_cgroup(directory)
-    if not made:  # cgroup v2: one directory carries both limits
-        found = _own_cgroup_path("")
-        if found is not None:
-            directory = found[0] / found[1].lstrip("/") / name
-            try:
-                directory.mkdir()
-                (directory / "pids.max").write_text(str(max_processes))
-                (directory / "memory.max").write_text(str(memory_mb * 1024 * 1024))
-                made.append(directory)
-            except OSError:
-                _empty_cgroup(directory)
     return made
 
 
@@ -398,17 +524,20 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
     report = _parse_status(status_bytes)
     wall = time.monotonic() - start
     isolation = tuple(report.get("isolation", ())) + (("cgroup",) if cgroups else ())
+    weak = str(report.get("weak_reason", ""))
     text_out, text_err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
     if timed_out:
-        return SandboxResult("timeout", None, text_out, text_err, truncated, wall, isolation)
+        return SandboxResult("timeout", None, text_out, text_err, truncated, wall, isolation, uid, weak)
     if over_limit:
-        return SandboxResult("error", None, text_out, text_err + "\n" + OUTPUT_LIMIT_MESSAGE, True, wall, isolation)
+        return SandboxResult("error", None, text_out, text_err + "\n" + OUTPUT_LIMIT_MESSAGE, True, wall, isolation,
+                             uid, weak)
     if "launcher_error" in report:
         raise SandboxSetupError(f"sandbox: {report['launcher_error']} (work dir {config['workdir']}; "
                                 f"stderr: {text_err[-500:]!r})")
     if "returncode" not in report:
         message = "launcher ended without a status"
-        return SandboxResult("error", None, text_out, text_err + f"\n[sandbox] {message}", truncated, wall, isolation)
+        return SandboxResult("error", None, text_out, text_err + f"\n[sandbox] {message}", truncated, wall,
+                             isolation, uid, weak)
     returncode = int(report["returncode"])
     if returncode == 0:
         status = "ok"
@@ -418,7 +547,7 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
         status = "timeout"  # the CPU-time limit was hit (soft limit: SIGXCPU, hard limit: SIGKILL)
     else:
         status = "error"
-    return SandboxResult(status, returncode, text_out, text_err, truncated, wall, isolation)
+    return SandboxResult(status, returncode, text_out, text_err, truncated, wall, isolation, uid, weak)
 
 
 def _parse_status(raw: bytes) -> dict:
@@ -469,39 +598,138 @@ def _mount_points() -> list[tuple[str, set[str]]]:
     return points
 
 
-def _setup_mounts(libc, config: dict) -> None:
-    """Inside the new mount namespace: hide, keep, make everything read-only, then the writable places."""
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _unshare(libc, config: dict) -> tuple[list[str], str]:
+    """New namespaces for the launcher: (layers, "") or ([], why not). As root: PID, net, mount, IPC, UTS namespaces.
+    Otherwise the same inside a new user namespace that maps only the caller's own uid and gid (all an unprivileged
+    process may map by itself)."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    layers = ["pid-namespace", "net-namespace", "mount-namespace", "ipc-namespace"]
+    if config["real_root"]:
+        if libc.unshare(flags) == 0:
+            return layers, ""
+        return [], f"unshare(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|...) failed: {os.strerror(ctypes.get_errno())}"
+    if libc.unshare(flags | CLONE_NEWUSER) != 0:
+        return [], ("unprivileged user namespaces unavailable: unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|"
+                    f"CLONE_NEWNS) failed: {os.strerror(ctypes.get_errno())}")
+    uid, gid = config["outer_ids"]
+    _write("/proc/self/setgroups", "deny\n")  # required before an unprivileged gid_map
+    _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
+    return ["user-namespace", *layers], ""
+
+
+def _build_root(libc, config: dict, userns: bool) -> list[str]:
+    """In the PID namespace's init, inside the new mount namespace: build the sandbox's root in an empty tmpfs, with
+    only the allowlisted host paths (read-only), private size-capped tmpfs for /tmp, /var/tmp, /dev/shm and the work
+    dir (a copy of the run's files), the namespace's /proc; then pivot_root into it. Returns the extra layers."""
+    layers = ["allowlist-root", "read-only-fs", "workdir-tmpfs"]
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)  # nothing we do propagates back to the host
-    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this PID namespace's view only
-    # Handles to what must stay visible, taken before the tmpfs mounts cover them.
-    keep_fds = {path: os.open(path, os.O_PATH) for path in config["keep"]}
-    workdir_fd = os.open(config["workdir"], os.O_PATH)
-    for path in config["hide"]:
-        _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    for path, fd in keep_fds.items():
-        if any(path == h or path.startswith(h + "/") for h in config["hide"]):
-            os.makedirs(path, exist_ok=True)
-            _mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
-    # The work dir's mount point, while a hidden dir covering it ($TMPDIR under /srv, the repo, ...) is writable.
-    os.makedirs(config["workdir"], exist_ok=True)
-    for target, options in sorted(_mount_points(), key=lambda p: p[0].count("/")):
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-        flags |= sum(flag for name, flag in (("nosuid", MS_NOSUID), ("nodev", MS_NODEV), ("noexec", MS_NOEXEC))
-                     if name in options)
-        try:
-            _mount(libc, None, target, None, flags)
-        except OSError:
-            if target == "/":
-                raise
-            # a mount point covered by a hidden dir is unreachable, and stays covered
-    if not os.statvfs("/").f_flag & os.ST_RDONLY:
-        raise OSError("the root file system is still writable")
+    workdir = config["workdir"]
+    host_work = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)  # the run's files, read after the root covers them
+    root = workdir  # the new root's tmpfs covers the host work dir, in this mount namespace only
+
+    def inside(path: str) -> str:
+        return root + path
+
+    def bind(source: str, target: str) -> None:
+        _mount(libc, source, target, None, MS_BIND | MS_REC)
+
+    _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+    bound = []
+    for path in config["system_dirs"]:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            os.symlink(os.readlink(path), inside(path))
+        elif os.path.isdir(path):
+            os.mkdir(inside(path), 0o755)
+            bind(path, inside(path))
+            bound.append(path)
+    unreadable = inside("/.unreadable")  # an empty file nobody may read (mode 000, not the program's)
+    os.close(os.open(unreadable, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0))
+    os.chmod(unreadable, 0)
+    for name in config["etc_hidden"]:
+        target = inside("/etc/" + name)
+        if os.path.islink(target) or not os.path.lexists(target):
+            continue
+        if os.path.isdir(target):
+            _mount(libc, "tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
+        else:
+            bind(unreadable, target)
+    os.unlink(unreadable)  # the bind mounts keep the file
+    os.makedirs(inside("/dev"), 0o755, exist_ok=True)
     size = f"size={config['tmpfs_mb']}m,mode=1777"
     for path in config["private_tmp"]:
-        _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, size)
-    os.makedirs(config["workdir"], exist_ok=True)  # again: a private tmpfs now covers a work dir under /tmp
-    _mount(libc, f"/proc/self/fd/{workdir_fd}", config["workdir"], None, MS_BIND)
-    _mount(libc, None, config["workdir"], None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+        os.makedirs(inside(path), 0o755, exist_ok=True)
+        _mount(libc, "tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV, size)
+    for path in config["keep"]:  # the interpreter's prefix and site-packages
+        if not _under(path, config["system_dirs"]):
+            os.makedirs(inside(path), 0o755, exist_ok=True)
+            bind(path, inside(path))
+            bound.append(path)
+    for path in config["hide"]:
+        if os.path.isdir(inside(path)) and not os.path.islink(inside(path)) and \
+                not _under(path, config["private_tmp"]):
+            _mount(libc, "tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
+    for name in DEV_NODES:
+        if os.path.exists("/dev/" + name):
+            open(inside("/dev/" + name), "w").close()
+            bind("/dev/" + name, inside("/dev/" + name))
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, inside("/dev/" + name))
+    os.mkdir(inside("/proc"), 0o555)
+    _mount(libc, "proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this PID namespace only
+    if userns:
+        try:  # no user namespace inside ours: its "root" could mount things of its own (kernel attack surface)
+            _write(inside("/proc/sys/user/max_user_namespaces"), "0\n")
+            layers.append("no-nested-userns")
+        except OSError:
+            pass
+    # The work dir: a size-capped tmpfs at the same path, owned by the program's uid, holding a copy of the files.
+    if _under(workdir, bound) and not _under(workdir, config["private_tmp"]):
+        raise OSError(f"the work dir {workdir} lies inside {', '.join(p for p in bound if _under(workdir, [p]))}, "
+                      "which the sandbox shows read-only; set TMPDIR to another directory")
+    owner = config["uid"] if config["uid"] is not None else config["outer_ids"][0]
+    group = config["uid"] if config["uid"] is not None else config["outer_ids"][1]
+    os.makedirs(inside(workdir), 0o755, exist_ok=True)
+    _mount(libc, "tmpfs", inside(workdir), "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={config['workdir_bytes']},mode=700,uid={owner},gid={group}")
+    for name in os.listdir(host_work):
+        source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=host_work)
+        try:
+            with os.fdopen(source, "rb", closefd=False) as f, open(inside(f"{workdir}/{name}"), "wb") as out:
+                shutil.copyfileobj(f, out)
+            os.chown(inside(f"{workdir}/{name}"), owner, group)
+        finally:
+            os.close(source)
+    os.close(host_work)
+    # Everything read-only but the private tmpfs and the work dir; then the root is switched and the host's detached.
+    writable = {inside(p) for p in config["private_tmp"]} | {inside(workdir)}
+    targets = {}
+    for target, options in _mount_points():
+        if _under(target, [root]):
+            targets[target] = options  # a path mounted over twice: the top mount is the one reached
+    for target in sorted(targets, key=lambda t: t.count("/")):
+        if target in writable:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(flag for name, flag in MOUNT_OPTION_FLAGS.items() if name in targets[target])
+        _mount(libc, None, target, None, flags)
+    os.chdir(root)
+    number = SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: unknown system call number on {platform.machine()}")
+    _check(libc.syscall(ctypes.c_long(number), b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "detach the host's root")
+    os.chdir("/")
+    for path in ("/", "/usr", "/etc", "/proc"):
+        if os.path.isdir(path) and not os.statvfs(path).f_flag & os.ST_RDONLY:
+            raise OSError(f"{path} is still writable in the sandbox")
+    return layers
 
 
 def _exec_program(config: dict) -> None:
@@ -515,11 +743,18 @@ def _exec_program(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["nofile"], limits["nofile"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     nproc = limits["nproc"]
-    if config["uid"] is None:  # our own uid: the count includes the user's other processes
-        nproc += _count_processes_of(os.getuid())
+    if config["uid"] is None:
+        if config.get("own_userns"):  # counted per user namespace: the launcher and the init besides the program's
+            nproc += 2
+        else:  # our own uid: the count includes the user's other processes
+            nproc += _count_processes_of(os.getuid())
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     libc = _libc()
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot raise privileges
+    if config.get("own_userns") or config["uid"] is not None:  # no capability can come back (execve as non-root
+        libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # drops them; this keeps them from returning)
+        for cap in range(64):
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     if config["uid"] is not None:
         os.setgroups([])
         os.setresgid(config["uid"], config["uid"], config["uid"])
@@ -542,6 +777,7 @@ def _count_processes_of(uid: int) -> int:
 def _launch(status_fd: int, config: dict) -> int:
     """The launcher: join cgroups, create namespaces, set up mounts, run the program, report its status."""
     os.set_inheritable(status_fd, False)  # the program must not be able to forge its own status
+    os.umask(0o022)
 
     def report(**fields) -> None:  # one JSON line per report; the parent merges them
         os.write(status_fd, json.dumps(fields).encode() + b"\n")
@@ -550,25 +786,27 @@ def _launch(status_fd: int, config: dict) -> int:
         for cgroup in config["cgroups"]:
             Path(cgroup, "cgroup.procs").write_text(str(os.getpid()))
         libc = _libc()
-        isolation = []
-        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-        if config["namespaces"] and libc.unshare(flags) == 0:
-            isolation += ["pid-namespace", "net-namespace", "mount-namespace", "ipc-namespace"]
-        elif config["require_namespaces"]:
-            raise OSError(ctypes.get_errno(), "namespaces required but unshare failed")
-    except Exception as error:  # noqa: BLE001 - reported to the parent, which scores the run as an error
+        isolation, why = _unshare(libc, config) if config["namespaces"] else ([], "namespaces=False")
+        if not isolation:
+            if config["require_namespaces"]:
+                raise OSError(f"namespaces required but not available: {why}")
+            report(weak_reason=why)
+        config["own_userns"] = "user-namespace" in isolation and not config["real_root"]
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the evaluation
         report(launcher_error=f"setup failed: {error}")
         return 1
     init_pid = os.fork()
-    if init_pid:  # the launcher outside the namespaces: wait for the init, which reports
+    if init_pid:  # the launcher outside the PID namespace: wait for the init, which reports
         os.waitpid(init_pid, 0)
         return 0
     # The init of the new PID namespace: when it exits, the kernel kills everything left inside.
     try:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # no handler of ours: the kernel then drops every signal the PID namespace sends its init (as a user the
+        # program has the init's uid; Python's SIGINT handler would let it end the init)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if "mount-namespace" in isolation:
-            _setup_mounts(libc, config)
-            isolation += ["read-only-fs", "hidden-dirs"]
+            isolation += _build_root(libc, config, "user-namespace" in isolation)
         if config["uid"] is not None and "mount-namespace" not in isolation and not config["world_can_run"]:
             config["uid"] = None  # without our mounts the private uid could not reach the interpreter (e.g. ~/.pyenv)
         if config["uid"] is not None:

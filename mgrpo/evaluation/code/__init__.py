@@ -3,7 +3,8 @@
 Entry point for `mgrpo evaluate`: `evaluate_code(benchmark, generator, data_path, out_dir, settings)`.
 `settings` keys (all optional): model, backend, temperature (0.8), top_p (1.0), max_tokens (3072), seed (0),
 samples (1), limit (None), workers (cpu count), timeout_s (per LCB test 6.0; per MBPP+ candidate 150.0),
-memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version ("release_latest").
+memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version ("release_latest");
+allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces; see docs/sandbox.md).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ __all__ = ["evaluate_code", "prepare_data", "BENCHMARKS"]
 
 BENCHMARKS = ("mbpp_plus", "livecodebench")
 KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", "workers",
-                  "timeout_s", "memory_mb", "start_date", "end_date", "release_version"}
+                  "timeout_s", "memory_mb", "start_date", "end_date", "release_version", "allow_weak_sandbox"}
 
 
 def prepare_data(benchmark: str, out_dir) -> dict:
@@ -81,6 +82,10 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
         problems = problems[: int(settings["limit"])]
     if not problems:
         raise ValueError(f"{benchmark}: no problems to evaluate in {data_path} with these settings")
+    from mgrpo.evaluation.sandbox import evaluation_sandbox
+
+    # fails closed here, before any generation, when the sandbox cannot isolate (unless allow_weak_sandbox)
+    sandbox_record = evaluation_sandbox(settings.get("allow_weak_sandbox", False))
 
     prompts = [_chat(generator, benchmark_io["prompt"](p)) for p in problems]
     params = sampling if sampling is not None else {k: generation[k] for k in ("temperature", "top_p", "max_tokens",
@@ -93,7 +98,8 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
     jobs = [(i, j) for i in range(len(problems)) for j in range(samples)]
     extracted = {(i, j): benchmark_io["extract"](responses[i][j], problems[i]) for i, j in jobs}
     workers = int(settings.get("workers", os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # each job waits on its own sandbox process
+    # each job waits on its own sandbox process; sandbox_record notes the layers and limits of every run
+    with sandbox_record, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         verdicts = dict(zip(jobs, pool.map(lambda job: benchmark_io["score"](problems[job[0]], extracted[job]), jobs)))
 
     per_problem = [sum(verdicts[(i, j)]["passed"] for j in range(samples)) / samples for i in range(len(problems))]
@@ -110,6 +116,7 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
         "samples_per_problem": samples,
         "generation": generation,
         "dataset": dataset,
+        "sandbox": sandbox_record.as_dict(),
     }
     rows = [{"problem_id": benchmark_io["id"](problems[i]), "prompt": prompts[i], "responses": responses[i],
              "extracted": [extracted[(i, j)] for j in range(samples)],
