@@ -64,6 +64,20 @@ def test_train_rule_calls_the_contract_command(workdir):
         assert part in command
 
 
+def test_code_options_reach_the_evaluate_command_and_a_misspelt_one_fails_before_any_job(workdir):
+    config = tiny_config()
+    config["evaluation"]["code_options"] = {"allow_weak_sandbox": True, "release_version": "release_v5"}
+    write_config(workdir / "code.yaml", config)
+    result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "code.yaml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    command = next(line for line in result.stdout.splitlines() if "mgrpo evaluate" in line)
+    assert "--code-option allow_weak_sandbox=true --code-option 'release_version=\"release_v5\"'" in command
+    config["evaluation"]["code_options"] = {"allow_weak_sandbx": True}
+    write_config(workdir / "code_typo.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "code_typo.yaml")
+    assert result.returncode != 0 and "'allow_weak_sandbx' was unexpected" in result.stdout
+
+
 def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
     config = tiny_config()
     config["experiments"][0]["G"] = [1]

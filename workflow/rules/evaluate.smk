@@ -36,13 +36,15 @@ EVAL_PARAMS = dict(
     parallel="".join(f" --{key.replace('_', '-')} {EVAL[key]}"
                      for key in ("tensor_parallel_size", "data_parallel_size") if key in EVAL),
     guard=backend_guard("vllm", "vllm (evaluation backend)") if EVAL.get("backend") == "vllm" else "",
+    code_options="".join(f" --code-option {shlex.quote(f'{key}={json.dumps(value)}')}"
+                         for key, value in EVAL.get("code_options", {}).items()),
 )
 # --cache: results also kept outside the outputs (Snakemake deletes those before a rerun), reused while the
 # checkpoint's files, the data and the settings are unchanged: adding a benchmark evaluates only that one.
 EVALUATE_SHELL = (
     "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"
     " --cache {params.cache} --backend {params.backend} --data-dir {params.data_dir}"
-    " --temperature {params.temperature}{params.samples}{params.parallel} > {log} 2>&1"
+    " --temperature {params.temperature}{params.samples}{params.parallel}{params.code_options} > {log} 2>&1"
 )
 
 
