@@ -2,12 +2,14 @@
 
 Everything goes to a temp name beside the target (same folder, so the rename is atomic) and is renamed only when
 complete; on any error the temp is removed and the target is left as it was. A crash (SIGKILL) can leave a
-`.name.*` temp behind, never a truncated target.
+`.name.*` temp behind, never a truncated target; the trainers remove their run folder's at the next final write
+(`remove_stale_temps`).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -56,6 +58,19 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temps(target: Path | str) -> list[Path]:
+    """Remove the temp folders that writers of `target` killed in mid-write left beside it (atomic_dir's
+    `.name.XXXXXXXX`; a run folder's can hold two converted models). Only for the target's one writer (a trainer
+    holding its work lock): another writer's temp in progress would go too. Returns what was removed."""
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}$")
+    stale = [p for p in target.parent.iterdir() if pattern.match(p.name) and p.is_dir() and not p.is_symlink()] \
+        if target.parent.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def check_folder(path: Path | str, what: str) -> None:

@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from mgrpo.atomic import atomic_dir, atomic_path, check_out_apart, write_json, write_jsonl, write_text
+from mgrpo.atomic import (atomic_dir, atomic_path, check_out_apart, remove_stale_temps, write_json, write_jsonl,
+                          write_text)
 
 
 class Boom(Exception):
@@ -102,3 +103,22 @@ def test_train_refuses_an_out_that_would_delete_its_base_model(tmp_path):
         RunSpec.create(backend="cpu", method="srt", G=4, base_model=model, data=tmp_path / "data", out=model,
                        work=tmp_path / "work", temperature=1.0, seed=0)
     assert (model / "config.json").is_file()
+
+
+def test_the_temp_a_killed_writer_left_is_removed_by_the_next_writer_and_only_its_own(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "run"
+    # a writer SIGKILLed inside atomic_dir (no clean-up runs) leaves its temp folder beside the target
+    script = ("import os, sys\nfrom mgrpo.atomic import atomic_dir\nwith atomic_dir(sys.argv[1]) as tmp:\n"
+              "    (tmp / 'final').mkdir()\n    os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", script, str(target)], check=False)
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+    assert len(left) == 1 and (left[0] / "final").is_dir() and not target.exists()
+    others = [tmp_path / ".run2.abcdefgh", tmp_path / ".run.json.tmp", tmp_path / "run.txt"]
+    others[0].mkdir()
+    others[1].write_text("a file, not atomic_dir's")
+    others[2].write_text("")
+    assert remove_stale_temps(target) == left
+    assert sorted(tmp_path.iterdir()) == sorted(others)

@@ -49,7 +49,10 @@ def without_timing(rows):
 
 
 def test_metrics_schema_and_run_dir(toy, tmp_path):
-    out = trainer.train(make_spec(toy, tmp_path, method="mgrpo"))
+    spec = make_spec(toy, tmp_path, method="mgrpo")
+    (spec.out.parent / ".out.k1ll3d00").mkdir(parents=True)  # an earlier start's temp, killed while writing out/
+    out = trainer.train(spec)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out", "work"]
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
     for r in rows:

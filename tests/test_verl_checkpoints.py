@@ -149,8 +149,12 @@ def test_finalize_run_dir_converts_final_and_best(tmp_path):
     write_jsonl(work / "metrics.jsonl", rows)
     spec = RunSpec(backend="verl", method="srt", base_model=tmp_path, data=tmp_path, out=out, work=work, G=4,
                    temperature=1.0, seed=0, N=0)
+    killed = out.parent / ".r1.x1y2z3w4"  # the temp of a start killed while converting (atomic_dir's name)
+    (killed / "final").mkdir(parents=True)
+    (out.parent / ".r10.a1b2c3d4").mkdir()  # another run's: not ours to remove
     finalize_run_dir(spec, VerlSettings(), get_method("srt"))
     assert sorted(p.name for p in out.iterdir()) == ["best", "final", "metrics.jsonl", "run.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [".r10.a1b2c3d4", "r1"]
     final = AutoModelForCausalLM.from_pretrained(out / "final").lm_head.weight
     best = AutoModelForCausalLM.from_pretrained(out / "best").lm_head.weight
     assert torch.all(final == 4.0) and torch.all(best == 2.0)  # best: step 2 (step 0 is the base model)

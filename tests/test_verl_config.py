@@ -1,5 +1,6 @@
 """Config composition (paper config through Hydra/OmegaConf) and validation before Ray starts."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,15 @@ def test_hydra_values_are_quoted_when_needed():
     assert hydra == ["trainer.project_name='a b'", "+x.y=true"]
 
 
+@pytest.mark.parametrize("text", ["a\\b c", "C:\\x y\\", "it's here", "\\'", "x\\\\'y z", "{not a dict"[1:]])
+def test_a_quoted_hydra_value_reads_back_as_written(text):
+    # Hydra un-escapes a backslash only before a quote: doubling every one changed 'a\b c' into 'a\\b c'
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (override,) = trainer.split_settings({"trainer.experiment_name": text})[1]
+    assert OverridesParser.create().parse_override(override).value() == text
+
+
 def test_self_certainty_needs_the_unfused_fsdp_path(dirs):
     trainer.validate_spec(spec_for(dirs, method="intuitor", N=0))
     with pytest.raises(ValueError, match="use_fused_kernels"):
@@ -221,6 +231,31 @@ def test_momentum_refuses_verls_rollout_skip(dirs):
     # a replayed policy batch is never submitted, so no momentum rollouts would be made for it
     key = "skip.rollout_tq.enable"
     with pytest.raises(ValueError, match=r"skip\.rollout_tq\.enable=True \(needs False\)"):
+        trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={key: "true"}))
+    trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings={key: "true"}))
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("actor_rollout_ref.actor.checkpoint.async_save", "true", "async_save=True (needs False)"),
+    ("actor_rollout_ref.actor.checkpoint.save_contents", "[optimizer,extra]", "save_contents=False (needs True)"),
+    ("trainer.max_actor_ckpt_to_keep", "2", "max_actor_ckpt_to_keep=2 (needs None)"),
+    ("trainer.del_local_ckpt_after_load", "true", "del_local_ckpt_after_load=True (needs False)"),
+    ("trainer.resume_mode", "disable", "resume_mode='disable' (needs 'auto')"),
+    ("trainer.resume_from_path", "/elsewhere/global_step_5", "resume_from_path='/elsewhere/global_step_5'"),
+    ("algorithm.rollout_correction.bypass_mode", "true", "bypass_mode=True (needs False)"),
+])
+def test_overrides_that_would_break_resume_best_or_the_stage_are_refused_before_ray(dirs, key, value, shown):
+    # e.g. async saves never write latest_checkpointed_iteration.txt: a run would train to the end, then find no
+    # checkpoint to convert; verl's own pruning would delete best/'s step
+    for method, N in (("srt", 0), ("mgrpo", 8)):
+        with pytest.raises(ValueError, match=re.escape(shown)):
+            trainer.validate_spec(spec_for(dirs, method=method, N=N, settings={key: value}))
+
+
+def test_momentum_refuses_group_filtering(dirs):
+    # DAPO's group filtering may sample a prompt submitted in an earlier step, whose momentum rollouts are gone
+    key = "algorithm.filter_groups.enable"
+    with pytest.raises(ValueError, match=r"filter_groups\.enable=True \(needs False\)"):
         trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={key: "true"}))
     trainer.validate_spec(spec_for(dirs, method="srt", N=0, settings={key: "true"}))
 

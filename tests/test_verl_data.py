@@ -84,9 +84,9 @@ def test_reward_extracts_answer_and_never_scores_training_rows():
     train = compute_score("math", response, "\\frac{1}{2}", {"split": "train"})
     assert train == {"score": 0.0, "mgrpo_answer": "\\frac{1}{2}"}  # a gold passed by mistake changes nothing
     test = compute_score("math", response, "\\frac{1}{2}", {"split": "test"})
-    assert test["score"] == 1.0
+    assert test["score"] == 1.0 and test["acc"] == 1.0  # acc: verl then counts a failed rollout as 0
     assert compute_score("math", "\\boxed{3}", "4", {"split": "test"})["score"] == 0.0
-    assert compute_score("math", "nothing", "4", {"split": "test"}) == {"score": 0.0, "mgrpo_answer": ""}
+    assert compute_score("math", "nothing", "4", {"split": "test"}) == {"score": 0.0, "acc": 0.0, "mgrpo_answer": ""}
 
 
 def test_prepare_math_downloads_pinned_splits_that_verl_prepare_data_reads(tmp_path, monkeypatch, capsys):
@@ -119,3 +119,24 @@ def test_prepare_math_downloads_pinned_splits_that_verl_prepare_data_reads(tmp_p
     test = pd.read_parquet(tmp_path / "verl" / "test.parquet")
     assert train["mgrpo_gold"].tolist() == ["2"] and test["mgrpo_gold"].tolist() == ["5"]
     assert train["reward_model"][0]["ground_truth"] == ""  # label-free training: the reward never sees it
+
+
+def test_a_validation_prompt_whose_rollout_failed_counts_as_wrong_in_val_acc():
+    """Two test prompts; the first answered right, the second's rollout failed (no row). verl's validation fills
+    the missing sample with 0 in `acc` only, so val_acc must be 1/2, not 1/1."""
+    from verl.trainer.ppo.metric_utils import process_validation_metrics
+
+    from mgrpo.verl_backend.metrics import val_accuracy
+
+    row = compute_score("math", "\\boxed{4}", "4", {"split": "test"})
+    infos = {key: [value] for key, value in row.items()}
+    infos["reward"] = [row["score"]]
+    by_source = process_validation_metrics(["math"], ["u1"], infos,
+                                           expected_acc_counts={("math", "u1"): 1, ("math", "u2"): 1})
+    logged = {}
+    for source, var2metric in by_source.items():  # as verl's _validate names them (trainer_base.py)
+        core = "acc" if "acc" in var2metric else "reward"
+        for var, metric2val in var2metric.items():
+            for metric, value in metric2val.items():
+                logged[f"{'val-core' if var == core else 'val-aux'}/{source}/{var}/{metric}"] = value
+    assert val_accuracy(logged) == 0.5

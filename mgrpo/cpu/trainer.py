@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mgrpo import core as mcore
-from mgrpo.atomic import atomic_dir, write_json, write_jsonl
+from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json, write_jsonl
 from mgrpo.cpu import rollout as ro
 from mgrpo.jsonl import append_row, truncate_log
 
@@ -376,6 +376,7 @@ def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, m
 
     import mgrpo
 
+    remove_stale_temps(out)  # of a kill during an earlier start's final write (the work lock makes us the writer)
     with atomic_dir(out) as tmp:
         policy.save_pretrained(tmp / "final")
         tokenizer.save_pretrained(tmp / "final")

@@ -4,7 +4,9 @@ verl's reward loop calls ``compute_score`` once per rollout. For training rows i
 canonicalised final answer (``mgrpo_answer``) with a score of 0: the pseudo-label needs the whole group, so the
 vote is a trainer stage on the driver (stages.py), and the training rows carry no reference answer at all (the
 hidden gold lives in a separate column that this function never receives). For validation rows
-(``extra_info.split == 'test'``) the score is the answer's correctness against the reference.
+(``extra_info.split == 'test'``) the score is the answer's correctness against the reference, returned as ``acc``
+too: verl's validation counts a prompt whose rollout failed as 0 only in ``acc`` (otherwise it would drop out of
+the mean and raise ``val_acc``).
 """
 from __future__ import annotations
 
@@ -39,9 +41,8 @@ def canonical(answer: str) -> Optional[str]:
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict:
     answer = extract_answer(solution_str)
-    split = (extra_info or {}).get("split")
-    score = 0.0
-    if split == VALIDATION_SPLIT and ground_truth:
-        gold = canonical(ground_truth)
-        score = float(answer is not None and gold is not None and "".join(answer.split()) == "".join(gold.split()))
-    return {"score": score, "mgrpo_answer": answer or ""}
+    if (extra_info or {}).get("split") != VALIDATION_SPLIT:
+        return {"score": 0.0, "mgrpo_answer": answer or ""}
+    gold = canonical(ground_truth) if ground_truth else None
+    score = float(answer is not None and gold is not None and "".join(answer.split()) == "".join(gold.split()))
+    return {"score": score, "acc": score, "mgrpo_answer": answer or ""}

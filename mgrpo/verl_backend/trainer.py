@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mgrpo import core as mcore
-from mgrpo.atomic import atomic_dir, write_json
+from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json
 from mgrpo.jsonl import read_log
 from mgrpo.vllm_env import without_flashinfer_sampler
 from mgrpo.verl_backend import checkpoints as ckpt
@@ -118,7 +118,9 @@ def _hydra_value(value: Any) -> str:
     text = str(value)
     if _PLAIN_VALUE.match(text) or text.startswith(("[", "{")):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra's quoted strings un-escape backslashes only before a quote (and before the closing one): escape those
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped) + "'"
 
 
 def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
@@ -233,17 +235,35 @@ def check_composed(config, spec) -> None:
         raise ValueError(f"verl config: missing value(s) for {', '.join(missing)}")
     if config.trainer.v1.trainer_mode != "mgrpo_sync" or not config.trainer.use_v1:
         raise ValueError("verl config: trainer.use_v1 must be true and trainer.v1.trainer_mode 'mgrpo_sync'")
+    trainer, arr = config.trainer, config.actor_rollout_ref
+    correction = config.algorithm.get("rollout_correction") or {}
+    require_values({
+        # verl writes latest_checkpointed_iteration.txt only for synchronous saves: no resume, no final/ without it
+        "actor_rollout_ref.actor.checkpoint.async_save": (bool(arr.actor.checkpoint.get("async_save", False)), False),
+        "'model' in actor_rollout_ref.actor.checkpoint.save_contents":
+            ("model" in list(arr.actor.checkpoint.save_contents), True),  # final/ and best/ are converted from it
+        # our pruning keeps the newest and the best step; verl's would delete best/'s step
+        "trainer.max_actor_ckpt_to_keep": (trainer.get("max_actor_ckpt_to_keep"), None),
+        "trainer.del_local_ckpt_after_load": (bool(trainer.get("del_local_ckpt_after_load", False)), False),
+        # a preempted job resumes from its work folder (a fresh start is another --work or --restart-on-change)
+        "trainer.resume_mode": (trainer.resume_mode, "auto"),
+        "trainer.resume_from_path": (trainer.get("resume_from_path"), None),
+        # the method's stage reads the entropies of the old-log-prob pass, which bypass mode skips
+        "algorithm.rollout_correction.bypass_mode": (bool(correction.get("bypass_mode", False)), False),
+    }, "the harness (checkpoints, resume, best/ and the method's stage)")
     method = mcore.get_method(spec.method)
     if method.momentum:
         # The momentum push loads the EMA into the actor and sends it through the colocated, in-process weight path
         # (update_weights mode 'naive'); with another checkpoint engine the policy sync would take a different path.
-        arr = config.actor_rollout_ref
         # verl's rollout skip replays a cached policy batch without submitting prompts: no momentum groups.
         needed = {"actor_rollout_ref.rollout.checkpoint_engine.backend":
                   (arr.rollout.checkpoint_engine.backend, "naive"),
                   "actor_rollout_ref.hybrid_engine": (bool(arr.get("hybrid_engine", True)), True),
                   "skip.rollout_tq.enable": (bool(config.get("skip", {}).get("rollout_tq", {}).get("enable", False)),
-                                             False)}
+                                             False),
+                  # group filtering may sample a prompt of an earlier step, whose momentum rollouts are gone
+                  "algorithm.filter_groups.enable": (bool((config.algorithm.get("filter_groups") or {}).get(
+                      "enable", False)), False)}
         require_values(needed, f"method {method.name!r} (momentum rollouts from the shared rollout engine)")
     if config.mgrpo.momentum_placement == "split":
         check_split_placement(config, spec)
@@ -461,6 +481,9 @@ def finalize_run_dir(spec, settings: VerlSettings, method, config=None) -> Path:
     saved = ckpt.checkpoint_steps(root)
     best = ckpt.best_step({s: v for s, v in val_by_step.items() if s > 0}, saved)
     best = latest if best is None else best
+    # a kill during an earlier start's conversion left its temp (two models' worth) beside RUN_DIR; the work lock
+    # makes this process RUN_DIR's one writer
+    remove_stale_temps(out)
     with atomic_dir(out) as tmp:
         ckpt.convert_to_hf(root / f"global_step_{latest}" / "actor", tmp / "final")
         ckpt.convert_to_hf(root / f"global_step_{best}" / "actor", tmp / "best")
