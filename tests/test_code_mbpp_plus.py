@@ -125,6 +125,16 @@ def test_host_check_follows_evalplus_special_oracles_and_float_tolerance():
     assert status("f", 0, [[1], [2]], [1, 2], [0], ["phase_timeout", "x"]) == "fail"
 
 
+def test_set_equality_tasks_refuse_outputs_that_flood_one_hash():
+    from test_code_plain_data import colliding_pairs
+
+    # the host builds set(out) for set-equality tasks: a list of distinct tuples with one hash would make that
+    # quadratic; it is refused (a wrong answer), even where the expected set is the same
+    flood = [tuple(p) for p in colliding_pairs(5000)]
+    assert mbpp_plus.evalplus_phase_status("similar_elements", 0, [[1]], [flood], [flood], None) == "fail"
+    assert mbpp_plus.evalplus_phase_status("similar_elements", 0, [[1]], [flood[:5]], [flood[4::-1]], None) == "pass"
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers

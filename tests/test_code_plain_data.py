@@ -104,6 +104,39 @@ def test_many_numbers_with_one_hash_are_refused():
     assert plain_data.decode(plain_data.encode([0] * 1000)) == [0] * 1000  # equal values are fine
 
 
+M64 = 1 << 64
+
+
+def colliding_pairs(n, target=12345):
+    """n distinct [a, b] whose tuples all have hash `target` (CPython 3.8+ xxHash-based tuple hash, 64-bit)."""
+    p1, p2, p5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+    rotl = lambda x: ((x << 31) | (x >> 33)) & (M64 - 1)  # noqa: E731
+    rotr = lambda x: ((x >> 31) | (x << 33)) & (M64 - 1)  # noqa: E731
+    x = rotr(((target - (2 ^ (p5 ^ 3527539))) * pow(p1, -1, M64)) % M64)
+    out, a = [], 0
+    while len(out) < n:
+        a += 1
+        acc1 = (rotl((p5 + (hash(a) % M64) * p2) % M64) * p1) % M64
+        b = ((x - acc1) * pow(p2, -1, M64)) % M64
+        b = b - M64 if b >= 1 << 63 else b
+        if abs(b) <= (1 << 61) - 2 and b != -1:
+            out.append([a, b])
+    return out
+
+
+def test_tuples_with_one_hash_are_refused_in_sets_and_dict_keys():
+    # the reviewer's construction: 5000 distinct 2-tuples with one hash; a set of them is quadratic to build
+    pairs = colliding_pairs(5000)
+    assert len({hash(tuple(p)) for p in pairs[:3]}) == 1
+    for text in ({"set": [{"tuple": p} for p in pairs]}, {"frozenset": [{"tuple": p} for p in pairs]},
+                 {"dict": [[{"tuple": p}, 0] for p in pairs]}):
+        with pytest.raises(MalformedData, match="same hash"):
+            plain_data.decode(plain_data.loads(json.dumps(text)))
+    few = pairs[:plain_data.MAX_SAME_HASH]
+    assert len(plain_data.decode({"set": [{"tuple": p} for p in few]})) == len(few)  # a few collisions are fine
+    assert plain_data.decode({"tuple": [{"tuple": p} for p in pairs]})[0] == tuple(pairs[0])  # no set: no limit
+
+
 def test_report_line_is_the_last_one_with_the_nonce():
     stdout = 'noise\nabc {"a": 1}\nabc {"a": 2}\nother {"a": 3}\n'
     assert plain_data.read_report(stdout, "abc") == {"a": 2}

@@ -23,7 +23,7 @@ import math
 
 MAX_DEPTH = 100  # nesting; also stops cycles
 MAX_NODES = 2_000_000  # values in one encoded output
-MAX_SAME_HASH = 64  # distinct numbers sharing one hash: more is a hash-flooding attempt on the host's sets/dicts
+MAX_SAME_HASH = 64  # distinct values sharing one hash in one set/dict: more is a hash-flooding attempt on the host
 _PLAIN_BASES = (bool, int, float, str, bytes, list, tuple, set, frozenset)
 _BIG_INT = 1 << 63
 
@@ -149,12 +149,37 @@ def _decode(obj, depth, hashes):
         raise MalformedData(f"bad payload for {tag!r}")
     if tag in ("tuple", "set", "frozenset"):
         items = [_decode(item, depth + 1, hashes) for item in payload]
+        if tag != "tuple":
+            check_hash_spread(items)
         return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
     if tag == "dict":
         if not all(type(pair) is list and len(pair) == 2 for pair in payload):
             raise MalformedData("dict items must be [key, value] pairs")
-        return {_decode(k, depth + 1, hashes): _decode(v, depth + 1, hashes) for k, v in payload}
+        pairs = [(_decode(k, depth + 1, hashes), _decode(v, depth + 1, hashes)) for k, v in payload]
+        check_hash_spread([k for k, _ in pairs])
+        return dict(pairs)
     raise MalformedData(f"unknown tag {tag!r}")
+
+
+def check_hash_spread(values):
+    """MalformedData when more than MAX_SAME_HASH distinct values among `values` share one hash (call it before
+    building a set or dict of them on the host: with one shared hash each insertion compares against all the others,
+    so building it is quadratic; tuples of crafted numbers are easy to give one hash). Equal values may repeat freely
+    (a repeated value is found at its first probe). An unhashable value raises TypeError, as set() would."""
+    counts = {}
+    for value in values:
+        key = hash(value)
+        counts[key] = counts.get(key, 0) + 1
+    crowded = {key: [] for key, count in counts.items() if count > MAX_SAME_HASH}
+    if not crowded:
+        return
+    for value in values:
+        bucket = crowded.get(hash(value))
+        if bucket is None or any(value is other or value == other for other in bucket):
+            continue  # at most MAX_SAME_HASH comparisons per value
+        if len(bucket) >= MAX_SAME_HASH:
+            raise MalformedData("too many distinct values with the same hash (hash flooding)")
+        bucket.append(value)
 
 
 def _number(value, hashes):
