@@ -135,6 +135,17 @@ def test_set_equality_tasks_refuse_outputs_that_flood_one_hash():
     assert mbpp_plus.evalplus_phase_status("similar_elements", 0, [[1]], [flood[:5]], [flood[4::-1]], None) == "pass"
 
 
+def test_candidate_report_size_comes_from_the_expected_outputs(problems):
+    truth = mbpp_plus.ground_truth(problems[1])
+    limit = mbpp_plus.candidate_report_bytes(truth)
+    assert mbpp_plus.CANDIDATE_REPORT_FLOOR_BYTES <= limit < mbpp_plus.MAX_REPORT_BYTES
+    # a candidate that writes far more than right outputs could take (here ~6 MB of empty lists) is cut off
+    flood = ("def square_perimeter(a):\n    import posix\n    posix.write(1, b'[' + b'[],' * 2_000_000 + b'[]]')\n"
+             "    return 4 * a\n")
+    result = mbpp_plus.score_solution(problems[1], flood)
+    assert not result["passed"] and "output limit" in result["message"]
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers

@@ -137,6 +137,23 @@ def test_tuples_with_one_hash_are_refused_in_sets_and_dict_keys():
     assert plain_data.decode({"tuple": [{"tuple": p} for p in pairs]})[0] == tuple(pairs[0])  # no set: no limit
 
 
+def test_node_budget_on_the_host():
+    # ~6 MB of empty lists would be ~2M list objects (hundreds of MiB) once parsed: refused before json.loads
+    flood = "[" + "[]," * plain_data.MAX_NODES + "[]]"
+    with pytest.raises(MalformedData, match="more than"):
+        plain_data.loads(flood)
+    with pytest.raises(MalformedData, match="more than"):
+        plain_data.read_report("n " + '{"a": ' + flood + "}", "n")
+    # brackets and commas inside strings are not values; an unterminated string is not JSON
+    assert plain_data.loads(json.dumps(["[,{" * 1000]), max_nodes=10) == ["[,{" * 1000]
+    with pytest.raises(MalformedData):
+        plain_data.loads('["' + '\\"' * 1000 + ",[" * 20, max_nodes=10)
+    # the decoded value's nodes are counted too
+    with pytest.raises(MalformedData, match="too many values"):
+        plain_data.decode([[1, 2]] * 600, max_nodes=1000)
+    assert plain_data.decode([[1, 2]] * 300, max_nodes=1000) == [[1, 2]] * 300
+
+
 def test_report_line_is_the_last_one_with_the_nonce():
     stdout = 'noise\nabc {"a": 1}\nabc {"a": 2}\nother {"a": 3}\n'
     assert plain_data.read_report(stdout, "abc") == {"a": 2}

@@ -32,7 +32,10 @@ REQUIRED_FIELDS = ("task_id", "prompt", "canonical_solution", "entry_point", "ba
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a "
                       "markdown code block:")  # evalplus codegen's instruction for chat models
 DRIVER_SOURCE = Path(__file__).with_name("_mbpp_driver.py")
-MAX_REPORT_BYTES = 64_000_000  # outputs of all base and plus inputs, as plain-data JSON
+MAX_REPORT_BYTES = 64_000_000  # the canonical solution's outputs of all base and plus inputs, as plain-data JSON
+# A candidate's report: this floor plus 8x the size of the expected outputs' JSON (as LiveCodeBench sizes its
+# output limit), never above MAX_REPORT_BYTES: a right answer fits, a flood of values does not reach the host.
+CANDIDATE_REPORT_FLOOR_BYTES = 4_000_000
 PHASES = ("base", "plus")
 
 
@@ -97,7 +100,7 @@ def extract_solution(response: str, problem: dict) -> str:
     return sanitize(response, problem["entry_point"])
 
 
-def _run_driver(task: dict, timeout_s: float, memory_mb: int):
+def _run_driver(task: dict, timeout_s: float, memory_mb: int, max_report_bytes: int = MAX_REPORT_BYTES):
     """Run _mbpp_driver.py (after plain_data.py's source) on `task` in a fresh sandbox: (result, nonce)."""
     nonce = secrets.token_hex(16)
     program = Path(plain_data.__file__).read_text() + "\n\n" + DRIVER_SOURCE.read_text()
@@ -106,7 +109,7 @@ def _run_driver(task: dict, timeout_s: float, memory_mb: int):
         # evalplus's guard lowers RLIMIT_AS to this; above our hard limit its setrlimit would fail (scored timeout)
         extra_env={"EVALPLUS_MAX_MEMORY_BYTES": str(memory_mb * 1024 * 1024), "HF_HUB_OFFLINE": "1",
                    "HF_DATASETS_OFFLINE": "1"},
-        max_output_bytes=MAX_REPORT_BYTES,
+        max_output_bytes=max_report_bytes,
     )
     return result, nonce
 
@@ -151,10 +154,11 @@ def _compute_ground_truth(problem: dict, timeout_s: float, memory_mb: int) -> di
             if not (isinstance(outputs, list) and isinstance(times, list) and len(outputs) == len(times) == len(inputs)
                     and all(type(t) in (int, float) and 0 <= t < 1e6 for t in times)):
                 raise plain_data.MalformedData(f"{phase}: outputs and times must match the inputs")
+            output_bytes = len(json.dumps(outputs))
             outputs = [plain_data.decode(value) for value in outputs]
             if any(isinstance(value, plain_data.Unserialisable) for value in outputs):
                 raise plain_data.MalformedData(f"{phase}: an expected output is not plain data")
-            truth[phase] = {"inputs": inputs, "outputs": outputs, "times": times}
+            truth[phase] = {"inputs": inputs, "outputs": outputs, "times": times, "output_bytes": output_bytes}
     except (plain_data.MalformedData, KeyError, TypeError) as error:
         raise GroundTruthError(f"canonical solution: bad report: {error!r}"[:500]) from None
     return truth
@@ -186,7 +190,7 @@ def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memor
             "base_input": problem["base_input"], "plus_input": problem["plus_input"], "solution": solution,
             "time_limits": {phase: [max(min_time_limit, factor * t) for t in truth[phase]["times"]]
                             for phase in PHASES}}
-    result, nonce = _run_driver(task, timeout_s, memory_mb)
+    result, nonce = _run_driver(task, timeout_s, memory_mb, candidate_report_bytes(truth))
     if result.status != "ok":
         return failed(f"sandbox {result.status}: {result.stderr[-500:]}", result.status)
     try:
@@ -203,6 +207,12 @@ def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memor
     passed = statuses["base"] == statuses["plus"] == "pass"
     return {"passed": passed, "base_status": statuses["base"], "plus_status": statuses["plus"],
             "message": "passed" if passed else "; ".join(["failed"] + notes), "sandbox_status": result.status}
+
+
+def candidate_report_bytes(truth: dict) -> int:
+    """The most output a candidate's run may write: sized from the expected outputs (see CANDIDATE_REPORT_FLOOR_BYTES)."""
+    expected = sum(truth[phase]["output_bytes"] for phase in PHASES)
+    return min(MAX_REPORT_BYTES, CANDIDATE_REPORT_FLOOR_BYTES + 8 * expected)
 
 
 def _phase_report(report: dict, phase: str, n_inputs: int) -> tuple[list, list | None]:

@@ -16,13 +16,16 @@ Format: None/bool/str/finite float/int below 2**63 as JSON; other values as one-
 {"float": "nan"|"inf"|"-inf"}, {"bytes": hex}, {"tuple"|"set"|"frozenset": [...]}, {"dict": [[key, value], ...]}.
 
 `decode` never unpickles or evals: it reads JSON (NaN/Infinity literals refused) and builds only those types; the
-caller bounds the text's size. Anything malformed raises `MalformedData`.
+caller bounds the text's size. Anything malformed raises `MalformedData`. On the host, a text whose JSON could hold
+more than MAX_NODES values (counted before parsing: '[', '{' and ',' outside strings) and a value of more than
+MAX_NODES nodes are refused, so a small text of many empty containers cannot take the host's memory.
 """
 import json
 import math
+import re
 
 MAX_DEPTH = 100  # nesting; also stops cycles
-MAX_NODES = 2_000_000  # values in one encoded output
+MAX_NODES = 2_000_000  # values in one encoded output; on the host also in one report text and one decoded value
 MAX_SAME_HASH = 64  # distinct values sharing one hash in one set/dict: more is a hash-flooding attempt on the host
 _PLAIN_BASES = (bool, int, float, str, bytes, list, tuple, set, frozenset)
 _BIG_INT = 1 << 63
@@ -103,8 +106,28 @@ def _refuse_constant(name):
     raise MalformedData(f"bare {name} is not plain-data JSON")
 
 
-def loads(text):
-    """Parse JSON text strictly (no NaN/Infinity literals); any failure is MalformedData."""
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"', re.S)  # a whole string, or a lone quote (not JSON)
+
+
+def _max_json_values(text, limit):
+    """An upper bound on the values json.loads would build from `text`: every value after the first is preceded by
+    '[', '{' or ',' (object keys are strings and come with their value); those inside strings do not count."""
+    count = text.count("[") + text.count("{") + text.count(",") + 1
+    if count <= limit:
+        return count  # the cheap bound is enough
+    for match in _JSON_STRING.finditer(text):  # linear: the first unterminated string ends it
+        token = match.group()
+        if token == '"':
+            raise MalformedData("not JSON: unterminated string")
+        count -= token.count("[") + token.count("{") + token.count(",")
+    return count
+
+
+def loads(text, max_nodes=MAX_NODES):
+    """Parse JSON text strictly (no NaN/Infinity literals); any failure is MalformedData, as is a text that could
+    hold more than `max_nodes` values (checked before parsing)."""
+    if _max_json_values(text, max_nodes) > max_nodes:
+        raise MalformedData(f"the text holds more than {max_nodes} values")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except MalformedData:
@@ -113,10 +136,11 @@ def loads(text):
         raise MalformedData(f"not JSON: {error}"[:300]) from None
 
 
-def decode(obj):
-    """The value an `encode` result (already parsed from JSON) stands for; MalformedData if it is not one."""
+def decode(obj, max_nodes=MAX_NODES):
+    """The value an `encode` result (already parsed from JSON) stands for; MalformedData if it is not one or has
+    more than `max_nodes` nodes."""
     try:
-        return _decode(obj, 0, {})
+        return _decode(obj, 0, {"budget": max_nodes})
     except MalformedData:
         raise
     except (TypeError, ValueError, RecursionError) as error:  # e.g. a list inside a set, bad hex
@@ -126,6 +150,9 @@ def decode(obj):
 def _decode(obj, depth, hashes):
     if depth > MAX_DEPTH:
         raise MalformedData("nested too deeply")
+    hashes["budget"] -= 1  # the node budget rides in the numbers' hash table under a key no hash() returns
+    if hashes["budget"] < 0:
+        raise MalformedData("too many values")
     kind = type(obj)
     if obj is None or kind is bool or kind is str:
         return obj
@@ -192,7 +219,7 @@ def _number(value, hashes):
     return value
 
 
-def read_report(stdout, nonce):
+def read_report(stdout, nonce, max_nodes=MAX_NODES):
     """The JSON object on the last stdout line `<nonce> <json>` (raw: decode its values with `decode`).
 
     The nonce only tells the driver's line from the candidate's prints; a candidate that learns it can write its
@@ -200,7 +227,7 @@ def read_report(stdout, nonce):
     prefix = nonce + " "
     for line in reversed(stdout.splitlines()):
         if line.startswith(prefix):
-            report = loads(line[len(prefix):])
+            report = loads(line[len(prefix):], max_nodes)
             if type(report) is not dict:
                 raise MalformedData("the report is not a JSON object")
             return report
