@@ -146,6 +146,31 @@ def test_candidate_report_size_comes_from_the_expected_outputs(problems):
     assert not result["passed"] and "output limit" in result["message"]
 
 
+# The reviewer's candidate: cancels evalplus's in-process timer, sleeps far beyond its limits, then writes the right
+# outputs as the driver's own report and exits.
+SLOW_FORGED = ("def square_perimeter(a):\n"
+               "    import sys, time, posix, signal\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+               "    f = sys._getframe()\n"
+               "    while 'phases' not in f.f_locals: f = f.f_back\n"
+               "    phases = f.f_locals['phases']\n"
+               "    while 'write' not in f.f_locals: f = f.f_back\n"
+               "    time.sleep(8)\n"
+               "    f.f_locals['write']({ph: {'outputs': [4 * x[0] for x in phases[ph]], 'stop': None} for ph in phases})\n"
+               "    posix._exit(0)\n")
+
+
+def test_a_candidate_that_cancels_its_timers_is_still_bounded_by_the_phase_budgets(problems, monkeypatch):
+    monkeypatch.setattr(mbpp_plus, "STARTUP_ALLOWANCE_S", 3.0)  # keeps the test short (a run starts in ~1.5 s)
+    limits = {"base": [0.1, 0.1], "plus": [0.1, 0.1]}
+    assert mbpp_plus.candidate_wall_budget(limits) == pytest.approx(3.0 + 2 * (0.2 + mbpp_plus.PHASE_GRACE_S))
+    result = mbpp_plus.score_solution(problems[1], SLOW_FORGED, timeout_s=60, min_time_limit=0.1,
+                                      gt_time_limit_factor=1.0)
+    assert not result["passed"] and result["sandbox_status"] == "timeout", result
+    right = mbpp_plus.score_solution(problems[1], "def square_perimeter(a):\n    return 4 * a\n", timeout_s=60,
+                                     min_time_limit=0.1, gt_time_limit_factor=1.0)
+    assert right["passed"], right
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers

@@ -15,7 +15,11 @@ import json
 import os
 import time
 
-PHASE_TIMEOUT_CAP_S = 60  # evalplus untrusted_check: min(EVALPLUS_TIMEOUT_PER_TASK=60, sum(time_limits)) + 1 (+1 join)
+# evalplus untrusted_check: min(EVALPLUS_TIMEOUT_PER_TASK=60, sum(time_limits)) + 1 (+1 join). These timers run in
+# the candidate's process, which can cancel them: the host also bounds the whole sandbox's wall time by the same
+# budgets (mbpp_plus.candidate_wall_budget, which must use these two numbers).
+PHASE_TIMEOUT_CAP_S = 60
+PHASE_GRACE_S = 2
 
 
 def groundtruth(task, write):
@@ -34,7 +38,7 @@ def groundtruth(task, write):
 
 def run_phase(code, entry_point, inputs, time_limits, time_limit, swallow_io, TimeoutException):
     """The candidate on each input, as evalplus's unsafe_execute calls it (fast_check): outputs and a stop reason."""
-    deadline = time.monotonic() + min(PHASE_TIMEOUT_CAP_S, sum(time_limits)) + 2
+    deadline = time.monotonic() + min(PHASE_TIMEOUT_CAP_S, sum(time_limits)) + PHASE_GRACE_S
     outputs = []
     try:
         with time_limit(max(deadline - time.monotonic(), 0.001)):  # loading the code counts against the phase

@@ -37,6 +37,14 @@ MAX_REPORT_BYTES = 64_000_000  # the canonical solution's outputs of all base an
 # output limit), never above MAX_REPORT_BYTES: a right answer fits, a flood of values does not reach the host.
 CANDIDATE_REPORT_FLOOR_BYTES = 4_000_000
 PHASES = ("base", "plus")
+# The candidate's sandbox gets no more wall time than evalplus gives the phases it runs: per phase
+# min(PHASE_TIMEOUT_CAP_S, sum of its per-input limits) + PHASE_GRACE_S (as _mbpp_driver.run_phase's deadline), plus
+# STARTUP_ALLOWANCE_S for the interpreter, evalplus's import and the inputs' deserialisation (measured: ~1.5 s for a
+# whole candidate run of a trivial solution on an idle 2-core machine; the allowance leaves room for a loaded one).
+# The per-input and per-phase timers run in the candidate's own process, which can cancel them; this bound cannot be.
+PHASE_TIMEOUT_CAP_S = 60
+PHASE_GRACE_S = 2
+STARTUP_ALLOWANCE_S = 5.0
 
 
 def load_problems(data_path: str | Path) -> list[dict]:
@@ -190,7 +198,11 @@ def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memor
             "base_input": problem["base_input"], "plus_input": problem["plus_input"], "solution": solution,
             "time_limits": {phase: [max(min_time_limit, factor * t) for t in truth[phase]["times"]]
                             for phase in PHASES}}
-    result, nonce = _run_driver(task, timeout_s, memory_mb, candidate_report_bytes(truth))
+    wall_s = min(timeout_s, candidate_wall_budget(task["time_limits"]))
+    result, nonce = _run_driver(task, wall_s, memory_mb, candidate_report_bytes(truth))
+    if result.status == "timeout":
+        return failed(f"sandbox timeout: the run took longer than the phases' time budgets ({wall_s:.1f} s)",
+                      result.status)
     if result.status != "ok":
         return failed(f"sandbox {result.status}: {result.stderr[-500:]}", result.status)
     try:
@@ -207,6 +219,12 @@ def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memor
     passed = statuses["base"] == statuses["plus"] == "pass"
     return {"passed": passed, "base_status": statuses["base"], "plus_status": statuses["plus"],
             "message": "passed" if passed else "; ".join(["failed"] + notes), "sandbox_status": result.status}
+
+
+def candidate_wall_budget(time_limits: dict) -> float:
+    """The candidate sandbox's wall timeout: the phases' evalplus budgets plus the start-up allowance."""
+    return STARTUP_ALLOWANCE_S + sum(min(PHASE_TIMEOUT_CAP_S, sum(limits)) + PHASE_GRACE_S
+                                     for limits in time_limits.values())
 
 
 def candidate_report_bytes(truth: dict) -> int:
