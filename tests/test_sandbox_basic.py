@@ -25,6 +25,18 @@ def test_stdin_reaches_the_program_and_nonzero_exit_is_an_error():
     assert (result.status, result.returncode) == ("error", 3)
 
 
+def test_stdin_is_a_read_only_pipe():
+    program = ("import os, stat, sys\n"
+               "try:\n    os.write(0, b'x')\n    print('wrote')\nexcept OSError as e:\n    print('refused', e.errno)\n"
+               "print(stat.S_ISFIFO(os.fstat(0).st_mode), len(sys.stdin.read()))\n")
+    result = run_untrusted(program, stdin="y" * 3_000_000)  # more than a pipe holds: fed while the program reads
+    assert result.status == "ok", result.stderr
+    assert result.stdout.split("\n")[:2] == ["refused 9", "True 3000000"], result.stdout
+    # a program that never reads its large stdin still ends at once
+    quick = run_untrusted("print('done')", stdin="z" * 3_000_000)
+    assert quick.stdout == "done\n" and quick.wall_s < 5
+
+
 def test_exception_is_an_error_with_the_traceback_on_stderr():
     result = run_untrusted("raise KeyError('boom')")
     assert result.status == "error" and result.returncode == 1

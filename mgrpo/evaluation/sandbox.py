@@ -469,16 +469,23 @@ def _kill_uid(uid: int) -> None:
 
 def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) -> SandboxResult:
     status_read, status_write = os.pipe()
-    with tempfile.TemporaryFile() as stdin_file:
-        stdin_file.write(stdin.encode())
-        stdin_file.seek(0)
+    # stdin through a pipe fed by a thread: the program's fd 0 is a pipe's read end (not a host file it could write)
+    stdin_read, stdin_write = os.pipe()
+    try:
         process = subprocess.Popen(
             [config["python"], "-I", "-B", os.path.abspath(__file__), "--launch", str(status_write),
              json.dumps(config)],
-            stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=stdin_read, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(status_write,), start_new_session=True, env=config["env"], cwd=config["workdir"],
         )
+    except BaseException:
+        os.close(stdin_write)
+        raise
+    finally:
+        os.close(stdin_read)
     os.close(status_write)
+    feeder = threading.Thread(target=_feed_stdin, args=(stdin_write, stdin.encode()), daemon=True)
+    feeder.start()
     outputs = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
     status_bytes = bytearray()
     selector = selectors.DefaultSelector()
@@ -515,6 +522,7 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
         selector.close()
         _kill_everything(process, uid, cgroups)
         os.close(status_read)
+        feeder.join(timeout=2)  # every reader is dead: its write fails at once (else it ends with the last reader)
     stdout = bytes(outputs[process.stdout.fileno()])
     stderr = bytes(outputs[process.stderr.fileno()])
     process.stdout.close()
@@ -548,6 +556,18 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
     else:
         status = "error"
     return SandboxResult(status, returncode, text_out, text_err, truncated, wall, isolation, uid, weak)
+
+
+def _feed_stdin(fd: int, data: bytes) -> None:
+    """Write the program's stdin into the pipe, then close it (EOF); stops when the program no longer reads."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:  # BrokenPipeError: the program ended or closed its stdin
+        pass
+    finally:
+        os.close(fd)
 
 
 def _parse_status(raw: bytes) -> dict:
