@@ -6,6 +6,7 @@ copy of the `mgrpo` package and a world-executable Python (/usr/bin/python3: ~/.
 """
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_host_paths_outside_the_allowlist_are_not_there():
     allowed = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "tmp", "var"}
     allowed |= {Path(p).parts[1] for p in sandbox._dirs_to_keep()}  # the interpreter's prefix (here ~/.pyenv/...)
     assert set(top) <= allowed and "work" not in top and var == ["tmp"]
-    assert "refused /etc/shadow 13" in result.stdout  # covered by an empty file no one may read (EACCES)
+    assert "refused /etc/shadow 2" in result.stdout  # not in the sandbox's /etc at all (an allowlist: ENOENT)
 
 
 @pytest.mark.slow
@@ -301,3 +302,25 @@ def test_without_user_namespaces_an_unprivileged_evaluation_fails_closed(user_en
     assert "pid-namespace" not in recorded["isolation"] and "rlimits" in recorded["isolation"]
     assert "user namespaces unavailable" in recorded["weak_reason"]
     assert out["plain"][0] == "ok" and out["warned"], out  # a plain run_untrusted falls back, but warns
+
+
+@needs_root
+def test_etc_is_an_allowlist(tmp_path):
+    # a file created under /etc now (a secret the denylist could not know) is not in the sandbox; what programs
+    # need is (the loader's cache, passwd, certificates, the interpreter's links)
+    secret = Path(f"/etc/mgrpo-test-secret-{secrets.token_hex(4)}")
+    secret.write_text("hf_mgrpo_etc_secret")
+    try:
+        program = textwrap.dedent(f"""
+            import os, ssl
+            print(os.path.exists({str(secret)!r}), sorted(os.listdir('/etc')))
+            print(os.path.exists('/etc/ld.so.cache'), open('/etc/passwd').read().startswith('root:'))
+            print(bool(ssl.create_default_context().get_ca_certs() or os.listdir('/etc/ssl/certs')))
+            """)
+        result = run_untrusted(program, timeout_s=20)
+    finally:
+        secret.unlink()
+    assert result.status == "ok", result.stderr
+    first, second, third = result.stdout.splitlines()
+    assert first.startswith("False") and "mgrpo-test-secret" not in first and "shadow" not in first
+    assert second == "True True" and third == "True"

@@ -7,7 +7,7 @@
   unprivileged users get the same namespaces), new PID namespace (the program's whole process tree dies with its
   init, and /proc shows only the run's processes), new network namespace (only a down loopback: no traffic at all),
   new mount namespace, new IPC and UTS namespaces; inside the user namespace no further user namespace can be made.
-- An allowlist root (pivot_root into an empty tmpfs): only /usr, /bin, /sbin, /lib*, /etc (less its secrets), the
+- An allowlist root (pivot_root into an empty tmpfs): only /usr, /bin, /sbin, /lib*, allowlisted /etc entries, the
   interpreter's prefix and site-packages, a few /dev nodes, the PID namespace's /proc, size-capped private /tmp,
   /var/tmp, /dev/shm, and the work dir, itself a size-capped tmpfs holding a copy of the run's files. Every mount is
   read-only except those tmpfs.
@@ -63,13 +63,16 @@ MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXE
 
 SANDBOX_UID_RANGE = (1_000_000, 2_000_000)  # uids no file on the host belongs to
 # The sandbox's root holds only these host paths (read-only), plus the interpreter's prefix and site-packages.
-ROOT_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-# Under /etc: covered (an empty dir, or /dev/null for a file) because they hold keys or credentials.
-ETC_HIDDEN = ("shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl/private",
-              "security/opasswd", "environment", "netrc", "pip.conf", "wgetrc", "krb5.keytab", "docker",
-              "containerd", "credstore", "credstore.encrypted", "letsencrypt", "wireguard", "openvpn",
-              "NetworkManager/system-connections", "ppp/chap-secrets", "ppp/pap-secrets", "cifs-utils",
-              "davfs2/secrets", "slurm/slurmdbd.conf", "munge", "gitlab-runner", "boto.cfg", "rclone")
+ROOT_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # /etc: ETC_ALLOWED
+# /etc is an allowlist too: the sandbox's /etc holds only these entries of the host's (glob patterns; files and dirs
+# bound read-only, symlinks copied), what the dynamic loader, Python, libc's name lookups, time zones and TLS
+# certificates read. Anything else there (keys, credentials, cluster configs, files written later) is absent.
+ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "localtime", "timezone", "passwd",
+               "group", "nsswitch.conf", "host.conf", "hosts", "gai.conf", "protocols", "services",
+               "networks", "ethertypes", "rpc", "ssl/certs", "ssl/openssl.cnf", "ca-certificates",
+               "ca-certificates.conf", "pki/tls/certs", "pki/ca-trust/extracted", "mime.types", "magic", "magic.mime",
+               "locale.alias", "locale.conf", "os-release", "lsb-release", "debian_version", "alternatives",
+               "python3", "python3.*", "fonts", "inputrc", "terminfo", "mtab")
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 # Without all of these, a run is "weak": the program can read what the caller can, and reach the network.
@@ -176,7 +179,7 @@ def run_untrusted(
             "outer_ids": [os.getuid(), os.getgid()],
             "cgroups": [str(c) for c in cgroups],
             "system_dirs": list(ROOT_SYSTEM_DIRS),
-            "etc_hidden": list(ETC_HIDDEN),
+            "etc_allowed": list(ETC_ALLOWED),
             "keep": _dirs_to_keep(),
             "hide": _dirs_to_hide(),
             "private_tmp": [d for d in PRIVATE_TMP_DIRS if os.path.isdir(d)],
@@ -668,18 +671,20 @@ def _build_root(libc, config: dict, userns: bool) -> list[str]:
             os.mkdir(inside(path), 0o755)
             bind(path, inside(path))
             bound.append(path)
-    unreadable = inside("/.unreadable")  # an empty file nobody may read (mode 000, not the program's)
-    os.close(os.open(unreadable, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0))
-    os.chmod(unreadable, 0)
-    for name in config["etc_hidden"]:
-        target = inside("/etc/" + name)
-        if os.path.islink(target) or not os.path.lexists(target):
+    os.mkdir(inside("/etc"), 0o755)
+    for path in _etc_entries(config["etc_allowed"]):
+        target = inside(path)
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        if os.path.lexists(target):
             continue
-        if os.path.isdir(target):
-            _mount(libc, "tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
-        else:
-            bind(unreadable, target)
-    os.unlink(unreadable)  # the bind mounts keep the file
+        if os.path.islink(path):  # e.g. /etc/localtime, /etc/alternatives/*: the link, its target must be visible
+            os.symlink(os.readlink(path), target)
+        elif os.path.isdir(path):
+            os.mkdir(target, 0o755)
+            bind(path, target)
+        elif os.path.isfile(path):
+            open(target, "w").close()
+            bind(path, target)
     os.makedirs(inside("/dev"), 0o755, exist_ok=True)
     size = f"size={config['tmpfs_mb']}m,mode=1777"
     for path in config["private_tmp"]:
@@ -750,6 +755,16 @@ def _build_root(libc, config: dict, userns: bool) -> list[str]:
         if os.path.isdir(path) and not os.statvfs(path).f_flag & os.ST_RDONLY:
             raise OSError(f"{path} is still writable in the sandbox")
     return layers
+
+
+def _etc_entries(patterns: list[str]) -> list[str]:
+    """The host's /etc paths the allowlist names (parents before children)."""
+    import glob
+
+    found = set()
+    for pattern in patterns:
+        found.update(p for p in glob.glob("/etc/" + pattern) if os.path.realpath(os.path.dirname(p)).startswith("/etc"))
+    return sorted(found, key=lambda p: (p.count("/"), p))
 
 
 def _exec_program(config: dict) -> None:
