@@ -171,3 +171,29 @@ def test_a_run_ending_does_not_kill_a_concurrent_run(monkeypatch):
     assert run_untrusted("print('hi')", timeout_s=20).stdout.strip() == "hi"
     thread.join()
     assert slow["result"].status == "ok" and slow["result"].stdout.strip() == "done"
+
+
+def test_a_runs_cgroup_gets_a_cpu_quota(monkeypatch):
+    seen = {}
+    make = sandbox._make_cgroups
+
+    def spy(*args, **kwargs):
+        made = make(*args, **kwargs)
+        for directory in made:
+            for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.max", "pids.max"):
+                if (directory / name).exists():
+                    seen[name] = (directory / name).read_text().strip()
+        return made
+
+    monkeypatch.setattr(sandbox, "_make_cgroups", spy)
+    result = run_untrusted("print(1)")
+    if "cgroup" not in result.isolation:
+        pytest.skip("no cgroup here (not root and no delegated cgroup v2)")
+    if "pids.max" in seen and "cpu.max" not in seen and "cpu.cfs_quota_us" not in seen and \
+            not (sandbox._own_cgroup_path("cpu") or (None,))[0]:
+        pytest.skip("no cpu controller here")
+    assert seen.get("cpu.max") == "100000 100000" or (
+        seen.get("cpu.cfs_quota_us"), seen.get("cpu.cfs_period_us")) == ("100000", "100000"), seen
+    seen.clear()
+    run_untrusted("print(1)", cpus=2.5)
+    assert seen.get("cpu.max") == "250000 100000" or seen.get("cpu.cfs_quota_us") == "250000", seen

@@ -11,8 +11,8 @@
   interpreter's prefix and site-packages, a few /dev nodes, the PID namespace's /proc, size-capped private /tmp,
   /var/tmp, /dev/shm, and the work dir, itself a size-capped tmpfs holding a copy of the run's files. Every mount is
   read-only except those tmpfs.
-- cgroups (root, or a delegated cgroup v2 subtree): a per-run `pids.max` (contains fork bombs) and memory limit (bounds
-  the sum over all processes; RLIMIT_AS alone is per process).
+- cgroups (root, or a delegated cgroup v2 subtree): a per-run `pids.max` (contains fork bombs), memory limit (bounds
+  the sum over all processes; RLIMIT_AS alone is per process) and CPU quota (`cpus`, 1 CPU by default).
 - A fresh unprivileged uid per run (when root): file permissions apply (/etc/shadow unreadable), it cannot signal
   other users' processes, RLIMIT_NPROC counts only this run's processes; no_new_privs blocks setuid binaries and the
   program keeps no capabilities.
@@ -123,6 +123,7 @@ def run_untrusted(
     extra_env: dict[str, str] | None = None,
     require_namespaces: bool | None = None,
     namespaces: bool = True,
+    cpus: float | None = 1.0,
 ) -> SandboxResult:
     """Run the Python `program` in the sandbox and return its status and captured output.
 
@@ -132,11 +133,14 @@ def run_untrusted(
     of `tmpfs_mb` each; `max_file_mb` caps every single file (RLIMIT_FSIZE), also without namespaces.
     `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1, or inside an `evaluation_sandbox` that does
     not allow weak isolation) refuses to run instead of falling back to rlimits-only when namespaces cannot be created;
-    `namespaces=False` forces that fallback (to test it). A sandbox that cannot be set up (that refusal, a mount that
+    `namespaces=False` forces that fallback (to test it). `cpus` caps the run's CPU use (all its processes together)
+    with the cgroup's CPU quota, where a cgroup is made (None: no quota). A sandbox that cannot be set up (that refusal, a mount that
     fails, ...) raises `SandboxSetupError`: the program never ran, so there is no status to score.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if cpus is not None and not cpus > 0:
+        raise ValueError(f"cpus must be > 0 or None, got {cpus}")
     if require_namespaces is None:
         require_namespaces = (os.environ.get("MGRPO_SANDBOX_REQUIRE_NAMESPACES", "") == "1"
                               or any(not record.allow_weak for record in _active_records()))
@@ -160,7 +164,8 @@ def run_untrusted(
             for path in [workdir, *workdir.iterdir()]:
                 os.chown(path, uid, uid)
         os.chmod(workdir, 0o700)
-        cgroups = _make_cgroups(f"mgrpo-sbx-{token}", max_processes, memory_mb, delegated_only=not is_root)
+        cgroups = _make_cgroups(f"mgrpo-sbx-{token}", max_processes, memory_mb, delegated_only=not is_root,
+                                cpus=cpus)
 
         limits = {
             "cpu_s": max(1, int(cpu_s + 0.999)),
@@ -204,7 +209,7 @@ def run_untrusted(
         record.add(result.isolation, {"timeout_s": timeout_s, "cpu_s": limits["cpu_s"], "memory_mb": memory_mb,
                                       "max_processes": max_processes, "max_file_mb": max_file_mb,
                                       "max_output_bytes": max_output_bytes, "max_open_files": max_open_files,
-                                      "tmpfs_mb": tmpfs_mb, "workdir_mb": workdir_mb})
+                                      "tmpfs_mb": tmpfs_mb, "workdir_mb": workdir_mb, "cpus": cpus})
     return result
 
 
@@ -388,17 +393,27 @@ def _own_cgroup_path(controller: str) -> tuple[Path, str] | None:
     return None
 
 
-def _make_cgroups(name: str, max_processes: int, memory_mb: int, delegated_only: bool = False) -> list[Path]:
-    """Per-run cgroups with pids and memory limits; [] when the OS does not let us (documented fallback).
+CPU_PERIOD_US = 100_000
+
+
+def _make_cgroups(name: str, max_processes: int, memory_mb: int, delegated_only: bool = False,
+                  cpus: float | None = None) -> list[Path]:
+    """Per-run cgroups with pids and memory limits, and a CPU quota of `cpus` CPUs when given (cgroup v1 `cpu`
+    controller's cfs quota, v2 `cpu.max`; best effort: a hierarchy without the cpu controller gets no quota, the
+    other limits stay); [] when the OS does not let us (documented fallback).
     `delegated_only` (not root): only under a cgroup this user may move processes into (a delegated v2 subtree)."""
-    limits = {"pids": {"pids.max": str(max_processes)},
-              "memory": {"memory.limit_in_bytes": str(memory_mb * 1024 * 1024)}}
-    wanted = [(controller, files) for controller, files in limits.items()] + \
-        [("", {"pids.max": str(max_processes), "memory.max": str(memory_mb * 1024 * 1024)})]
+    quota = None if cpus is None else str(max(1000, int(cpus * CPU_PERIOD_US)))
+    limits = {"pids": ({"pids.max": str(max_processes)}, {}),
+              "memory": ({"memory.limit_in_bytes": str(memory_mb * 1024 * 1024)}, {})}
+    if quota is not None:  # the period first: a quota above the period's current value may be refused otherwise
+        limits["cpu"] = ({"cpu.cfs_period_us": str(CPU_PERIOD_US), "cpu.cfs_quota_us": quota}, {})
+    wanted = [(controller, required, optional) for controller, (required, optional) in limits.items()] + \
+        [("", {"pids.max": str(max_processes), "memory.max": str(memory_mb * 1024 * 1024)},
+          {} if quota is None else {"cpu.max": f"{quota} {CPU_PERIOD_US}"})]
     made = []
-    for controller, files in wanted:
+    for controller, required, optional in wanted:
         if controller == "" and made:
-            break  # v2 only when no v1 controller was usable: one directory carries both limits
+            break  # v2 only when no v1 controller was usable: one directory carries all the limits
         found = _own_cgroup_path(controller)
         if found is None:
             continue
@@ -408,11 +423,17 @@ def _make_cgroups(name: str, max_processes: int, memory_mb: int, delegated_only:
         directory = parent / name
         try:
             directory.mkdir()
-            for file, value in files.items():
+            for file, value in required.items():
                 (directory / file).write_text(value)
             made.append(directory)
         except OSError:
             _empty_cgroup(directory)
+            continue
+        for file, value in optional.items():
+            try:  # v2: cpu.max exists only where the parent enables the cpu controller for its children
+                (directory / file).write_text(value)
+            except OSError:
+                pass
     return made
 
 
