@@ -160,15 +160,15 @@ SLOW_FORGED = ("def square_perimeter(a):\n"
 
 
 def test_a_candidate_that_cancels_its_timers_is_still_bounded_by_the_phase_budgets(problems, monkeypatch):
-    monkeypatch.setattr(mbpp_plus, "STARTUP_ALLOWANCE_S", 3.0)  # keeps the test short (a run starts in ~1.5 s)
-    limits = {"base": [0.1, 0.1], "plus": [0.1, 0.1]}
-    assert mbpp_plus.candidate_wall_budget(limits) == pytest.approx(3.0 + 2 * (0.2 + mbpp_plus.PHASE_GRACE_S))
+    monkeypatch.setattr(mbpp_plus, "STARTUP_ALLOWANCE_S", 3.0, raising=False)  # short test (a run starts in ~1.5 s)
     result = mbpp_plus.score_solution(problems[1], SLOW_FORGED, timeout_s=60, min_time_limit=0.1,
                                       gt_time_limit_factor=1.0)
     assert not result["passed"] and result["sandbox_status"] == "timeout", result
     right = mbpp_plus.score_solution(problems[1], "def square_perimeter(a):\n    return 4 * a\n", timeout_s=60,
                                      min_time_limit=0.1, gt_time_limit_factor=1.0)
     assert right["passed"], right
+    limits = {"base": [0.1, 0.1], "plus": [0.1, 0.1]}
+    assert mbpp_plus.candidate_wall_budget(limits) == pytest.approx(3.0 + 2 * (0.2 + mbpp_plus.PHASE_GRACE_S))
 
 
 class ScriptedGenerator:
