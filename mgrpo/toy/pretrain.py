@@ -47,7 +47,6 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
              settings: PretrainSettings = PretrainSettings(), log=print) -> dict:
     """Train from scratch, write an HF model dir atomically to ``out_dir``; returns the summary."""
     from mgrpo.cpu.rollout import accuracy
-
     from mgrpo.run_spec import check_seed
 
     settings.validate()
