@@ -8,7 +8,9 @@ default changes nothing) and the identity of every file of the base model and th
 time; dot-files excluded). A later start with a different record refuses, naming what changed, or,
 with ``restart=True`` (what the workflow asks for: Snakemake reruns a job only because something changed), moves
 the old contents to ``WORK/superseded/<UTC time>/`` and starts afresh. Nothing is deleted. A folder holding nothing
-but its record (a start refused by the trainer's own checks) is simply recorded again.
+but its record (a start refused by the trainer's own checks) is simply recorded again. A record written before
+the resolved settings were recorded (it holds the settings as given) is the same run when it equals the present
+record with the settings as given; it is then rewritten in the present form.
 """
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ def run_identity(spec, settings: Mapping[str, Any]) -> dict:
     return {"arguments": arguments, "base_model": files_identity(spec.base_model), "data": files_identity(spec.data)}
 
 
+def _with_settings_as_given(identity: dict, spec) -> dict:
+    as_given = json.loads(json.dumps(spec.to_json()["settings"]))
+    return identity | {"arguments": identity["arguments"] | {"settings": as_given}}
+
+
 def _differences(old: dict, new: dict, prefix: str) -> list[str]:
     """Names of the keys whose values differ; the settings are named one by one."""
     names = []
@@ -63,6 +70,9 @@ def check_work_dir(spec, settings: Mapping[str, Any], restart: bool = False, log
     if stamp.is_file() and holds_a_run:  # a start that failed before writing anything has nothing to protect
         recorded = json.loads(stamp.read_text())
         if recorded == identity:
+            return
+        if recorded == _with_settings_as_given(identity, spec):
+            write_json(stamp, identity, sort_keys=True)  # an older record of this same run: keep its progress
             return
         changed = _differences(recorded.get("arguments", {}), identity["arguments"], "arguments.")
         changed += [f"{name} files ({spec.base_model if name == 'base_model' else spec.data})"

@@ -98,3 +98,30 @@ def test_dot_files_written_by_the_workflow_change_nothing(spec):
     (Path(spec.data) / ".cache" / "x").write_text("1")
     check_work_dir(spec)
     assert (work / "step_000005").is_dir()
+
+
+def older_record(spec, **argument_changes):
+    """A record as written before the resolved settings were kept: the arguments (settings as given), the files."""
+    from mgrpo.work_stamp import files_identity
+
+    arguments = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")} | argument_changes
+    return {"arguments": json.loads(json.dumps(arguments)), "base_model": files_identity(spec.base_model),
+            "data": files_identity(spec.data)}
+
+
+def test_a_record_from_before_resolved_settings_resumes_the_same_run(spec):
+    work = Path(spec.work)
+    (work / "step_000005").mkdir(parents=True)
+    (work / STAMP).write_text(json.dumps(older_record(spec)))
+    check_work_dir(spec)
+    assert (work / "step_000005").is_dir() and not (work / SUPERSEDED).exists()
+    assert json.loads((work / STAMP).read_text())["arguments"]["settings"] == {
+        **json.loads(json.dumps(resolved_settings(spec)))}  # rewritten in the present form
+
+
+def test_a_record_from_before_resolved_settings_of_another_run_is_refused(spec):
+    work = Path(spec.work)
+    (work / "step_000005").mkdir(parents=True)
+    (work / STAMP).write_text(json.dumps(older_record(spec, G=8)))
+    with pytest.raises(ValueError, match=r"other inputs \(arguments\.G, "):
+        check_work_dir(spec)
