@@ -225,3 +225,31 @@ def test_loading_never_downloads(tmp_path, monkeypatch):
     copy = tmp_path / "copy.jsonl"
     shutil.copy(FIXTURE, copy)
     assert [p["task_id"] for p in mbpp_plus.load_problems(copy)] == ["Mbpp/2", "Mbpp/17"]
+
+
+class NeverCalledGenerator:
+    def apply_chat_template(self, user_message):
+        return user_message
+
+    def generate(self, prompts, n, params):
+        raise AssertionError("generation must not start when a problem cannot be graded")
+
+
+def test_a_problem_whose_reference_solution_fails_stops_the_evaluation_before_generation(tmp_path, monkeypatch):
+    monkeypatch.setattr(mbpp_plus, "_ground_truth", {})
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    # Mbpp/17's canonical solution returns an object that is not plain data: no expected outputs to compare with
+    rows[1]["canonical_solution"] = "\ndef square_perimeter(a):\n  return object()\n"
+    data = tmp_path / "mbpp_plus.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(RuntimeError, match=r"mbpp_plus: the reference solution of 1 of 2 problems .*Mbpp/17: "
+                                           r"canonical solution"):
+        evaluate_code("mbpp_plus", NeverCalledGenerator(), data, tmp_path / "out", {"model": "tiny"})
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_scoring_against_a_failed_reference_raises_rather_than_failing_the_sample(problems, monkeypatch):
+    monkeypatch.setattr(mbpp_plus, "_ground_truth", {})
+    broken = {**problems[1], "canonical_solution": "\ndef square_perimeter(a):\n  return object()\n"}
+    with pytest.raises(mbpp_plus.GroundTruthError, match="not plain data"):
+        mbpp_plus.score_solution(broken, "def square_perimeter(a):\n    return 4 * a\n")

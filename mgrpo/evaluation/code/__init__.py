@@ -86,6 +86,9 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
 
     # fails closed here, before any generation, when the sandbox cannot isolate (unless allow_weak_sandbox)
     sandbox_record = evaluation_sandbox(settings.get("allow_weak_sandbox", False))
+    workers = max(1, int(settings.get("workers", os.cpu_count() or 1)))
+    if benchmark_io["reference"] is not None:
+        _check_references(benchmark, problems, benchmark_io, sandbox_record, workers)
 
     prompts = [_chat(generator, benchmark_io["prompt"](p)) for p in problems]
     params = sampling if sampling is not None else {k: generation[k] for k in ("temperature", "top_p", "max_tokens",
@@ -97,9 +100,8 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
 
     jobs = [(i, j) for i in range(len(problems)) for j in range(samples)]
     extracted = {(i, j): benchmark_io["extract"](responses[i][j], problems[i]) for i, j in jobs}
-    workers = int(settings.get("workers", os.cpu_count() or 1))
     # each job waits on its own sandbox process; sandbox_record notes the layers and limits of every run
-    with sandbox_record, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with sandbox_record, ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = dict(zip(jobs, pool.map(lambda job: benchmark_io["score"](problems[job[0]], extracted[job]), jobs)))
 
     per_problem = [sum(verdicts[(i, j)]["passed"] for j in range(samples)) / samples for i in range(len(problems))]
@@ -129,6 +131,25 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
     return summary
 
 
+def _check_references(benchmark: str, problems: list, benchmark_io: dict, sandbox_record, workers: int) -> None:
+    """Run the benchmark's reference solutions before any generation: a problem whose expected outputs cannot be
+    computed here (its canonical solution times out on this node, or returns something that is not plain data) stops
+    the evaluation, naming it, rather than scoring every sample of it as failed."""
+    def failure(problem):
+        try:
+            benchmark_io["reference"](problem)
+        except benchmark_io["reference_error"] as error:
+            return f"{benchmark_io['id'](problem)}: {error}"
+        return None
+
+    with sandbox_record, ThreadPoolExecutor(max_workers=workers) as pool:
+        failures = [f for f in pool.map(failure, problems) if f is not None]
+    if failures:
+        raise RuntimeError(f"{benchmark}: the reference solution of {len(failures)} of {len(problems)} problems "
+                           f"could not be run here, so their samples cannot be graded: " + "; ".join(failures[:5]) +
+                           (f"; and {len(failures) - 5} more" if len(failures) > 5 else ""))
+
+
 def _mbpp_plus(data_path, settings: dict) -> dict:
     from mgrpo.evaluation.code import mbpp_plus
 
@@ -142,6 +163,9 @@ def _mbpp_plus(data_path, settings: dict) -> dict:
         "extract": lambda response, problem: mbpp_plus.extract_solution(response, problem),
         "score": lambda problem, code: mbpp_plus.score_solution(problem, code, timeout_s=timeout_s,
                                                                memory_mb=memory_mb),
+        # expected outputs come from running the canonical solution (kept in this process for the scoring)
+        "reference": lambda problem: mbpp_plus.ground_truth(problem, timeout_s, memory_mb),
+        "reference_error": mbpp_plus.GroundTruthError,
         "id": lambda problem: problem["task_id"],
     }
 
@@ -161,6 +185,7 @@ def _livecodebench(data_path, settings: dict) -> dict:
         "prompt": lcb.build_prompt,
         "extract": lambda response, problem: lcb.extract_code(response),
         "score": lambda problem, code: lcb.score_code(problem, code, timeout_s=timeout_s, memory_mb=memory_mb),
+        "reference": None,  # the expected outputs are in the data
         "id": lambda problem: problem.question_id,
     }
 
