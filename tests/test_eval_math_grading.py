@@ -44,6 +44,12 @@ LABELLED = [
     ("I do not know.", "4", False),                                  # nothing to extract
     ("\\boxed{014}", "14", True),                                    # AIME-style leading zero
     ("\\boxed{50\\%}", "50", True),
+    # Markdown emphasis around an answer phrase or its answer (no box): what the phrase announces is the answer.
+    ("**Final Answer:** $\\frac12$", "\\frac{1}{2}", True),
+    ("**Answer:** 42", "42", True),
+    ("Answer: **42**", "42", True),
+    ("So the final answer is **12**.", "12", True),
+    ("Answer: **41**", "42", False),
 ]
 
 
@@ -70,6 +76,17 @@ def test_last_boxed(text, expected):
     ("x = -0.25 and y = 1/3", "1/3"),
 ])
 def test_last_number_fallback(response, expected):
+    assert extract_final_answer(response) == expected
+
+
+@pytest.mark.parametrize("response,expected", [
+    ("**Answer:** 42", "42"),                       # the log shows the answer, not "** 42"
+    ("**Final Answer:** $\\frac12$", "\\frac12"),
+    ("Answer: **42**", "42"),
+    ("The final answer is **12**.", "12"),
+    ("The answer is: $7$", "7"),
+])
+def test_answer_phrase_ignores_markdown_emphasis(response, expected):
     assert extract_final_answer(response) == expected
 
 

@@ -51,17 +51,22 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+_MARKUP = "*_:"
+
+
 def _after_answer_phrase(text: str) -> str | None:
     """What the last answer phrase announces: the inline math right after it, else its line up to the end of
     the clause (a comma, semicolon or full stop outside brackets: "The answer is 12, which is even")."""
     matches = list(_ANSWER_PHRASE.finditer(text))
     if not matches:
         return None
-    rest = text[matches[-1].end():].split("\n", 1)[0].strip()
+    # Markdown emphasis and a colon around the phrase or its answer ("**Answer:** 42", "answer is **12**") are
+    # no part of the answer.
+    rest = text[matches[-1].end():].lstrip(_MARKUP + " \t\r\n").split("\n", 1)[0].strip()
     math = _INLINE_MATH.match(rest)
     if math:
         return next(group for group in math.groups() if group).strip() or None
-    return _first_clause(rest).strip() or None
+    return _first_clause(rest).strip().strip(_MARKUP).strip() or None
 
 
 def _first_clause(text: str) -> str:
