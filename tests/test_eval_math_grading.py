@@ -50,6 +50,9 @@ LABELLED = [
     ("Answer: **42**", "42", True),
     ("So the final answer is **12**.", "12", True),
     ("Answer: **41**", "42", False),
+    # An escaped dollar is a currency sign, not a math delimiter.
+    ("The answer is $\\$20$.", "20", True),
+    ("She pays \\$5 for apples and \\$13.90 for pears, \\$18.90 in all.", "\\$18.90", True),
 ]
 
 
@@ -74,6 +77,7 @@ def test_last_boxed(text, expected):
     ("so the point is (1,2)", "2"),          # not "12": a comma is a thousands separator only before 3 digits
     ("a total of 12,345,678 grains", "12345678"),
     ("x = -0.25 and y = 1/3", "1/3"),
+    ("It costs \\$5 and then \\$6 more", "6"),  # "\\$" is a currency sign: no "$...$" math span here
 ])
 def test_last_number_fallback(response, expected):
     assert extract_final_answer(response) == expected

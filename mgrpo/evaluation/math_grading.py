@@ -24,7 +24,9 @@ TIMEOUT_S = 5
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _ANSWER_PHRASE = re.compile(r"(?:final answer is|the answer is|answer\s*:)\s*", re.IGNORECASE)
-_INLINE_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+# An escaped dollar ("\\$5") is a currency sign, not a delimiter: it neither opens a math span nor closes one.
+_INLINE_MATH = re.compile(r"(?<!\\)\$\$((?:\\.|[^\\])+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
+                          re.DOTALL)
 _INTEGER = re.compile(r"-?\d+")
 # A comma inside a number only as a thousands separator (1,234), so that "(1,2)" is two numbers.
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
