@@ -68,6 +68,9 @@ def test_grade_math_matches_hand_labels(response, gold, expected):
     ("\\fbox{7}", "7"),
     ("\\boxed{3} and a truncated \\boxed{\\frac{1", "3"),       # unbalanced last box: take the earlier one
     ("no box here", None),
+    # an empty box (the system prompt's "within \\boxed{}" echoed after the answer) holds no answer
+    ("so \\boxed{5}. Output the final answer within \\boxed{}.", "5"),
+    ("within \\boxed{ }", None),
 ])
 def test_last_boxed(text, expected):
     assert last_boxed(text) == expected

@@ -33,7 +33,7 @@ _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|-?\d+(?:\.\d+)?(?:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}``/``\\fbox{...}`` (braces balanced), or ``\\boxed 5`` -> ``5``."""
+    """Content of the last non-empty ``\\boxed{...}``/``\\fbox{...}`` (braces balanced), or ``\\boxed 5`` -> ``5``."""
     matches = list(_BOXED.finditer(text))
     for match in reversed(matches):
         start = match.end()
@@ -45,8 +45,13 @@ def last_boxed(text: str) -> str | None:
                 elif text[index] == "}":
                     depth -= 1
                     if depth == 0:
-                        return text[start + 1:index].strip()
-            continue  # unbalanced (truncated response): try an earlier box
+                        break
+            else:
+                continue  # unbalanced (truncated response): try an earlier box
+            content = text[start + 1:index].strip()
+            if content:
+                return content
+            continue  # an empty box ("... within \\boxed{}", the instruction echoed) holds no answer
         token = re.match(r"[^\s$]+", text[start:])  # "\boxed 5"
         if token:
             return token.group(0)
