@@ -155,6 +155,10 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("Answer: (I)", 10, "I"),
     ("The answer is I.", 10, "I"),
     ("Answer: **I**", 10, "I"),
+    # a last box naming no option (a computed value, as MATH-trained models box) leaves it to the answer phrase
+    ("The energy is \\boxed{5 \\text{ eV}}, so the answer is (C).", 4, "C"),
+    ("\\boxed{42}. Answer: B", 4, "B"),
+    ("\\boxed{E}. The answer is (B).", 4, None),  # but a box naming a letter decides, even one out of range
 ])
 def test_extract_choice(response, n, expected):
     assert extract_choice(response, n) == expected

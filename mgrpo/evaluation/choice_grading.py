@@ -1,7 +1,8 @@
 """Multiple-choice grading (GPQA, MMLU-Pro): the chosen letter of a response, compared with the gold letter.
 
 The prompt asks for the letter inside ``\\boxed{}``; the letter is read from the last box first
-(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``), then from an
+(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``), then, when there is no
+box or the last box names no letter (``\\boxed{5 eV}``), from an
 "answer is (C)" / "Answer: C" / "answer is **(C)**" phrase, where "Answer: I think ..." is the pronoun, not
 option I. A response naming no letter among the options is wrong.
 """
@@ -33,12 +34,10 @@ def _unwrap(text: str) -> str:
     return text
 
 
-def _letter_in(text: str, letters: str) -> str | None:
-    text = _unwrap(text).strip()
-    match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])", text)
-    if match and match.group(1).upper() in letters:
-        return match.group(1).upper()
-    return None
+def _boxed_letter(text: str) -> str | None:
+    """The letter a box's content names (any of A-Z, upper-cased), or None when it names none ("5 eV", "42")."""
+    match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])", _unwrap(text).strip())
+    return match.group(1).upper() if match else None
 
 
 def _phrase_letter(response: str, match: re.Match) -> str | None:
@@ -55,8 +54,10 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
     """The option letter a response chose (``A``.. up to ``n_options``), or None."""
     letters = LETTERS[:n_options]
     boxed = last_boxed(response)
-    if boxed is not None:
-        return _letter_in(boxed, letters)
+    letter = _boxed_letter(boxed) if boxed is not None else None
+    if letter is not None:  # a box naming a letter decides, even a letter out of range (then wrong)
+        return letter if letter in letters else None
+    # no box, or a box naming no letter (a computed value boxed out of habit): the last answer phrase decides
     for match in reversed(list(_ANSWER_PHRASE.finditer(response))):
         letter = _phrase_letter(response, match)
         if letter is not None and letter in letters:
