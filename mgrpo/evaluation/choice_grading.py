@@ -19,7 +19,10 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm
                            r"emph|boldsymbol)\s*\{([^{}]*)\}")
 # The letter right after the phrase, in any wrapping: "answer is (C)", "Answer: **D**", "answer is **(B)**".
 # The letter itself is case-sensitive: "the answer is a prime" names no option.
+# Searched in the response with its text wrappers removed (``\\textbf{(C)}`` -> ``(C)``) and a lone letter in math
+# mode bracketed (``$D$``, ``$(D)$``, ``\\(B\\)`` -> ``(D)``; not ``$B = 2$``, a quantity named B).
 _ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*([A-J])\b")
+_MATH_LETTER = re.compile(r"\$\s*\(?\s*([A-J])\s*\)?\s*\$|\\\(\s*\(?\s*([A-J])\s*\)?\s*\\\)")
 # A bare "I" followed by a word is the pronoun ("Answer: I think ..."), not option I of ten.
 _PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
 # After that pronoun, the option is a bracketed or bold letter in the same sentence ("I think it is (C).").
@@ -58,6 +61,7 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
     if letter is not None:  # a box naming a letter decides, even a letter out of range (then wrong)
         return letter if letter in letters else None
     # no box, or a box naming no letter (a computed value boxed out of habit): the last answer phrase decides
+    response = _MATH_LETTER.sub(r"(\1\2)", _unwrap(response))
     for match in reversed(list(_ANSWER_PHRASE.finditer(response))):
         letter = _phrase_letter(response, match)
         if letter is not None and letter in letters:
