@@ -159,6 +159,9 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("The energy is \\boxed{5 \\text{ eV}}, so the answer is (C).", 4, "C"),
     ("\\boxed{42}. Answer: B", 4, "B"),
     ("\\boxed{E}. The answer is (B).", 4, None),
+    ("\\boxed{B = 0.5\\,\\text{T}}", 4, None),          # a boxed equation names a quantity, not option B
+    ("\\boxed{B = 0.5\\,\\text{T}}, so the answer is (C).", 4, "C"),
+    ("\\boxed{A_1}", 4, None),
     # the phrase's letter in LaTeX (no box): math mode or a text wrapper around it
     ("The answer is $D$.", 4, "D"),
     ("The answer is $(D)$.", 4, "D"),

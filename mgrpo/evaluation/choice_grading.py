@@ -38,8 +38,9 @@ def _unwrap(text: str) -> str:
 
 
 def _boxed_letter(text: str) -> str | None:
-    """The letter a box's content names (any of A-Z, upper-cased), or None when it names none ("5 eV", "42")."""
-    match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])", _unwrap(text).strip())
+    """The letter a box's content names (any of A-Z, upper-cased), or None when it names none ("5 eV", "42", or an
+    equation or subscript: "B = 0.5 T" and "A_1" name quantities, not options)."""
+    match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])(?!\s*[=<>_^])", _unwrap(text).strip())
     return match.group(1).upper() if match else None
 
 
