@@ -158,7 +158,7 @@ def test_batch_grader_rejects_mismatched_lengths():
     # a last box naming no option (a computed value, as MATH-trained models box) leaves it to the answer phrase
     ("The energy is \\boxed{5 \\text{ eV}}, so the answer is (C).", 4, "C"),
     ("\\boxed{42}. Answer: B", 4, "B"),
-    ("\\boxed{E}. The answer is (B).", 4, None),
+    ("\\boxed{E}. The answer is (B).", 4, None),  # but a box naming a letter decides, even one out of range
     ("\\boxed{B = 0.5\\,\\text{T}}", 4, None),          # a boxed equation names a quantity, not option B
     ("\\boxed{B = 0.5\\,\\text{T}}, so the answer is (C).", 4, "C"),
     ("\\boxed{A_1}", 4, None),
@@ -169,7 +169,8 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("Answer: $\\text{D}$", 4, "D"),
     ("The answer is \\(B\\).", 4, "B"),
     ("The answer is $\\Delta E$.", 4, None),        # a Greek capital is no option letter
-    ("The answer is $B = 0.5$ T.", 4, None),          # a quantity named B, not option B  # but a box naming a letter decides, even one out of range
+    ("The answer is $B = 0.5$ T.", 4, None),          # a quantity named B, not option B
+    ("The answer is B = 0.5 T.", 4, None),
 ])
 def test_extract_choice(response, n, expected):
     assert extract_choice(response, n) == expected

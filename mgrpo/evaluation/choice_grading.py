@@ -21,7 +21,7 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm
 # The letter itself is case-sensitive: "the answer is a prime" names no option.
 # Searched in the response with its text wrappers removed (``\\textbf{(C)}`` -> ``(C)``) and a lone letter in math
 # mode bracketed (``$D$``, ``$(D)$``, ``\\(B\\)`` -> ``(D)``; not ``$B = 2$``, a quantity named B).
-_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*([A-J])\b")
+_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*([A-J])\b(?!\s*[=<>_^])")
 _MATH_LETTER = re.compile(r"\$\s*\(?\s*([A-J])\s*\)?\s*\$|\\\(\s*\(?\s*([A-J])\s*\)?\s*\\\)")
 # A bare "I" followed by a word is the pronoun ("Answer: I think ..."), not option I of ten.
 _PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
