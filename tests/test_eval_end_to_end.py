@@ -248,6 +248,13 @@ def test_cached_results_are_reused_only_while_model_data_and_settings_are_unchan
     os.utime(weights, ns=(1, 1))  # the checkpoint was written again
     run("f", samples=3)
     assert calls == [2, 3, 3]
+    run("g", samples=3, backend_options={"max_model_len": 4096})  # another engine setting: evaluated again
+    assert calls == [2, 3, 3, 3]
+    run("h", samples=3, backend_options={"max_model_len": 4096})
+    assert calls == [2, 3, 3, 3]
+    (tmp_path / "cache" / "toy.key.json").write_text("{not json")  # an unreadable key is a miss, not a crash
+    run("i", samples=3, backend_options={"max_model_len": 4096})
+    assert calls == [2, 3, 3, 3, 3]
 
 
 def test_cached_results_are_not_reused_after_the_harness_changed(toy_setup, tmp_path, monkeypatch):

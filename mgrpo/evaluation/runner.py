@@ -142,12 +142,27 @@ def harness_fingerprint() -> dict:
 
 
 def _cache_key(model_identity: str, benchmark: Benchmark, k: int, params: SamplingParams, backend: str,
-               limit: int | None, code_options: dict | None, data_path: Path, harness: dict) -> dict:
-    return {"model_files": model_identity, "benchmark": benchmark.name, "samples": k, "limit": limit,
-            "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
-                         "seed": params.seed},
-            "backend": backend, "code_options": dict(code_options or {}), "data_sha256": content_sha256(data_path),
-            "harness": harness}
+               backend_options: dict | None, limit: int | None, code_options: dict | None, data_path: Path,
+               harness: dict) -> dict:
+    # every backend option counts (dtype, max_model_len and the like change generations): a needless re-evaluation
+    # costs time, a stale result would be published as new
+    return json.loads(json.dumps({
+        "model_files": model_identity, "benchmark": benchmark.name, "samples": k, "limit": limit,
+        "sampling": {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens,
+                     "seed": params.seed},
+        "backend": backend, "backend_options": dict(backend_options or {}), "code_options": dict(code_options or {}),
+        "data_sha256": content_sha256(data_path), "harness": harness}, default=str))  # as it reads back
+
+
+def _read_key(key_file: Path) -> dict | None:
+    """The cached key, or None (a miss) where it is absent or unreadable; the result is then evaluated again."""
+    if not key_file.is_file():
+        return None
+    try:
+        return json.loads(key_file.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        print(f"mgrpo evaluate: ignoring the unreadable cache key {key_file} ({error}); evaluating again")
+        return None
 
 
 def _result_files(directory: Path, benchmark: str) -> tuple[Path, Path]:
@@ -200,10 +215,9 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
         cache_dir, model_identity, harness = Path(cache_dir), files_identity(Path(model)), harness_fingerprint()
         for b in chosen:
             k, params = plans[b.name]
-            keys[b.name] = _cache_key(model_identity, b, k, params, getattr(generator, "backend", backend), limit,
-                                      code_options, paths[b.name], harness)
-            key_file = cache_dir / f"{b.name}.key.json"
-            if key_file.is_file() and json.loads(key_file.read_text()) == keys[b.name] and \
+            keys[b.name] = _cache_key(model_identity, b, k, params, getattr(generator, "backend", backend),
+                                      backend_options, limit, code_options, paths[b.name], harness)
+            if _read_key(cache_dir / f"{b.name}.key.json") == keys[b.name] and \
                     all(p.is_file() for p in _result_files(cache_dir, b.name)):
                 cached.add(b.name)
     if generator is None and any(b.name not in cached for b in chosen):
