@@ -171,6 +171,11 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("The answer is $\\Delta E$.", 4, None),        # a Greek capital is no option letter
     ("The answer is $B = 0.5$ T.", 4, None),          # a quantity named B, not option B
     ("The answer is B = 0.5 T.", 4, None),
+    # the option named as such
+    ("The correct answer is option (B).", 4, "B"),
+    ("Answer: Option C", 4, "C"),
+    ("The answer is choice **D**.", 4, "D"),
+    ("The answer is optional here; see below.", 4, None),
 ])
 def test_extract_choice(response, n, expected):
     assert extract_choice(response, n) == expected

@@ -3,7 +3,7 @@
 The prompt asks for the letter inside ``\\boxed{}``; the letter is read from the last box first
 (``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``), then, when there is no
 box or the last box names no letter (``\\boxed{5 eV}``), from an
-"answer is (C)" / "Answer: C" / "answer is **(C)**" phrase, where "Answer: I think ..." is the pronoun, not
+"answer is (C)" / "Answer: C" / "answer is **(C)**" / "answer is option (C)" phrase, where "Answer: I think ..." is the pronoun, not
 option I. A response naming no letter among the options is wrong.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|textsf|texttt|mathrm
 # The letter itself is case-sensitive: "the answer is a prime" names no option.
 # Searched in the response with its text wrappers removed (``\\textbf{(C)}`` -> ``(C)``) and a lone letter in math
 # mode bracketed (``$D$``, ``$(D)$``, ``\\(B\\)`` -> ``(D)``; not ``$B = 2$``, a quantity named B).
-_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*([A-J])\b(?!\s*[=<>_^])")
+_ANSWER_PHRASE = re.compile(r"(?i:answer)\s*(?:(?i:is)|:)?[\s:*_(\[]*(?:(?i:option|choice)[\s:*_(\[]*)?"
+                            r"([A-J])\b(?!\s*[=<>_^])")
 _MATH_LETTER = re.compile(r"\$\s*\(?\s*([A-J])\s*\)?\s*\$|\\\(\s*\(?\s*([A-J])\s*\)?\s*\\\)")
 # A bare "I" followed by a word is the pronoun ("Answer: I think ..."), not option I of ten.
 _PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
