@@ -81,6 +81,11 @@ def test_last_boxed(text, expected):
     ("a total of 12,345,678 grains", "12345678"),
     ("x = -0.25 and y = 1/3", "1/3"),
     ("It costs \\$5 and then \\$6 more", "6"),  # "\\$" is a currency sign: no "$...$" math span here
+    ("so what is left is 15-5", "5"),         # a minus between numbers is not a sign
+    ("the difference is (a+b)-4", "4"),
+    ("the temperature drops to -5", "-5"),
+    ("the point is (1,-2)", "-2"),
+    ("then 3*-2", "-2"),
 ])
 def test_last_number_fallback(response, expected):
     assert extract_final_answer(response) == expected

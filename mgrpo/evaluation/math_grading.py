@@ -29,7 +29,9 @@ _INLINE_MATH = re.compile(r"(?<!\\)\$\$((?:\\.|[^\\])+?)\$\$|(?<!\\)\$((?:\\.|[^
                           re.DOTALL)
 _INTEGER = re.compile(r"-?\d+")
 # A comma inside a number only as a thousands separator (1,234), so that "(1,2)" is two numbers.
-_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# A minus sign only where it can be a sign: "15-5" ends in 5, not -5.
+_SIGN = r"(?:(?<![\w)\]}.])-)?"
+_NUMBER = re.compile(_SIGN + r"(?:\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|\d+(?:\.\d+)?(?:/\d+)?|\.\d+)")
 
 
 def last_boxed(text: str) -> str | None:
