@@ -23,6 +23,7 @@ from mgrpo.jsonl import DataError
 from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, series, summarize_curve
 
 MISSING = "missing"
+NOT_EVALUATED = "–"
 COLLAPSE_MARK = "↓"
 # One pass, character by character, so that no replacement is itself escaped again.
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
@@ -203,6 +204,8 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
     """One row per run: validation accuracy at the start, at the best and final steps, collapse, evaluations."""
     benchmarks = job["spec"].get("benchmarks", [])
     checkpoints = sorted({c for _, c in job.get("evaluations", [])}) or list(plan.CHECKPOINTS)
+    # (run, checkpoint) pairs the workflow evaluates; a curves-only run (checkpoints: []) is "–", not missing
+    planned = {(run_id, c) for run_id, c in job["evaluations"]} if "evaluations" in job else None
     columns = ["Model", "Method", "G", "T", "Seed", "Start", "Best (step)", "Final (step)", "Collapse"]
     columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in checkpoints]
     rows, missing = [], []
@@ -219,6 +222,9 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
                  f"{percent(c.final)} ({c.final_step})" + (f" {COLLAPSE_MARK}" if c.collapsed else ""), collapse]
         for b in benchmarks:
             for ck in checkpoints:
+                if planned is not None and (run.run_id, ck) not in planned:
+                    cells.append(NOT_EVALUATED)
+                    continue
                 value = results.evaluation(run, ck, b)
                 if value is None:
                     missing.append(f"{run.run_id}/{ck}/{b}")
@@ -226,6 +232,8 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
         rows.append(head + cells)
     notes = ["accuracies in %; validation accuracy from metrics.jsonl, benchmark columns from mgrpo evaluate",
              _collapse_note(results.rule)]
+    if planned is not None and any(NOT_EVALUATED in row[9:] for row in rows):
+        notes.append(f"{NOT_EVALUATED}: checkpoint not evaluated by this configuration (e.g. checkpoints: [])")
     return Table(job["spec"].get("title", "Summary of every run"), columns, rows, notes, missing)
 
 

@@ -234,3 +234,20 @@ def test_the_paper_provenance_note_goes_only_with_benchmarks_the_paper_reports(t
                            name="table2"), PAPER)
     assert [r[1] for r in real.rows] == ["ours", "paper"]
     assert any("suspect paper cells: Original/math500" in note for note in real.notes)
+
+
+def test_summary_does_not_report_evaluations_the_grid_never_asks_for_as_missing(tmp_path):
+    # config/paper.yaml's figure4/figure5 runs are curves only (checkpoints: []): their benchmark cells are
+    # not produced by any job, so a finished workflow must not list them as missing forever.
+    evaluated = plan.Run("m", "srt", 32, 1.1, 0)
+    curves_only = plan.Run("m2", "intuitor", 32, 1.1, 0)
+    write_run(tmp_path, evaluated, [0.3, 0.6], {"best": 0.6, "final": 0.5})
+    write_run(tmp_path, curves_only, [0.3, 0.4], {})
+    payload = job(tmp_path, [evaluated, curves_only], "summary", {"benchmarks": ["math500"]})
+    payload["evaluations"] = [[evaluated.run_id, "best"], [evaluated.run_id, "final"]]
+    table = build_table(payload, PAPER)
+    rows = {row[1]: dict(zip(table.columns, row)) for row in table.rows}
+    assert rows["srt"]["MATH500 best"] == "60.00" and rows["srt"]["MATH500 final"] == "50.00"
+    assert rows["intuitor"]["MATH500 best"] == "–" and rows["intuitor"]["MATH500 final"] == "–"
+    assert table.missing == []
+    assert "missing" not in table.markdown()
