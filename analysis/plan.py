@@ -181,7 +181,8 @@ def check_resources(config: Mapping[str, Any]) -> None:
     The plugin asks for --cpus-per-task when cpus_per_task is set, else --cpus-per-gpu for a GPU job, else the
     rule's threads: a cpus_per_gpu beside cpus_per_task, or without a GPU, never reaches sbatch. And every
     job here runs one process on one node (verl's Ray cluster included: trainer.nnodes must be 1), so a
-    job over several nodes gets GPUs that it cannot use.
+    job over several nodes gets GPUs that it cannot use, and a GPU job's `tasks` (sent as --ntasks-per-gpu)
+    or a CPU job's tasks > 1 asks for CPUs that no process uses.
     """
     for stage, values in sorted((config.get("resources") or {}).items()):
         values = values or {}
@@ -194,7 +195,16 @@ def check_resources(config: Mapping[str, Any]) -> None:
             raise ValueError(f"{where}: both cpus_per_task ({values['cpus_per_task']}) and cpus_per_gpu "
                              f"({values['cpus_per_gpu']}) are set; the SLURM plugin would use cpus_per_task and "
                              "drop cpus_per_gpu: keep one")
-        if "cpus_per_gpu" in values and not (values.get("gpu") or "gpu" in str(values.get("gres", ""))):
+        gpu_job = bool(values.get("gpu") or "gpu" in str(values.get("gres", "")))
+        for key in ("tasks", "tasks_per_gpu"):
+            if gpu_job and key in values:
+                raise ValueError(f"{where}.{key} = {values[key]}, but for a GPU job the SLURM plugin sends it as "
+                                 f"--ntasks-per-gpu, i.e. {key} x GPUs tasks each with its CPUs, while the job runs "
+                                 "one process: leave it unset")
+        if not gpu_job and values.get("tasks", 1) != 1:
+            raise ValueError(f"{where}.tasks = {values['tasks']}, but each job of this workflow runs one process "
+                             "(the other tasks' CPUs would idle): leave it unset and give cpus_per_task")
+        if "cpus_per_gpu" in values and not gpu_job:
             raise ValueError(f"{where}.cpus_per_gpu = {values['cpus_per_gpu']}, but the stage asks for no GPU "
                              f"(gpu or gres), so the SLURM plugin would drop it: use cpus_per_task")
 

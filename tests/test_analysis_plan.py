@@ -151,6 +151,22 @@ def test_resources_that_sbatch_would_not_get_or_that_span_nodes_are_refused():
         plan.check_resources(config(resources={"pretrain": {"cpus_per_gpu": 4}}))
 
 
+def test_tasks_that_would_multiply_a_jobs_cpus_or_idle_are_refused():
+    # snakemake-executor-plugin-slurm sends a GPU job's `tasks` (or tasks_per_gpu) as --ntasks-per-gpu: with
+    # gpu 8 and cpus_per_task 64 that is 8 tasks x 64 CPUs = 512 CPUs on one node for a job that runs one
+    # process (the jobstep's `srun -n1`). SLURM refuses it or the job holds CPUs it never uses.
+    for key in ("tasks", "tasks_per_gpu"):
+        with pytest.raises(ValueError, match=rf"config resources.train.{key} = 1, but .*--ntasks-per-gpu"):
+            plan.check_resources(config(resources={"train": {"gpu": 8, "cpus_per_task": 64, key: 1}}))
+    with pytest.raises(ValueError, match=r"config resources.evaluate.tasks = 1, but .*--ntasks-per-gpu"):
+        plan.check_resources(config(resources={"evaluate": {"gres": "gpu:1", "tasks": 1}}))
+    # a CPU job: --ntasks=4 for one process leaves three tasks' CPUs idle
+    with pytest.raises(ValueError, match=r"config resources.pretrain.tasks = 4, but each job of this workflow runs "
+                                         r"one process"):
+        plan.check_resources(config(resources={"pretrain": {"tasks": 4}}))
+    plan.check_resources(config(resources={"pretrain": {"tasks": 1}}))  # what the plugin sends anyway
+
+
 def test_temperatures_spell_in_fixed_notation_that_the_workflow_wildcard_matches():
     import re
 
