@@ -267,3 +267,73 @@ def select_runs(runs: Iterable[Run], select: Mapping[str, Any]) -> list[Run]:
         return True
 
     return [run for run in runs if matches(run)]
+
+
+def check_analysis(config: Mapping[str, Any]) -> None:
+    """Every run, checkpoint and benchmark a table or figure names must be one the workflow produces.
+
+    Otherwise a misspelt value passes the schema and shows only at the end of the workflow: a figure's
+    selector value that matches no run draws the figure without those runs (or empty), without a word, and a
+    table cell that no job fills stays "missing" however often the workflow runs.
+    """
+    runs = runs_of(config)
+    evaluated = set(evaluations_of(config))
+    evaluation = config["evaluation"]
+    benchmarks = list(evaluation["benchmarks"])
+    base_models = {run.model for run, _ in evaluated} if evaluation.get("base_model", True) else set()
+    analysis = config.get("analysis") or {}
+
+    def same(key: str, a, b) -> bool:
+        return abs(float(a) - float(b)) < 1e-9 if key == "T" else a == b
+
+    for name, spec in sorted((analysis.get("figures") or {}).items()):
+        where = f"config analysis.figures.{name}.select"
+        select = spec.get("select") or {}
+        for key, values in sorted(select.items()):
+            present = sorted({getattr(run, key) for run in runs}, key=str)
+            for value in values if isinstance(values, list) else [values]:
+                if not any(same(key, getattr(run, key), value) for run in runs):
+                    shown = ", ".join(format_temperature(v) if key == "T" else str(v) for v in present)
+                    raise ValueError(f"{where}.{key}: {value} matches no run of the grid (in the grid: {shown})")
+        if not select_runs(runs, select):
+            raise ValueError(f"{where}: selects no run of the grid ({select})")
+
+    for name, spec in sorted((analysis.get("tables") or {}).items()):
+        where = f"config analysis.tables.{name}"
+        for benchmark in spec.get("benchmarks") or []:
+            if benchmark not in benchmarks:
+                raise ValueError(f"{where}.benchmarks: {benchmark} is not in evaluation.benchmarks "
+                                 f"({', '.join(benchmarks)})")
+        reads_evaluations = bool(spec.get("benchmarks"))
+
+        def check_cell(at: str, method: str, G, T, checkpoints) -> None:
+            model = spec["model"]
+            cell = select_runs(runs, {"model": [model], "method": [method], "G": [int(G)], "T": [float(T)]})
+            if not cell:
+                raise ValueError(f"{where}.{at}: no run {model}/{method}/G{int(G)}_T{format_temperature(float(T))} "
+                                 "in the grid (experiments)")
+            for run in cell:
+                for checkpoint in checkpoints if reads_evaluations else ():
+                    if (run, checkpoint) not in evaluated:
+                        raise ValueError(f"{where}.{at}: checkpoint {checkpoint} of {run.run_id} is not evaluated "
+                                         "(evaluation.checkpoints, or the experiment's checkpoints)")
+
+        kind = spec["kind"]
+        if kind == "grid":
+            for G, T in spec["cells"]:
+                check_cell(f"cells: [{int(G)}, {float(T)}]", spec["method"], G, T, CHECKPOINTS)
+        elif kind == "rollouts":
+            for G in spec["G"]:
+                check_cell(f"G: {G}", spec["method"], G, spec["T"], [spec.get("checkpoint", "final")])
+        elif kind == "checkpoints":
+            for index, row in enumerate(spec["rows"]):
+                at = f"rows[{index}] ({row['label']})"
+                if row["checkpoint"] == "base":
+                    if spec["model"] not in base_models:
+                        raise ValueError(f"{where}.{at}: the base model {spec['model']} is not evaluated "
+                                         "(evaluation.base_model, and an evaluated run of that model)")
+                    continue
+                missing = [key for key in ("method", "G", "T") if key not in row]
+                if missing:
+                    raise ValueError(f"{where}.{at}: checkpoint {row['checkpoint']} needs {', '.join(missing)}")
+                check_cell(at, row["method"], row["G"], row["T"], [row["checkpoint"]])

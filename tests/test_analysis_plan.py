@@ -177,3 +177,56 @@ def test_temperatures_spell_in_fixed_notation_that_the_workflow_wildcard_matches
         assert wildcard.fullmatch(text) and float(text) == T  # the wildcard parsed back is the same run
     run = plan.Run("m", "srt", 8, 1e-05, 0)
     assert plan.run_dir("results", run) == "results/runs/m/srt/G8_T0.00001_s0"
+
+
+def test_figures_and_tables_that_name_nothing_in_the_grid_fail_before_any_job_naming_the_key():
+    # Grid: srt at G 8 and 16 (G 16: final only), mgrpo at G 8; T 1.0; benchmark toy.
+    def analysis(tables=None, figures=None):
+        return config(analysis={"tables": tables or {}, "figures": figures or {}})
+
+    plan.check_analysis(analysis(
+        tables={"t1": {"kind": "grid", "model": "m", "method": "srt", "cells": [[8, 1.0]], "benchmarks": ["toy"]},
+                "t2": {"kind": "checkpoints", "model": "m", "benchmarks": ["toy"], "rows": [
+                    {"label": "Original", "checkpoint": "base"},
+                    {"label": "SRT_Final", "method": "srt", "G": 16, "T": 1, "checkpoint": "final"}]},
+                "t3": {"kind": "rollouts", "model": "m", "method": "srt", "T": 1.0, "G": [8, 16],
+                       "benchmarks": ["toy"]},
+                "s": {"kind": "summary", "benchmarks": ["toy"]}},
+        figures={"f": {"select": {"method": ["srt", "mgrpo"], "T": [1]}, "metrics": ["val_acc"]},
+                 "all": {"select": {}, "metrics": ["val_acc"]}}))
+    cases = [
+        # a misspelt method drew a figure without it (or an empty figure), and no error
+        (analysis(figures={"f": {"select": {"method": ["srt", "mgrpo_iq"]}, "metrics": ["val_acc"]}}),
+         r"config analysis.figures.f.select.method: mgrpo_iq matches no run of the grid \(in the grid: mgrpo, srt\)"),
+        (analysis(figures={"f": {"select": {"method": ["mgrpo"], "G": [16]}, "metrics": ["val_acc"]}}),
+         r"config analysis.figures.f.select: selects no run of the grid"),
+        (analysis(figures={"f": {"select": {"T": [1.05]}, "metrics": ["val_acc"]}}),
+         r"config analysis.figures.f.select.T: 1.05 matches no run"),
+        # tables whose cells no job produces: "missing" forever, found only at the end of the workflow
+        (analysis(tables={"t": {"kind": "grid", "model": "m", "method": "srt", "cells": [[32, 1.0]]}}),
+         r"config analysis.tables.t.cells: \[32, 1.0\]: no run m/srt/G32_T1.0 in the grid"),
+        (analysis(tables={"t": {"kind": "grid", "model": "m", "method": "srt", "cells": [[16, 1.0]],
+                                "benchmarks": ["toy"]}}),
+         r"config analysis.tables.t.cells: \[16, 1.0\]: checkpoint best of m/srt/G16_T1.0_s0 is not evaluated"),
+        (analysis(tables={"t": {"kind": "checkpoints", "model": "m", "benchmarks": ["toy"], "rows": [
+            {"label": "SRT_Best", "method": "srt", "G": 16, "T": 1.0, "checkpoint": "best"}]}}),
+         r"config analysis.tables.t.rows\[0\] \(SRT_Best\): checkpoint best of m/srt/G16_T1.0_s0 is not evaluated"),
+        (analysis(tables={"t": {"kind": "rollouts", "model": "m", "method": "mgrpo", "T": 1.0, "G": [8, 32],
+                                "benchmarks": ["toy"]}}),
+         r"config analysis.tables.t.G: 32: no run m/mgrpo/G32_T1.0 in the grid"),
+        (analysis(tables={"t": {"kind": "summary", "benchmarks": ["math500"]}}),
+         r"config analysis.tables.t.benchmarks: math500 is not in evaluation.benchmarks \(toy\)"),
+        # a non-base row without its run: a KeyError deep in the table job
+        (analysis(tables={"t": {"kind": "checkpoints", "model": "m", "benchmarks": ["toy"],
+                                "rows": [{"label": "X", "checkpoint": "final", "method": "srt"}]}}),
+         r"config analysis.tables.t.rows\[0\] \(X\): checkpoint final needs G, T"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            plan.check_analysis(bad)
+    no_base = analysis(tables={"t": {"kind": "checkpoints", "model": "m", "benchmarks": ["toy"],
+                                     "rows": [{"label": "Original", "checkpoint": "base"}]}})
+    no_base["evaluation"]["base_model"] = False
+    with pytest.raises(ValueError, match=r"config analysis.tables.t.rows\[0\] \(Original\): the base model m is not "
+                                         r"evaluated"):
+        plan.check_analysis(no_base)

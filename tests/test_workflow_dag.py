@@ -129,6 +129,13 @@ def test_config_values_that_would_fail_a_late_job_fail_before_any_job_naming_the
         # a misspelt figure selector: the figure job, last in the DAG, failed on it
         (["analysis", "figures", "toy_curves", "select"], {"methods": ["srt"]}, "'methods' was unexpected",
          "['analysis']['figures']['toy_curves']['select']"),
+        # a misspelt selector value: the figure was drawn without those runs, and no error
+        (["analysis", "figures", "toy_curves", "select"], {"method": ["srt", "mgrpo_iq"]},
+         "mgrpo_iq matches no run of the grid", "config analysis.figures.toy_curves.select.method"),
+        # a table row no job fills: "missing" in the table however often the workflow runs
+        (["analysis", "tables", "table2", "rows"], [{"label": "SRT_Final", "method": "srt", "G": 8, "T": 1.0,
+                                                     "checkpoint": "final"}],
+         "no run toy/srt/G8_T1.0 in the grid", "config analysis.tables.table2.rows[0] (SRT_Final)"),
     ]
     for path, value, message, where in cases:
         config = tiny_config()

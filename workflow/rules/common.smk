@@ -21,12 +21,14 @@ def verl_gpu_defaults():
 
 
 # Fail before any job: every method must be registered, every model defined, every run's G/N valid for
-# its method, every job's GPUs used, every resource one that reaches sbatch.
+# its method, every job's GPUs used, every resource one that reaches sbatch, every run, checkpoint and benchmark
+# a table or figure names one that the grid produces.
 try:
     grid.check_references(config, known_methods())
     grid.check_hyperparameters(config)
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
     grid.check_resources(config)
+    grid.check_analysis(config)
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
