@@ -45,6 +45,29 @@ def test_prepare_writes_verl_format_with_hidden_labels(source, tmp_path):
     assert set(train.columns) == {"data_source", "prompt", "ability", "reward_model", "extra_info", "mgrpo_gold"}
 
 
+def test_the_validation_split_holds_no_problem_of_an_evaluated_benchmark(source, tmp_path, capsys):
+    # MATH-500 is drawn from MATH's test split, which the trainer validates on and picks best/ by: SRT_Best's
+    # MATH500 cell would be chosen on the benchmark it is reported on. Those problems leave the validation split.
+    math500 = tmp_path / "math500.jsonl"
+    math500.write_text(json.dumps({"problem": "What is  $2+2$?\n", "answer": "4"}) + "\n"   # other whitespace
+                       + json.dumps({"problem": "Not in MATH at all", "answer": "1"}) + "\n")
+    written = vdata.prepare(source, tmp_path / "out", exclude=[math500])
+    test = pd.read_parquet(written["test"])
+    train = pd.read_parquet(written["train"])
+    assert [p[1]["content"] for p in test["prompt"]] == ["What is $3 \\cdot 3$?"]
+    assert len(train) == 3
+    err = capsys.readouterr().err
+    assert "test: 1 of 2 rows left out" in err
+    assert "1 of the 2 problems of" in err and "math500.jsonl" in err  # the one found in neither split
+    # --test-limit counts what is left
+    written = vdata.prepare(source, tmp_path / "out2", test_limit=1, exclude=[math500])
+    assert len(pd.read_parquet(written["test"])) == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl row 0: no 'problem'"):
+        vdata.prepare(source, tmp_path / "out3", exclude=[bad])
+
+
 def test_verl_loader_reads_prepared_files(source, tmp_path):
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset

@@ -40,6 +40,17 @@ def test_paper_config_builds_the_papers_grid(workdir):
     assert planned_jobs(workdir, "--configfile", "config/paper.yaml") == expected
 
 
+def test_the_paper_configs_validation_split_leaves_out_the_math500_problems(workdir):
+    # best/ is the step with the highest validation accuracy, on MATH's test split, of which MATH-500 is a
+    # subset; Table 2 reports SRT_Best on MATH500. The data step must take those problems out.
+    result = snakemake(workdir, "results/data/math/test.parquet", "-n", "-p", "--cores", "1",
+                       "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "rule prepare_benchmarks" in result.stdout  # the benchmark files come first
+    command = next(line for line in result.stdout.splitlines() if "mgrpo verl-prepare-data" in line)
+    assert "--exclude-problems data/benchmarks/math500.jsonl" in command
+
+
 def test_default_config_builds_the_toy_grid(workdir):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     runs = sum(len(e["models"]) * len(e["methods"]) * len(e["G"]) * len(e["T"]) * len(e["seeds"])

@@ -49,6 +49,7 @@ def test_verl_train_job_gets_cpus_per_gpu_one_node_and_requeue(tmp_path):
     # would otherwise run first).
     for folder in ("data/MATH", "models/qwen3_4b", "results/data/math"):
         (workdir / folder).mkdir(parents=True)
+    (workdir / "data/benchmarks.prepared.txt").write_text("")  # verl_data reads math500.jsonl (written first)
     for split in ("train", "test"):
         (workdir / "results/data/math" / f"{split}.parquet").write_text("")
 

@@ -16,6 +16,9 @@ def add_subcommands(subparsers) -> None:
                    help="directory with train.{jsonl,json,parquet} and test.{...} (columns problem, solution)")
     p.add_argument("--out", required=True, type=Path, help="output directory (train.parquet, test.parquet)")
     p.add_argument("--test-limit", type=int, default=0, help="keep only the first N test rows (0 = all)")
+    p.add_argument("--exclude-problems", nargs="*", type=Path, default=[], metavar="FILE",
+                   help="benchmark files (column problem) whose problems leave both splits: MATH-500 is part of "
+                        "MATH's test split, the validation set that picks best/")
     p.set_defaults(handler=_prepare)
 
     p = subparsers.add_parser("verl-convert", help="a verl FSDP actor checkpoint -> an HF model directory")
@@ -39,7 +42,7 @@ def _prepare(args) -> int:
 
     if args.test_limit < 0:
         raise ValueError(f"--test-limit must be >= 0 (got {args.test_limit})")
-    written = prepare(args.source, args.out, test_limit=args.test_limit or None)
+    written = prepare(args.source, args.out, test_limit=args.test_limit or None, exclude=args.exclude_problems)
     for split, path in written.items():
         print(f"{split}: {path}")
     return 0

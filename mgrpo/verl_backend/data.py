@@ -13,8 +13,9 @@ separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test r
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -89,17 +90,54 @@ def write_parquet_atomic(rows: list[dict], path: Path) -> None:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
 
 
+def problem_key(text) -> str:
+    """A problem's text with its whitespace collapsed: the same problem in two copies of MATH."""
+    return " ".join(str(text).split())
+
+
+def read_excluded_problems(paths: Sequence[Path]) -> dict[str, str]:
+    """problem_key -> file, for every problem of the given benchmark files (JSONL/JSON/parquet, column problem)."""
+    excluded = {}
+    for path in paths:
+        for index, row in enumerate(read_rows(Path(path))):
+            if not row.get("problem"):
+                raise ValueError(f"{path} row {index}: no 'problem' to leave out of the MATH splits")
+            excluded[problem_key(row["problem"])] = str(path)
+    return excluded
+
+
 def prepare(source_dir: Path, out_dir: Path, test_limit: Optional[int] = None,
-            system_prompt: str = SYSTEM_PROMPT) -> dict[str, Path]:
-    """Write ``out_dir/train.parquet`` and ``out_dir/test.parquet``; returns their paths."""
+            system_prompt: str = SYSTEM_PROMPT, exclude: Sequence[Path] = ()) -> dict[str, Path]:
+    """Write ``out_dir/train.parquet`` and ``out_dir/test.parquet``; returns their paths.
+
+    ``exclude``: benchmark files whose problems leave both splits. The test split is the validation set that
+    picks the best/ checkpoint; MATH-500 is a subset of MATH's test split, so without this SRT_Best's MATH500
+    score would be selected on the benchmark it is reported on.
+    """
+    excluded = read_excluded_problems(exclude)
+    found: set[str] = set()
     written = {}
     for split in SPLITS:
         source = find_split(source_dir, split)
         rows = read_rows(source)
         if not rows:
             raise ValueError(f"{source}: no rows")
+        if excluded:
+            kept = [row for row in rows if problem_key(row.get("problem", "")) not in excluded]
+            found |= {problem_key(row.get("problem", "")) for row in rows} & excluded.keys()
+            print(f"{split}: {len(rows) - len(kept)} of {len(rows)} rows left out (problems of "
+                  f"{', '.join(sorted(set(excluded.values())))})", file=sys.stderr)
+            rows = kept
+            if not rows:
+                raise ValueError(f"{source}: no rows left once the excluded benchmarks' problems are out")
         if split == "test" and test_limit:
             rows = rows[:test_limit]
         written[split] = Path(out_dir) / f"{split}.parquet"
         write_parquet_atomic(convert_rows(rows, split, str(source), system_prompt), written[split])
+    for path in sorted(set(excluded.values())):
+        absent = [key for key, where in excluded.items() if where == path and key not in found]
+        if absent:
+            total = sum(1 for where in excluded.values() if where == path)
+            print(f"warning: {len(absent)} of the {total} problems of {path} are in neither MATH split as written "
+                  "(another copy's text?): check that the validation split does not hold them", file=sys.stderr)
     return written

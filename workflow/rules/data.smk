@@ -19,6 +19,10 @@ else:
     DATA_DIR = f"{R}/data/{DATA_KIND}"
     DATA_FILES = [f"{DATA_DIR}/train.parquet", f"{DATA_DIR}/test.parquet"]
     MATH_SOURCE = config["data"]["source"]
+    # Benchmarks drawn from MATH's test split, which is the validation set that picks every run's best/: their
+    # problems leave the splits, else SRT_Best's MATH500 cell is selected on the benchmark it is reported on.
+    MATH_DERIVED = [b for b in BENCHMARKS if b == "math500"]
+    BENCHMARK_DIR = EVAL.get("data_dir", "data/benchmarks")
 
     localrules:
         prepare_math_source,
@@ -39,13 +43,16 @@ else:
 
     rule verl_data:
         input:
-            MATH_SOURCE,
+            source=MATH_SOURCE,
+            benchmarks=[f"{BENCHMARK_DIR}.prepared.txt"] if MATH_DERIVED else [],  # prepare_benchmarks' record
         output:
             DATA_FILES,
         params:
             out=DATA_DIR,
             test_limit=config["data"].get("test_limit", 0),
+            exclude="".join(f" --exclude-problems {shlex.quote(f'{BENCHMARK_DIR}/{b}.jsonl')}" for b in MATH_DERIVED),
         log:
             f"{LOGS}/verl_data.log",
         shell:
-            "mgrpo verl-prepare-data --source {input} --out {params.out} --test-limit {params.test_limit} > {log} 2>&1"
+            "mgrpo verl-prepare-data --source {input.source} --out {params.out} --test-limit {params.test_limit}"
+            "{params.exclude} > {log} 2>&1"
