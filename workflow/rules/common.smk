@@ -1,5 +1,6 @@
 # Shared definitions: the grid (analysis/plan.py), paths, and helpers that the stage files use.
 import json
+import os
 import re
 import shlex
 
@@ -31,6 +32,15 @@ try:
     grid.check_analysis(config)
 except ValueError as err:
     raise WorkflowError(str(err)) from None
+
+# The SLURM profile takes partition and account from the environment; a variable left unset reaches sbatch as
+# the literal "$MGRPO_SLURM_...", and every submission would fail on it.
+for _name, _value in (workflow.resource_settings.default_resources or {}).items():
+    _unset = re.findall(r"\$\{?(MGRPO_SLURM_\w+)", os.path.expandvars(str(getattr(_value, "raw", _value))))
+    if _unset:
+        raise WorkflowError(
+            f"profile default-resources {_name}: {_unset[0]} is not set: export {_unset[0]}=..., or edit the "
+            f"profile (slurm/config.v9+.yaml; delete the {_name} line where the cluster needs none)")
 
 RUNS = grid.runs_of(config)
 EVALUATIONS = grid.evaluations_of(config)
