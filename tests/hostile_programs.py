@@ -55,7 +55,94 @@ def hostile_programs(sentinel: Path, port: int) -> dict[str, tuple[str, dict]]:
                          "while True:\n    pass\n", {"timeout_s": 2}),
         "fill_dev_shm": ("f = open('/dev/shm/fill', 'wb')\nwhile True:\n    f.write(b'x' * 2**20)\n", {}),
         "fill_disk_in_workdir": ("f = open('big', 'wb')\nwhile True:\n    f.write(b'x' * 2**20)\n", {}),
+        **{name: (seccomp_probe_program(probes), {}) for name, probes in SECCOMP_PROGRAMS.items()},
     }
+
+
+# System calls the sandbox's seccomp filter denies, tried by programs: name -> (code that raises OSError when refused,
+# the errno the filter gives). Without the filter each of these succeeds or fails with another errno (as root here:
+# the user namespace is made, AF_VSOCK and netlink sockets open, io_uring, ptrace, keyctl work; mount and chroot of a
+# missing path give ENOENT, clone3 of a null struct EINVAL): the errno tells that the kernel's code was not reached.
+SECCOMP_PRELUDE = """
+import ctypes, os, platform, socket
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {"x86_64": {"clone": 56, "clone3": 435, "pivot_root": 155, "keyctl": 250, "io_uring_setup": 425, "bpf": 321,
+                 "perf_event_open": 298, "userfaultfd": 323},
+      "aarch64": {"clone": 220, "clone3": 435, "pivot_root": 41, "keyctl": 219, "io_uring_setup": 425, "bpf": 280,
+                  "perf_event_open": 241, "userfaultfd": 282}}[platform.machine()]
+CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
+
+def check(result):
+    if result < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return result
+
+def syscall(name, *args):
+    ctypes.set_errno(0)
+    return check(libc.syscall(ctypes.c_long(NR[name]), *(ctypes.c_long(a) if isinstance(a, int) else a
+                                                         for a in args)))
+
+def attempt(name, action):
+    try:
+        action()
+    except OSError as error:
+        print("denied", name, error.errno)
+    else:
+        print("ESCAPED", name)
+
+def clone_newuser():  # fork-like clone into a new user namespace; the child leaves at once
+    pid = syscall("clone", CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+def new_user_namespace_then_mount():  # in a user + mount namespace of its own, it may mount
+    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS))
+    try:
+        check(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+        print("ESCAPED mount of a tmpfs in a mount namespace of its own")
+    except OSError:
+        pass
+"""
+SECCOMP_PROBES = {
+    # namespaces and mounts (the unshare probe last: it would change what the others see)
+    "clone_newuser": ("clone_newuser()", 1),
+    "clone3": ('syscall("clone3", 0, 0)', 38),  # ENOSYS: glibc falls back to clone, which is checked
+    "setns": ("check(libc.setns(-1, 0))", 1),  # EBADF without the filter
+    "mount": ('check(libc.mount(b"none", b"/nonexistent-mgrpo", b"tmpfs", 0, None))', 1),
+    "umount2": ('check(libc.umount2(b"/nonexistent-mgrpo", 0))', 1),
+    "chroot": ('check(libc.chroot(b"/nonexistent-mgrpo"))', 1),
+    "pivot_root": ('syscall("pivot_root", b"/nonexistent-mgrpo", b"/nonexistent-mgrpo")', 1),
+    "unshare_newuser": ("new_user_namespace_then_mount()", 1),
+    # socket families that network namespaces do not isolate, or that no candidate needs
+    "socket_vsock": ("socket.socket(40, socket.SOCK_STREAM).close()", 1),  # AF_VSOCK: the hypervisor, other VMs
+    "socket_netlink": ("socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()", 1),
+    "socket_alg": ("socket.socket(38, socket.SOCK_SEQPACKET).close()", 1),  # AF_ALG: the kernel's crypto API
+    "socketpair_inet": ("socket.socketpair(socket.AF_INET)", 1),
+    # kernel interfaces
+    "ptrace": ("check(libc.ptrace(0, 0, None, None))", 1),  # PTRACE_TRACEME
+    "process_vm_readv": ("check(libc.process_vm_readv(os.getpid(), None, 0, None, 0, 0))", 1),
+    "io_uring_setup": ('syscall("io_uring_setup", 1, ctypes.create_string_buffer(120))', 1),
+    "keyctl": ('syscall("keyctl", 0, -3, 0)', 1),  # KEYCTL_GET_KEYRING_ID of the session keyring
+    "bpf": ('syscall("bpf", 9999, 0, 0)', 1),
+    "perf_event_open": ('syscall("perf_event_open", ctypes.create_string_buffer(128), 0, -1, -1, 0)', 1),
+    "userfaultfd": ('syscall("userfaultfd", 1)', 1),  # UFFD_USER_MODE_ONLY
+    "name_to_handle_at": ('check(libc.name_to_handle_at(-100, b"/", ctypes.create_string_buffer(256), '
+                          'ctypes.create_string_buffer(8), 0))', 1),
+    "personality": ("check(libc.personality(ctypes.c_ulong(0x0040000)))", 1),  # ADDR_NO_RANDOMIZE: no ASLR
+}
+SECCOMP_PROGRAMS = {  # hostile program -> its probes
+    "escape_namespaces": ("clone_newuser", "clone3", "setns", "mount", "umount2", "chroot", "pivot_root",
+                          "unshare_newuser"),
+    "escape_sockets": ("socket_vsock", "socket_netlink", "socket_alg", "socketpair_inet"),
+    "escape_kernel_interfaces": ("ptrace", "process_vm_readv", "io_uring_setup", "keyctl", "bpf", "perf_event_open",
+                                 "userfaultfd", "name_to_handle_at", "personality"),
+}
+
+
+def seccomp_probe_program(probes) -> str:
+    """A program trying each probe, printing `denied <probe> <errno>` or `ESCAPED <probe>`."""
+    return SECCOMP_PRELUDE + "".join(f"attempt({name!r}, lambda: {SECCOMP_PROBES[name][0]})\n" for name in probes)
 
 
 # what run_untrusted must report for each, and what must not appear in its output
@@ -65,5 +152,6 @@ EXPECTED = {
     "delete_outside_workdir": {"ok"}, "read_secrets": {"ok"}, "socket_loopback": {"ok"}, "socket_external": {"ok"},
     "kill_parent": {"ok"}, "huge_output": {"error"}, "sigterm_ignored_sleep": {"timeout"},
     "raise_rlimit": {"error"}, "fill_dev_shm": {"error"}, "fill_disk_in_workdir": {"error"},
+    "escape_namespaces": {"ok"}, "escape_sockets": {"ok"}, "escape_kernel_interfaces": {"ok"},
 }
-FORBIDDEN_OUTPUT = ("WROTE", "DELETED", "READ", "CONNECTED", SECRET, "do not touch", "[tool.")
+FORBIDDEN_OUTPUT = ("WROTE", "DELETED", "READ", "CONNECTED", SECRET, "do not touch", "[tool.", "ESCAPED")

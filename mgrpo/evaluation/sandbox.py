@@ -17,12 +17,18 @@
   other users' processes, RLIMIT_NPROC counts only this run's processes; no_new_privs blocks setuid binaries and the
   program keeps no capabilities.
 - rlimits set before the program starts: CPU, address space, file size, process count, open files, no core dumps.
+- A seccomp filter (libseccomp, through ctypes), installed once the root is built and inherited by the program and its
+  children: no namespaces (unshare/clone with namespace flags, clone3, setns), no mounts, sockets of AF_UNIX, AF_INET
+  and AF_INET6 only (no AF_VSOCK, which network namespaces do not isolate, nor netlink, AF_ALG, ...), no ptrace,
+  io_uring, bpf, perf events, userfaultfd, keyrings, file handles, personality changes, module or host
+  administration calls (`seccomp_rules`). It also covers root, where no user namespace of ours limits nested ones.
 - A minimal environment (no inherited secrets), `python -I -B`, a wall timeout that kills the whole session, the cgroup
   members and every process of the run's uid.
 
-Without namespaces (user namespaces disabled, seccomp, ...) only rlimits, the environment and the kills remain: the
-program then sees the host's files with the caller's rights and its network. `run_untrusted` warns; an evaluation
-(`evaluation_sandbox`) refuses to run like that unless weak isolation is explicitly allowed, and records the layers.
+Without namespaces (user namespaces disabled, a container's seccomp profile, ...) only rlimits, the environment, the
+kills and the seccomp filter remain: the program then sees the host's files with the caller's rights and its network.
+Without libseccomp there is no filter. `run_untrusted` warns; an evaluation (`evaluation_sandbox`) refuses to run
+without every layer of STRONG_LAYERS unless weak isolation is explicitly allowed, and records the layers.
 
 This module only imports the standard library: it is also executed as a script (the in-sandbox launcher).
 """
@@ -57,6 +63,9 @@ MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+CLONE_NEWCGROUP, CLONE_NEWTIME = 0x02000000, 0x00000080
+NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP)
+AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
 # mount flags a remount must carry over (in a user namespace, changing a locked one is refused)
 MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                       "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
@@ -75,8 +84,36 @@ ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "lo
                "python3", "python3.*", "fonts", "inputrc", "terminfo", "mtab")
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
-# Without all of these, a run is "weak": the program can read what the caller can, and reach the network.
-STRONG_LAYERS = ("pid-namespace", "net-namespace", "mount-namespace", "allowlist-root")
+# The seccomp filter the program runs under (installed by the PID namespace's init once the sandbox's root is built,
+# inherited by the program and every process it makes): default allow, and these system calls fail with EPERM
+# (docs/sandbox.md, "The seccomp filter"). libseccomp builds the BPF and resolves the names for the machine's
+# architecture (any other architecture's system calls, e.g. i386's int 0x80 or x32, kill the caller).
+SECCOMP_LIBRARY = "libseccomp.so.2"
+SECCOMP_DENIED = (
+    # namespaces and mounts (namespace flags of unshare/clone: seccomp_rules)
+    "setns", "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
+    "move_mount", "open_tree", "mount_setattr",
+    # other processes' memory and descriptors
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+    # kernel interfaces a candidate has no use for, and much kernel attack surface (io_uring also makes sockets of
+    # any family, past the socket rule)
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl",
+    "add_key", "request_key", "open_by_handle_at", "name_to_handle_at", "fanotify_init",
+    # host administration: each needs a capability the program lacks; denied all the same
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "swapon", "swapoff", "reboot",
+    "syslog", "acct", "quotactl", "quotactl_fd", "iopl", "ioperm", "lookup_dcookie", "uselib", "nfsservctl",
+    "_sysctl", "vm86", "vm86old",
+)
+# Without a rule for each of these the filter is not installed (layer missing): they are what it is for. Other names
+# an old libseccomp does not know are left out of the filter (each needs a capability or is rarely there).
+SECCOMP_REQUIRED = ("unshare", "clone", "clone3", "setns", "socket", "socketpair", "mount", "ptrace",
+                    "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open", "userfaultfd",
+                    "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key", "request_key",
+                    "personality")
+# Without all of these, a run is "weak": without the namespaces and the root the program can read what the caller
+# can and reach the network; without seccomp it reaches the kernel interfaces the filter denies (nested user
+# namespaces as root, AF_VSOCK, io_uring, ptrace, ...).
+STRONG_LAYERS = ("pid-namespace", "net-namespace", "mount-namespace", "allowlist-root", "seccomp")
 OUTPUT_LIMIT_MESSAGE = "[sandbox] output limit exceeded; program killed"
 
 
@@ -99,7 +136,7 @@ class SandboxResult:
     wall_s: float = 0.0
     isolation: tuple[str, ...] = field(default_factory=tuple)  # the layers that were active
     uid: int | None = None  # the run's private uid (root only): no process of it is left once the result is back
-    weak_reason: str = ""  # why namespaces were not used, when they were not
+    weak_reason: str = ""  # why namespaces or the seccomp filter were not used, when they were not
 
     @property
     def ok(self) -> bool:
@@ -124,6 +161,7 @@ def run_untrusted(
     require_namespaces: bool | None = None,
     namespaces: bool = True,
     cpus: float | None = 1.0,
+    seccomp: bool = True,
 ) -> SandboxResult:
     """Run the Python `program` in the sandbox and return its status and captured output.
 
@@ -133,7 +171,8 @@ def run_untrusted(
     of `tmpfs_mb` each; `max_file_mb` caps every single file (RLIMIT_FSIZE), also without namespaces.
     `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1, or inside an `evaluation_sandbox` that does
     not allow weak isolation) refuses to run instead of falling back to rlimits-only when namespaces cannot be created;
-    `namespaces=False` forces that fallback (to test it). `cpus` caps the run's CPU use (all its processes together)
+    `namespaces=False` forces that fallback (to test it). The program runs under a seccomp filter (seccomp_rules) where
+    libseccomp is there; `require_namespaces` also refuses a run without it, `seccomp=False` runs without (to test). `cpus` caps the run's CPU use (all its processes together)
     with the cgroup's CPU quota, where a cgroup is made (None: no quota). A sandbox that cannot be set up (that refusal, a mount that
     fails, ...) raises `SandboxSetupError`: the program never ran, so there is no status to score.
     """
@@ -192,6 +231,7 @@ def run_untrusted(
             "workdir_bytes": workdir_mb * 1024 * 1024 + files_bytes,
             "require_namespaces": require_namespaces,
             "namespaces": namespaces,
+            "seccomp": seccomp,
             "world_can_run": _world_can_run(os.path.realpath(sys.executable)),
             "limits": limits,
         }
@@ -280,22 +320,35 @@ def evaluation_sandbox(allow_weak: bool = False) -> IsolationRecord:
         probe = run_untrusted("pass", timeout_s=20, require_namespaces=False)
     missing = [layer for layer in STRONG_LAYERS if layer not in probe.isolation]
     if missing and not allow_weak:
+        advice = []
+        if any(layer != "seccomp" for layer in missing):
+            advice.append(
+                "Without the namespaces and the root a candidate program could read this user's files and secrets "
+                "(/proc/<pid>/environ of the evaluator, tokens, data) and reach the network. Enable unprivileged "
+                "user namespaces (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 / "
+                "kernel.apparmor_restrict_unprivileged_userns=0 where those exist) or run as root.")
+        if "seccomp" in missing:
+            advice.append(
+                "Without the seccomp filter a candidate program could make user namespaces of its own (as root), "
+                "open AF_VSOCK/netlink sockets, use io_uring, ptrace, bpf, ... Install libseccomp (libseccomp2 on "
+                "Debian/Ubuntu, libseccomp on conda-forge).")
         raise SandboxSetupError(
             f"the sandbox cannot isolate model-written code on this machine: missing {', '.join(missing)} "
             f"({probe.weak_reason or 'see the isolation layers'}; layers available: {', '.join(probe.isolation)}). "
-            "Without them a candidate program could read this user's files and secrets (/proc/<pid>/environ of "
-            "the evaluator, tokens, data) and reach the network. Enable unprivileged user namespaces (sysctl "
-            "user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 / "
-            "kernel.apparmor_restrict_unprivileged_userns=0 where those exist) or run as root; or accept rlimits-only "
-            "isolation explicitly with allow_weak_sandbox=True (`mgrpo evaluate --allow-weak-sandbox`), which is "
-            "recorded in the results.")
+            f"{' '.join(advice)} Or accept the weaker isolation explicitly with allow_weak_sandbox=True "
+            "(`mgrpo evaluate --allow-weak-sandbox`), which is recorded in the results.")
     return IsolationRecord(allow_weak, probe.isolation, probe.weak_reason)
 
 
 def _warn_weak(missing: list[str], reason: str) -> None:
-    warnings.warn(f"sandbox without {', '.join(missing)} ({reason or 'namespaces disabled'}): only rlimits isolate "
-                  "the program; it can read the caller's files and use the network. Set "
-                  "MGRPO_SANDBOX_REQUIRE_NAMESPACES=1 to refuse such runs.", SandboxWeakIsolationWarning, stacklevel=3)
+    what = []
+    if any(layer != "seccomp" for layer in missing):
+        what.append("the program can read the caller's files and use the network")
+    if "seccomp" in missing:
+        what.append("no seccomp filter denies it nested namespaces, AF_VSOCK, io_uring, ptrace and more")
+    warnings.warn(f"sandbox without {', '.join(missing)} ({reason or 'namespaces disabled'}): {'; '.join(what)}. "
+                  "Set MGRPO_SANDBOX_REQUIRE_NAMESPACES=1 to refuse such runs.", SandboxWeakIsolationWarning,
+                  stacklevel=3)
 
 
 # ----------------------------------------------------------------------------------------------- parent side
@@ -556,7 +609,7 @@ def _supervise(config, stdin, timeout_s, max_output_bytes, start, uid, cgroups) 
     report = _parse_status(status_bytes)
     wall = time.monotonic() - start
     isolation = tuple(report.get("isolation", ())) + (("cgroup",) if cgroups else ())
-    weak = str(report.get("weak_reason", ""))
+    weak = "; ".join(str(report[key]) for key in ("weak_reason", "seccomp_reason") if report.get(key))
     text_out, text_err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
     if timed_out:
         return SandboxResult("timeout", None, text_out, text_err, truncated, wall, isolation, uid, weak)
@@ -778,6 +831,100 @@ def _build_root(libc, config: dict, userns: bool) -> list[str]:
     return layers
 
 
+def seccomp_rules(machine: str) -> list[tuple[str, int, tuple[tuple[int, int, int, int], ...]]]:
+    """The seccomp filter's rules: (system call, errno it fails with, comparisons (arg, op, a, b) that must all hold).
+    Everything else is allowed. libseccomp (2.5) takes at most one comparison per argument and rule; rules of one
+    system call are alternatives, so "deny unless the value is one of a few" is written as several rules.
+
+    - unshare with any namespace flag, clone with any but CLONE_NEWTIME (that bit is part of clone's exit signal):
+      EPERM. Other flags (CLONE_FILES, CLONE_THREAD, ...) stay allowed: threads and fork use them.
+    - clone3 passes its flags in a struct that seccomp cannot read: ENOSYS, so that glibc (pthread_create,
+      posix_spawn) falls back to clone, which is checked.
+    - socket: only AF_UNIX, AF_INET, AF_INET6 (multiprocessing, the empty network namespace's sockets); socketpair:
+      only AF_UNIX. Values are compared as 64 bits: one with high bits set (the kernel reads an int) is denied.
+    - personality: only 0 (PER_LINUX) and 0xffffffff (the query); a value with at least one bit set and one clear
+      has, going round its 32 bits, a clear bit followed by a set one: one masked rule per such pair.
+    - every name of SECCOMP_DENIED: EPERM.
+    """
+    import errno
+
+    eq, gt, masked_eq = 4, 6, 7  # libseccomp's enum scmp_compare: SCMP_CMP_EQ, SCMP_CMP_GT, SCMP_CMP_MASKED_EQ
+    rules = [(name, errno.EPERM, ()) for name in SECCOMP_DENIED]
+    rules.append(("clone3", errno.ENOSYS, ()))
+    rules += [("unshare", errno.EPERM, ((0, masked_eq, flag, flag),)) for flag in (*NAMESPACE_FLAGS, CLONE_NEWTIME)]
+    clone_flags_arg = 1 if machine.startswith("s390") else 0  # clone(stack, flags, ...) there, (flags, ...) elsewhere
+    rules += [("clone", errno.EPERM, ((clone_flags_arg, masked_eq, flag, flag),)) for flag in NAMESPACE_FLAGS]
+    for domain in (AF_UNSPEC, *range(AF_INET + 1, AF_INET6)):
+        rules.append(("socket", errno.EPERM, ((0, eq, domain, 0),)))
+    rules.append(("socket", errno.EPERM, ((0, gt, AF_INET6, 0),)))
+    rules += [("socketpair", errno.EPERM, ((0, eq, AF_UNSPEC, 0),)), ("socketpair", errno.EPERM, ((0, gt, AF_UNIX, 0),))]
+    rules.append(("personality", errno.EPERM, ((0, gt, 0xFFFFFFFF, 0),)))
+    for bit in range(32):
+        clear, then_set = 1 << bit, 1 << (bit + 1) % 32
+        rules.append(("personality", errno.EPERM, ((0, masked_eq, clear | then_set, then_set),)))
+    return rules
+
+
+def _libseccomp():
+    """libseccomp through ctypes (the launcher imports only the standard library): the interpreter's prefix first
+    (a conda environment's libseccomp), then the system's."""
+    candidates = [os.path.join(prefix, "lib", SECCOMP_LIBRARY) for prefix in dict.fromkeys((sys.prefix,
+                                                                                           sys.base_prefix))]
+    errors = []
+    for candidate in [c for c in candidates if os.path.exists(c)] + [SECCOMP_LIBRARY]:
+        try:
+            lib = ctypes.CDLL(candidate, use_errno=True)
+            break
+        except OSError as error:
+            errors.append(str(error))
+    else:
+        raise OSError(f"{SECCOMP_LIBRARY} not found ({'; '.join(errors)}); install libseccomp (Debian/Ubuntu: "
+                      "libseccomp2, conda-forge: libseccomp)")
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.c_void_p]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.restype = None
+    return lib
+
+
+class _ScmpArgCmp(ctypes.Structure):  # libseccomp's struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def _install_seccomp(libc) -> None:
+    """Load seccomp_rules' filter into this process (inherited by every process it forks, kept across execve).
+    Sets no_new_privs first (required to load a filter without CAP_SYS_ADMIN, and it must hold for the program).
+    Raises OSError when the filter cannot be built or loaded."""
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    lib = _libseccomp()
+    allow = 0x7FFF0000  # SCMP_ACT_ALLOW; SCMP_ACT_ERRNO(e) = 0x00050000 | e
+    ctx = lib.seccomp_init(allow)
+    if not ctx:
+        raise OSError("seccomp_init failed")
+    try:
+        for name, error, comparisons in seccomp_rules(platform.machine()):
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number == -1:  # __NR_SCMP_ERROR: unknown to this libseccomp (a pseudo number < -1: not on this arch)
+                if name in SECCOMP_REQUIRED:
+                    raise OSError(f"seccomp: libseccomp does not know the system call {name}")
+                continue
+            array = (_ScmpArgCmp * len(comparisons))(*(_ScmpArgCmp(*c) for c in comparisons))
+            result = lib.seccomp_rule_add_array(ctx, 0x00050000 | error, number, len(comparisons),
+                                                array if comparisons else None)
+            if result != 0:
+                raise OSError(-result, f"seccomp rule for {name}: {os.strerror(-result)}")
+        result = lib.seccomp_load(ctx)
+        if result != 0:
+            raise OSError(-result, f"seccomp_load: {os.strerror(-result)}")
+    finally:
+        lib.seccomp_release(ctx)
+
+
 def _etc_entries(patterns: list[str]) -> list[str]:
     """The host's /etc paths the allowlist names (parents before children)."""
     import glob
@@ -806,7 +953,7 @@ def _exec_program(config: dict) -> None:
             nproc += _count_processes_of(os.getuid())
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     libc = _libc()
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot raise privileges
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")  # no setuid gains
     if config.get("own_userns") or config["uid"] is not None:  # no capability can come back (execve as non-root
         libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # drops them; this keeps them from returning)
         for cap in range(64):
@@ -868,6 +1015,17 @@ def _launch(status_fd: int, config: dict) -> int:
         if config["uid"] is not None:
             isolation.append("private-uid")
         isolation.append("rlimits")
+        # last, once no mount or namespace is left to make: the filter denies them to the init (harmless: it only
+        # forks the program and reaps) and to the program, which inherits it
+        try:
+            if not config["seccomp"]:
+                raise OSError("seccomp=False")
+            _install_seccomp(libc)
+            isolation.append("seccomp")
+        except OSError as error:
+            if config["require_namespaces"]:
+                raise OSError(f"seccomp filter required but not installed: {error}") from None
+            report(seccomp_reason=f"no seccomp filter: {error}")
     except Exception as error:  # noqa: BLE001
         report(launcher_error=f"setup failed: {error}", isolation=isolation)
         os._exit(1)
