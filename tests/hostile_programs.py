@@ -66,10 +66,10 @@ def hostile_programs(sentinel: Path, port: int) -> dict[str, tuple[str, dict]]:
 SECCOMP_PRELUDE = """
 import ctypes, os, platform, socket
 libc = ctypes.CDLL(None, use_errno=True)
-NR = {"x86_64": {"clone": 56, "clone3": 435, "pivot_root": 155, "keyctl": 250, "io_uring_setup": 425, "bpf": 321,
-                 "perf_event_open": 298, "userfaultfd": 323},
-      "aarch64": {"clone": 220, "clone3": 435, "pivot_root": 41, "keyctl": 219, "io_uring_setup": 425, "bpf": 280,
-                  "perf_event_open": 241, "userfaultfd": 282}}[platform.machine()]
+NR = {"x86_64": {"clone": 56, "clone3": 435, "pivot_root": 155, "keyctl": 250, "io_uring_setup": 425,
+                 "bpf": 321, "perf_event_open": 298, "userfaultfd": 323},
+      "aarch64": {"clone": 220, "clone3": 435, "pivot_root": 41, "keyctl": 219, "io_uring_setup": 425,
+                  "bpf": 280, "perf_event_open": 241, "userfaultfd": 282}}[platform.machine()]
 CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
 
 def check(result):
@@ -79,8 +79,8 @@ def check(result):
 
 def syscall(name, *args):
     ctypes.set_errno(0)
-    return check(libc.syscall(ctypes.c_long(NR[name]), *(ctypes.c_long(a) if isinstance(a, int) else a
-                                                         for a in args)))
+    args = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    return check(libc.syscall(ctypes.c_long(NR[name]), *args))
 
 def attempt(name, action):
     try:

@@ -38,7 +38,8 @@ def add_subcommands(subparsers) -> None:
                    help="setting for the code benchmarks (e.g. workers=8, timeout_s=6, release_version=release_v5)")
     p.add_argument("--allow-weak-sandbox", action="store_true",
                    help="code benchmarks: run model-written code even where the sandbox gets no namespaces (rlimits "
-                   "only: the code could read this user's files and use the network); recorded in the results")
+                   "only: the code could read this user's files and use the network) or no seccomp filter (no "
+                   "libseccomp); recorded in the results")
     p.set_defaults(handler=_evaluate)
 
     subparsers.add_parser("benchmarks", help="list the registered benchmarks (toy, task files, code)").set_defaults(

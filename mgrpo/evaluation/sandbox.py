@@ -172,9 +172,10 @@ def run_untrusted(
     `require_namespaces` (default: env MGRPO_SANDBOX_REQUIRE_NAMESPACES=1, or inside an `evaluation_sandbox` that does
     not allow weak isolation) refuses to run instead of falling back to rlimits-only when namespaces cannot be created;
     `namespaces=False` forces that fallback (to test it). The program runs under a seccomp filter (seccomp_rules) where
-    libseccomp is there; `require_namespaces` also refuses a run without it, `seccomp=False` runs without (to test). `cpus` caps the run's CPU use (all its processes together)
-    with the cgroup's CPU quota, where a cgroup is made (None: no quota). A sandbox that cannot be set up (that refusal, a mount that
-    fails, ...) raises `SandboxSetupError`: the program never ran, so there is no status to score.
+    libseccomp is there; `require_namespaces` also refuses a run without it, `seccomp=False` runs without (to test).
+    `cpus` caps the run's CPU use (all its processes together) with the cgroup's CPU quota, where a cgroup is made
+    (None: no quota). A sandbox that cannot be set up (that refusal, a mount that fails, ...) raises
+    `SandboxSetupError`: the program never ran, so there is no status to score.
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
@@ -857,7 +858,8 @@ def seccomp_rules(machine: str) -> list[tuple[str, int, tuple[tuple[int, int, in
     for domain in (AF_UNSPEC, *range(AF_INET + 1, AF_INET6)):
         rules.append(("socket", errno.EPERM, ((0, eq, domain, 0),)))
     rules.append(("socket", errno.EPERM, ((0, gt, AF_INET6, 0),)))
-    rules += [("socketpair", errno.EPERM, ((0, eq, AF_UNSPEC, 0),)), ("socketpair", errno.EPERM, ((0, gt, AF_UNIX, 0),))]
+    rules += [("socketpair", errno.EPERM, ((0, eq, AF_UNSPEC, 0),)),
+              ("socketpair", errno.EPERM, ((0, gt, AF_UNIX, 0),))]
     rules.append(("personality", errno.EPERM, ((0, gt, 0xFFFFFFFF, 0),)))
     for bit in range(32):
         clear, then_set = 1 << bit, 1 << (bit + 1) % 32

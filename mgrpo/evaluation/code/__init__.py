@@ -4,7 +4,7 @@ Entry point for `mgrpo evaluate`: `evaluate_code(benchmark, generator, data_path
 `settings` keys (all optional): model, backend, temperature (0.8), top_p (1.0), max_tokens (3072), seed (0),
 samples (1), limit (None), workers (cpu count), timeout_s (per LCB test 6.0; per MBPP+ candidate 150.0),
 memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version ("release_latest");
-allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces; see docs/sandbox.md).
+allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces or its seccomp filter; see docs/sandbox.md).
 """
 from __future__ import annotations
 
