@@ -123,7 +123,8 @@ class SandboxSetupError(RuntimeError):
 
 
 class SandboxWeakIsolationWarning(RuntimeWarning):
-    """A run went without namespaces (rlimits only): the program could read the caller's files and use the network."""
+    """A run went without a layer of STRONG_LAYERS: without namespaces (rlimits only) the program could read the
+    caller's files and use the network; without the seccomp filter it could reach the kernel interfaces it denies."""
 
 
 @dataclass(frozen=True)
@@ -882,14 +883,17 @@ def _libseccomp():
     else:
         raise OSError(f"{SECCOMP_LIBRARY} not found ({'; '.join(errors)}); install libseccomp (Debian/Ubuntu: "
                       "libseccomp2, conda-forge: libseccomp)")
-    lib.seccomp_init.restype = ctypes.c_void_p
-    lib.seccomp_init.argtypes = [ctypes.c_uint32]
-    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                           ctypes.c_void_p]
-    lib.seccomp_load.argtypes = [ctypes.c_void_p]
-    lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    lib.seccomp_release.restype = None
+    try:
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.c_void_p]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_release.restype = None
+    except AttributeError as error:  # a libseccomp too old for this interface: no filter (not a setup failure)
+        raise OSError(f"{SECCOMP_LIBRARY} lacks {error}") from None
     return lib
 
 
