@@ -182,7 +182,8 @@ def test_code_benchmarks_dispatch_with_the_same_settings(tmp_path, monkeypatch):
                       temperature=0.7, samples=2, seed=3, limit=4, code_options={"workers": 2})["mbpp_plus"]
     assert result["value"] == 0.5
     assert json.loads((tmp_path / "out" / "mbpp_plus.json").read_text())["value"] == 0.5
-    assert seen["generator"] is generator and seen["data_path"] == tmp_path / "mbpp_plus.jsonl"
+    assert seen["generator"].generator is generator and seen["data_path"] == tmp_path / "mbpp_plus.jsonl"
+    assert seen["generator"].store is None  # no cache folder: generated in chunks, nothing kept
     assert seen["settings"] == EvalSettings(model="m", backend="scripted", samples=2, limit=4, extra={"workers": 2},
                                             sampling=SamplingParams(temperature=0.7, max_tokens=3072, seed=3))
 

@@ -9,7 +9,8 @@ benchmark's two files are kept there too, under a key: the model's files (path, 
 (sha256), every setting that shapes the result, and the harness (:func:`harness_fingerprint`: the evaluation
 code, task files and grading packages' versions). A later call with the same key copies them instead of
 evaluating again, so adding one benchmark to a finished grid evaluates only that one, and no model is loaded
-when every benchmark is cached.
+when every benchmark is cached. Responses are also kept there chunk by chunk while a benchmark is generated, so
+that a preempted job resumes its generation (:mod:`mgrpo.evaluation.resumable`).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from mgrpo.evaluation.generation import (
     check_model_dir,
     load_generator,
 )
+from mgrpo.evaluation.resumable import ChunkedGenerator
 
 
 def mean_stderr(values: Sequence[float]) -> float | None:
@@ -169,6 +171,10 @@ def _result_files(directory: Path, benchmark: str) -> tuple[Path, Path]:
     return directory / f"{benchmark}.json", directory / f"{benchmark}.samples.jsonl"
 
 
+def _partial_store(cache_dir: Path, benchmark: str) -> Path:
+    return cache_dir / f"{benchmark}.responses.partial.jsonl"
+
+
 def _copy_files(source_dir: Path, target_dir: Path, benchmark: str) -> None:
     for source, target in zip(_result_files(source_dir, benchmark), _result_files(target_dir, benchmark)):
         with atomic_path(target) as tmp:
@@ -231,19 +237,22 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
             _copy_files(cache_dir, out_dir, benchmark.name)
             results[benchmark.name] = json.loads(_result_files(out_dir, benchmark.name)[0].read_text())
             continue
+        # responses kept chunk by chunk beside the cached results: a preempted job resumes its generation
+        store = _partial_store(cache_dir, benchmark.name) if cache_dir is not None else None
+        generating = ChunkedGenerator(generator, store, keys.get(benchmark.name))
         if benchmark.runner == "code":
             from mgrpo.evaluation.code import evaluate_code
 
             settings = EvalSettings(model=str(model), backend=getattr(generator, "backend", backend),
                                     sampling=params, samples=k, limit=limit, extra=dict(code_options or {}))
-            result = evaluate_code(benchmark.name, generator, path, out_dir, settings)
+            result = evaluate_code(benchmark.name, generating, path, out_dir, settings)
         else:
             if benchmark.runner == "toy":
-                metrics, records = run_toy(generator, path, k, params, limit)
+                metrics, records = run_toy(generating, path, k, params, limit)
             else:
                 from mgrpo.evaluation.lm_eval_runner import run_lm_eval
 
-                metrics, records = run_lm_eval(benchmark.name, generator, path, k, params, limit)
+                metrics, records = run_lm_eval(benchmark.name, generating, path, k, params, limit)
             result = _result(benchmark, generator, str(model), k, params, metrics, path, manifests[benchmark.name],
                              backend)
             write_jsonl(out_dir / f"{benchmark.name}.samples.jsonl", records, ensure_ascii=False, default=str)
@@ -254,4 +263,5 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
             (cache_dir / f"{benchmark.name}.key.json").unlink(missing_ok=True)
             _copy_files(out_dir, cache_dir, benchmark.name)
             write_json(cache_dir / f"{benchmark.name}.key.json", keys[benchmark.name], sort_keys=True)
+            store.unlink(missing_ok=True)  # the result is kept: its responses are in its samples file
     return results

@@ -1,0 +1,102 @@
+"""Generation kept chunk by chunk: a preempted evaluation generates only what it had not, and draws what one
+uninterrupted call would have drawn."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mgrpo.evaluation import evaluate
+from mgrpo.evaluation import resumable
+from mgrpo.evaluation.generation import SamplingParams
+from mgrpo.evaluation.resumable import ChunkedGenerator
+from test_eval_fixtures import save_tiny_toy_model
+
+
+class SeededLikeVllm:
+    """vLLM's seeding: prompt i of a call is drawn with seed + i, whatever else is in the call."""
+
+    backend = "fake-vllm"
+
+    def __init__(self, fail_on_call: int | None = None):
+        self.calls: list[list[str]] = []
+        self.fail_on_call = fail_on_call
+
+    def generate(self, prompts, n, params):
+        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
+            raise KeyboardInterrupt("preempted")  # SIGTERM from SLURM, as far as this job is concerned
+        self.calls.append(list(prompts))
+        return [[f"{p}|seed{params.seed + i}|sample{j}" for j in range(n)] for i, p in enumerate(prompts)]
+
+
+PROMPTS = [f"q{i}" for i in range(7)]
+PARAMS = SamplingParams(temperature=1.0, seed=100)
+# By hand: prompt i of one uninterrupted call, sample j, is drawn with seed 100 + i.
+EXPECTED = [[f"q{i}|seed{100 + i}|sample{j}" for j in range(2)] for i in range(7)]
+
+
+def test_chunks_draw_what_one_call_draws():
+    inner = SeededLikeVllm()
+    chunked = ChunkedGenerator(inner, chunk_sequences=6)  # 3 prompts x 2 samples per chunk
+    assert chunked.generate(PROMPTS, 2, PARAMS) == EXPECTED
+    assert inner.calls == [PROMPTS[0:3], PROMPTS[3:6], PROMPTS[6:7]]
+    assert chunked.backend == "fake-vllm"  # the wrapped generator's attributes
+
+
+def test_a_preempted_generation_resumes_from_its_stored_chunks(tmp_path):
+    store = tmp_path / "cache" / "bench.responses.partial.jsonl"
+    first = SeededLikeVllm(fail_on_call=2)
+    with pytest.raises(KeyboardInterrupt):
+        ChunkedGenerator(first, store, {"benchmark": "b"}, chunk_sequences=6).generate(PROMPTS, 2, PARAMS)
+    assert len(store.read_text().splitlines()) == 2  # two chunks were on disk when the job was stopped
+    with open(store, "a") as handle:
+        handle.write('{"call": "cut sho')  # and a third was being written
+
+    again = SeededLikeVllm()
+    assert ChunkedGenerator(again, store, {"benchmark": "b"}, chunk_sequences=6).generate(PROMPTS, 2, PARAMS) \
+        == EXPECTED
+    assert again.calls == [PROMPTS[6:7]]  # only the chunk that was not kept
+
+
+@pytest.mark.parametrize("change", [
+    dict(key={"benchmark": "b", "model_files": "another checkpoint"}),
+    dict(params=SamplingParams(temperature=0.6, seed=100)),
+    dict(n=3),
+    dict(prompts=PROMPTS[:6] + ["q6 edited"]),
+])
+def test_stored_chunks_of_another_call_are_not_reused(tmp_path, change):
+    store = tmp_path / "store.jsonl"
+    ChunkedGenerator(SeededLikeVllm(), store, {"benchmark": "b"}, chunk_sequences=6).generate(PROMPTS, 2, PARAMS)
+    inner = SeededLikeVllm()
+    prompts, n, params = change.get("prompts", PROMPTS), change.get("n", 2), change.get("params", PARAMS)
+    out = ChunkedGenerator(inner, store, change.get("key", {"benchmark": "b"}), chunk_sequences=6).generate(
+        prompts, n, params)
+    assert sum(len(c) for c in inner.calls) == 7  # everything generated afresh
+    assert out[6][0].startswith(prompts[6] + "|")
+
+
+def test_a_preempted_evaluation_job_generates_only_the_rest_and_cleans_up(tmp_path, monkeypatch):
+    task = pytest.importorskip("mgrpo.toy.task")
+    data = tmp_path / "data"
+    task.write_splits(data, seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
+    model = save_tiny_toy_model(tmp_path / "model")
+    monkeypatch.setattr(resumable, "CHUNK_SEQUENCES", 4)  # 2 prompts x 2 samples per chunk: chunks 0-1, 2-3, 4
+    cache = tmp_path / "cache"
+
+    def run(generator, out):
+        return evaluate(str(model), ["toy"], tmp_path / out, data_dir=data, samples=2, generator=generator,
+                        cache_dir=cache)["toy"]
+
+    with pytest.raises(KeyboardInterrupt):
+        run(SeededLikeVllm(fail_on_call=1), "a")
+    assert not (tmp_path / "a" / "toy.json").exists()
+    resumed = SeededLikeVllm()
+    result = run(resumed, "b")
+    assert [len(c) for c in resumed.calls] == [2, 1]  # the first chunk came from the store
+    assert not list(cache.glob("*.partial.jsonl"))  # the result is cached: the partial store is gone
+
+    uninterrupted = SeededLikeVllm()
+    assert run(uninterrupted, "c") == result and uninterrupted.calls == []  # cached whole
+    records = [json.loads(line) for line in (tmp_path / "b" / "toy.samples.jsonl").read_text().splitlines()]
+    # prompt i of the benchmark drawn with seed 0 + i, as one call would: the resume changed nothing
+    assert [r["responses"][1].split("|")[1:] for r in records] == [[f"seed{i}", "sample1"] for i in range(5)]
