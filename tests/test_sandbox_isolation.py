@@ -22,6 +22,7 @@ if not sys.platform.startswith("linux"):
 import mgrpo.evaluation.sandbox as sandbox  # noqa: E402
 from mgrpo.evaluation.code import evaluate_code  # noqa: E402
 from mgrpo.evaluation.sandbox import STRONG_LAYERS, SandboxSetupError, run_untrusted  # noqa: E402
+from test_eval_fixtures import ScriptedGenerator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -102,12 +103,12 @@ def test_an_evaluation_refuses_weak_isolation_unless_allowed(tmp_path, monkeypat
     real = sandbox.run_untrusted
     for module in (sandbox, livecodebench):  # every run without namespaces, as on a host that has none
         monkeypatch.setattr(module, "run_untrusted", lambda *a, **k: real(*a, **{**k, "namespaces": False}))
-    generator = ScriptedGenerator([SOLUTION])
+    generator = ScriptedGenerator(lambda text, j: SOLUTION)
     settings = {"samples": 1, "workers": 1, "timeout_s": 2.0}
     with pytest.raises(SandboxSetupError, match="missing pid-namespace, net-namespace, mount-namespace.*"
                                                  "allow_weak_sandbox"):
         evaluate_code("livecodebench", generator, tmp_path / "lcb", tmp_path / "out", settings)
-    assert generator.prompts is None and not (tmp_path / "out").exists()
+    assert generator.calls == [] and not (tmp_path / "out").exists()
     with pytest.warns(sandbox.SandboxWeakIsolationWarning):
         summary = evaluate_code("livecodebench", generator, tmp_path / "lcb", tmp_path / "out",
                                 {**settings, "allow_weak_sandbox": True})
@@ -131,19 +132,6 @@ def test_the_cli_flag_allows_weak_isolation():
     assert _code_options(parser.parse_args(base)) == {"workers": 2}
     assert _code_options(parser.parse_args([*base, "--allow-weak-sandbox"])) == {"workers": 2,
                                                                                  "allow_weak_sandbox": True}
-
-
-class ScriptedGenerator:
-    def __init__(self, responses):
-        self.responses = responses
-        self.prompts = None
-
-    def apply_chat_template(self, user_message):
-        return user_message
-
-    def generate(self, prompts, n, params):
-        self.prompts = prompts
-        return [list(self.responses) for _ in prompts]
 
 
 # ------------------------------------------------------------------------------------------ as an unprivileged user

@@ -16,6 +16,7 @@ import mgrpo.evaluation.sandbox as sandbox  # noqa: E402
 from hostile_programs import SECCOMP_PROBES, SECCOMP_PROGRAMS, hostile_programs  # noqa: E402
 from mgrpo.evaluation.code import evaluate_code  # noqa: E402
 from mgrpo.evaluation.sandbox import SandboxSetupError, run_untrusted  # noqa: E402
+from test_eval_fixtures import ScriptedGenerator  # noqa: E402
 
 
 def _libseccomp_here() -> bool:
@@ -137,12 +138,13 @@ def test_an_evaluation_without_the_filter_fails_closed_unless_allowed(tmp_path, 
     real = sandbox.run_untrusted
     for module in (sandbox, livecodebench):
         monkeypatch.setattr(module, "run_untrusted", lambda *a, **k: real(*a, **{**k, "seccomp": False}))
-    generator = ScriptedGenerator(["```python\na, b = map(int, input().split())\nprint(a + b)\n```"])
+    solution = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    generator = ScriptedGenerator(lambda text, j: solution)
     settings = {"samples": 1, "workers": 1, "timeout_s": 2.0}
     with pytest.raises(SandboxSetupError, match=r"missing seccomp .*no seccomp filter.*libseccomp.*"
                                                  "allow_weak_sandbox"):
         evaluate_code("livecodebench", generator, tmp_path / "lcb", tmp_path / "out", settings)
-    assert generator.prompts is None and not (tmp_path / "out").exists()
+    assert generator.calls == [] and not (tmp_path / "out").exists()
     with pytest.warns(sandbox.SandboxWeakIsolationWarning, match="seccomp"):
         summary = evaluate_code("livecodebench", generator, tmp_path / "lcb", tmp_path / "out",
                                 {**settings, "allow_weak_sandbox": True})
@@ -153,16 +155,3 @@ def test_an_evaluation_without_the_filter_fails_closed_unless_allowed(tmp_path, 
     # a run that requires strong isolation refuses to start without the filter
     with pytest.raises(SandboxSetupError, match="seccomp filter required"):
         real("print(1)", require_namespaces=True, seccomp=False)
-
-
-class ScriptedGenerator:
-    def __init__(self, responses):
-        self.responses = responses
-        self.prompts = None
-
-    def apply_chat_template(self, user_message):
-        return user_message
-
-    def generate(self, prompts, n, params):
-        self.prompts = prompts
-        return [list(self.responses) for _ in prompts]
