@@ -197,7 +197,7 @@ def test_expected_outputs_never_reach_the_sandbox(problems, monkeypatch):
     monkeypatch.setattr(lcb, "run_untrusted", run)
     assert lcb.score_code(problems[0], "a, b = map(int, input().split())\nprint(a + b)", timeout_s=1.0)["passed"]
     task = json.loads(seen[0])
-    assert set(task) == {"nonce", "code", "fn_name", "timeout_s", "inputs"}
+    assert set(task) == {"nonce", "code", "fn_name", "timeout_s", "inputs", "max_reply_bytes"}
     assert task["inputs"] == list(problems[0].inputs)
 
 

@@ -1,6 +1,6 @@
-"""LiveCodeBench test driver. Runs INSIDE the sandbox after plain_data.py's source (prepended; standard library
-only): it RUNS one candidate on every test input and reports what it produced. It never sees an expected output:
-the host (livecodebench.py) compares, so nothing the candidate does in this process can change a comparison.
+"""LiveCodeBench test driver. Runs INSIDE the sandbox after plain_data.py's and _supervisor.py's sources (prepended;
+standard library only): it RUNS one candidate on every test input and reports what it produced. It never sees an
+expected output: the host (livecodebench.py) compares, so nothing the candidate does can change a comparison.
 
 It runs code the way LiveCodeBench's lcb_runner/evaluation/testing_util.py does (re-implemented, not copied):
 - stdin problems: drop a trailing `if __name__ == '__main__':` guard, wrap the module's statements in a function,
@@ -8,18 +8,21 @@ It runs code the way LiveCodeBench's lcb_runner/evaluation/testing_util.py does 
 - call-based problems: prepend the common-imports prelude, instantiate `Solution` when the code defines it, call
   the method named by `fn_name` with the JSON-decoded input lines; a tuple result becomes a list (lcb_runner); the
   result is reported as plain data (a custom object is reported "unserialisable", a wrong answer on the host);
-- a per-test time limit; the run stops at the first timeout (-3) or exception (-4). A wrong answer cannot be known
-  here, so the other tests all run (bounded by the same per-test limit and the sandbox's wall limit).
-Input: `task.json` in the cwd (code, fn_name, inputs, time limit, nonce). Output: one line `<nonce> <json>` on
-stdout: {"outputs": [...], "stop": null | [-3 | -4, message]}. Anything else the candidate prints (a call-based
-solution's debug prints, stderr, a child's output) goes to /dev/null, as lcb_runner ignores it: otherwise it would
-count against the sandbox's output cap and a correct solution that prints a lot would be killed.
+- a per-test time limit (the compile step gets the same limit); the run stops at the first timeout (-3) or
+  exception (-4). A wrong answer cannot be known here, so the other tests all run.
+The candidate runs in ONE supervised worker process (_supervisor.py), forked before the task is read; this process
+never runs candidate code: it sends the code, then each test input only when that test's clock starts, and times
+the reply itself (a worker past the limit is SIGKILLed: -3; the compile step past it: -4, as an exception there).
+Input: `task.json` in the cwd (code, fn_name, inputs, time limit, nonce, reply size limit). Output: one line
+`<nonce> <json>` on stdout, written by this process only: {"outputs": [...], "stop": null | [-3 | -4, message]}.
+Anything the candidate prints (a call-based solution's debug prints, stderr, a child's output) goes to /dev/null
+(the worker's fds 1 and 2), as lcb_runner ignores it: otherwise it would count against the sandbox's output cap and
+a correct solution that prints a lot would be killed.
 """
 import ast
 import io
 import json
 import os
-import signal
 import sys
 
 PRELUDE = "\n".join(
@@ -30,14 +33,6 @@ PRELUDE = "\n".join(
                                "random", "statistics", "itertools", "functools", "operator", "io", "sys", "json")]
     + ["sys.setrecursionlimit(50000)", ""]
 )
-
-
-class TestTimeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise TestTimeout()
 
 
 def strip_main_guard(code):
@@ -84,72 +79,87 @@ def run_with_stdin(function, text):
     return captured.getvalue()
 
 
-def compile_module(code, limit):
+def load(code, fn_name):
+    """lcb_runner's compile step (in the worker): the function to call per test, or None without one."""
     namespace = {"__name__": "tmp_sol"}
-    signal.setitimer(signal.ITIMER_REAL, limit)
-    try:
-        exec(code, namespace)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    return namespace
+    if fn_name is None:
+        exec(wrap_in_function(strip_main_guard(code)), namespace)
+        return namespace.get("wrapped_function")
+    code = PRELUDE + "\n\n" + code
+    exec(code, namespace)
+    holder = namespace["Solution"]() if "class Solution" in code else None
+    return getattr(holder, fn_name) if holder is not None else namespace.get(fn_name)
 
 
-def run_tests(task):
+def run_one(method, fn_name, test_input):
+    """One test, as lcb_runner runs it (in the worker): a stdin program's captured stdout, or a call's result."""
+    if fn_name is None:
+        return run_with_stdin(method, test_input)
+    args = [json.loads(line) for line in test_input.split("\n")]
+    prediction = method(*args)
+    if isinstance(prediction, tuple):
+        prediction = list(prediction)
+    return encode(prediction)
+
+
+def candidate_worker(receive, reply):
+    """The worker (forked before the task was read): load the code when told, then run each test it is sent."""
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # fds 1 and 2 are /dev/null already (_supervisor)
+    method = fn_name = None
+    while True:
+        message = receive()
+        if message is None:
+            return
+        try:
+            if message["op"] == "load":
+                fn_name = message["fn_name"]
+                method = load(message["code"], fn_name)
+                value = method is not None
+            else:
+                value = run_one(method, fn_name, message["input"])
+        except BaseException as error:  # noqa: BLE001 - lcb_runner: an exception fails the test (-4)
+            reply(message, "error", describe_error(error))
+            continue
+        reply(message, "ok", value)
+
+
+def run_tests(worker, task):
+    """The worker on each test, timed HERE: outputs and a stop reason. The code is sent with the compile limit,
+    each test input only when its own clock starts."""
     limit = float(task["timeout_s"])
-    code = task["code"]
+    max_reply_bytes = task.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES)
     outputs = []
-    try:
-        if task["fn_name"] is None:
-            namespace = compile_module(wrap_in_function(strip_main_guard(code)), limit)
-            method = namespace.get("wrapped_function")
-        else:
-            code = PRELUDE + "\n\n" + code
-            namespace = compile_module(code, limit)
-            holder = namespace["Solution"]() if "class Solution" in code else None
-            method = getattr(holder, task["fn_name"]) if holder is not None else namespace.get(task["fn_name"])
-    except BaseException as error:  # noqa: BLE001 - a candidate that does not compile fails every test
-        return outputs, [-4, f"compile error: {error!r}"[:500]]
-    if method is None:
+    kind, value = worker.call({"op": "load", "code": task["code"], "fn_name": task["fn_name"]}, limit,
+                              max_reply_bytes)
+    if kind == "timeout":
+        return outputs, [-4, "compile error: time limit exceeded"]
+    if kind != "ok":
+        return outputs, [-4, f"compile error: {value}"[:500]]
+    if value is not True:
         return outputs, [-4, "entry point not found"]
     for test_input in task["inputs"]:
-        signal.setitimer(signal.ITIMER_REAL, limit)
-        try:
-            if task["fn_name"] is None:
-                output = run_with_stdin(method, test_input)
-            else:
-                args = [json.loads(line) for line in test_input.split("\n")]
-                prediction = method(*args)
-                if isinstance(prediction, tuple):
-                    prediction = list(prediction)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        except TestTimeout:
+        kind, value = worker.call({"op": "call", "input": test_input}, limit, max_reply_bytes)
+        if kind == "timeout":
             return outputs, [-3, "time limit exceeded"]
-        except BaseException as error:  # noqa: BLE001
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            return outputs, [-4, f"runtime error: {error!r}"[:500]]
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        outputs.append(output if task["fn_name"] is None else encode(prediction))
+        if kind != "ok":
+            return outputs, [-4, f"runtime error: {value}"[:500]]
+        outputs.append(value)
     return outputs, None
 
 
 def main():
-    with open("task.json") as handle:
-        task = json.load(handle)
-    os.remove("task.json")  # the candidate runs in this process; the file holds inputs only, no expected outputs
-    nonce = task.pop("nonce")
-    signal.signal(signal.SIGALRM, _alarm)
-    out = os.fdopen(os.dup(1), "w")  # the report's channel; the candidate's own output goes nowhere
-    sink = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(sink, 1)
-    os.dup2(sink, 2)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
-    main_pid = os.getpid()
-    outputs, stop = run_tests(task)
-    if os.getpid() != main_pid:  # a process the candidate forked came back here: it must not report
-        os._exit(0)
-    out.write("\n" + nonce + " " + json.dumps({"outputs": outputs, "stop": stop}) + "\n")
-    out.flush()
+    make_undumpable()  # before anything else: no process of ours can read this one's memory or fds via /proc
+    worker = fork_worker(candidate_worker)  # before the task is read: it never holds an input or the nonce
+    try:
+        with open("task.json") as handle:
+            task = json.load(handle)
+        os.remove("task.json")
+        nonce = task.pop("nonce")
+        outputs, stop = run_tests(worker, task)
+    finally:
+        worker.kill()
+    sys.stdout.write("\n" + nonce + " " + json.dumps({"outputs": outputs, "stop": stop}) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ REQUIRED_FIELDS = ("question_title", "question_content", "platform", "question_i
 MAX_DECOMPRESSED_BYTES = 1 << 30  # a zlib bomb in a data file must not exhaust memory
 DEFAULT_TEST_TIMEOUT_S = 6.0  # lcb_runner's per-test default
 DRIVER_SOURCE = Path(__file__).with_name("_lcb_driver.py")
+SUPERVISOR_SOURCE = Path(__file__).with_name("_supervisor.py")
 
 SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
                   "generate a correct Python program that matches the specification and passes all tests.")
@@ -206,14 +207,15 @@ def score_code(problem: LcbProblem, code: str, timeout_s: float = DEFAULT_TEST_T
     if not code.strip():
         return {"passed": False, "results": [], "message": "no code extracted", "sandbox_status": None}
     nonce = secrets.token_hex(16)
-    task = {"nonce": nonce, "code": code, "fn_name": problem.fn_name, "timeout_s": timeout_s,
-            "inputs": list(problem.inputs)}  # never the expected outputs
-    # lcb_runner's global limit for one candidate: (per-test timeout + 1) x tests + 5 s
-    wall = (timeout_s + 1) * n_tests + 5
     # the report carries every test's output: room for outputs several times the expected ones (JSON escapes)
     max_output = 4_000_000 + 8 * sum(len(o) for o in problem.outputs)
-    result = run_untrusted(Path(plain_data.__file__).read_text() + "\n\n" + DRIVER_SOURCE.read_text(),
-                           timeout_s=wall, memory_mb=memory_mb, files={"task.json": json.dumps(task)},
+    task = {"nonce": nonce, "code": code, "fn_name": problem.fn_name, "timeout_s": timeout_s,
+            "inputs": list(problem.inputs), "max_reply_bytes": max_output}  # never the expected outputs
+    # lcb_runner's global limit for one candidate: (per-test timeout + 1) x tests + 5 s
+    wall = (timeout_s + 1) * n_tests + 5
+    program = "\n\n".join(source.read_text() for source in (Path(plain_data.__file__), SUPERVISOR_SOURCE,
+                                                              DRIVER_SOURCE))
+    result = run_untrusted(program, timeout_s=wall, memory_mb=memory_mb, files={"task.json": json.dumps(task)},
                            max_output_bytes=max_output)
     if result.status != "ok":
         message = "sandbox time limit" if result.status == "timeout" else f"sandbox {result.status}"

@@ -32,6 +32,7 @@ REQUIRED_FIELDS = ("task_id", "prompt", "canonical_solution", "entry_point", "ba
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem in a "
                       "markdown code block:")  # evalplus codegen's instruction for chat models
 DRIVER_SOURCE = Path(__file__).with_name("_mbpp_driver.py")
+SUPERVISOR_SOURCE = Path(__file__).with_name("_supervisor.py")
 MAX_REPORT_BYTES = 64_000_000  # the canonical solution's outputs of all base and plus inputs, as plain-data JSON
 # A candidate's report: this floor plus 8x the size of the expected outputs' JSON (as LiveCodeBench sizes its
 # output limit), never above MAX_REPORT_BYTES: a right answer fits, a flood of values does not reach the host.
@@ -109,9 +110,11 @@ def extract_solution(response: str, problem: dict) -> str:
 
 
 def _run_driver(task: dict, timeout_s: float, memory_mb: int, max_report_bytes: int = MAX_REPORT_BYTES):
-    """Run _mbpp_driver.py (after plain_data.py's source) on `task` in a fresh sandbox: (result, nonce)."""
+    """Run _mbpp_driver.py (after plain_data.py's and _supervisor.py's sources) on `task` in a fresh sandbox:
+    (result, nonce)."""
     nonce = secrets.token_hex(16)
-    program = Path(plain_data.__file__).read_text() + "\n\n" + DRIVER_SOURCE.read_text()
+    program = "\n\n".join(source.read_text() for source in (Path(plain_data.__file__), SUPERVISOR_SOURCE,
+                                                              DRIVER_SOURCE))
     result = run_untrusted(
         program, timeout_s=timeout_s, memory_mb=memory_mb, files={"task.json": json.dumps({**task, "nonce": nonce})},
         # evalplus's guard lowers RLIMIT_AS to this; above our hard limit its setrlimit would fail (scored timeout)
@@ -195,8 +198,10 @@ def score_solution(problem: dict, solution: str, timeout_s: float = 150.0, memor
             "base_input": problem["base_input"], "plus_input": problem["plus_input"], "solution": solution,
             "time_limits": {phase: [max(min_time_limit, factor * t) for t in truth[phase]["times"]]
                             for phase in PHASES}}
+    report_bytes = candidate_report_bytes(truth)
+    task["max_reply_bytes"] = report_bytes  # one output over the whole report's limit stops the phase (an error)
     wall_s = min(timeout_s, candidate_wall_budget(task["time_limits"]))
-    result, nonce = _run_driver(task, wall_s, memory_mb, candidate_report_bytes(truth))
+    result, nonce = _run_driver(task, wall_s, memory_mb, report_bytes)
     if result.status == "timeout":
         return failed(f"sandbox timeout: the run took longer than the phases' time budgets ({wall_s:.1f} s)",
                       result.status)
