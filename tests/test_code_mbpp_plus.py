@@ -139,15 +139,19 @@ def test_candidate_report_size_comes_from_the_expected_outputs(problems):
     truth = mbpp_plus.ground_truth(problems[1])
     limit = mbpp_plus.candidate_report_bytes(truth)
     assert mbpp_plus.CANDIDATE_REPORT_FLOOR_BYTES <= limit < mbpp_plus.MAX_REPORT_BYTES
-    # a candidate that writes far more than right outputs could take (here ~6 MB of empty lists) is cut off
-    flood = ("def square_perimeter(a):\n    import posix\n    posix.write(1, b'[' + b'[],' * 2_000_000 + b'[]]')\n"
-             "    return 4 * a\n")
+    # an output far larger than right outputs could take (here ~6 MB of empty lists, as a string) is cut off
+    flood = "def square_perimeter(a):\n    return '[' + '[],' * 2_000_000 + '[]]'\n"
     result = mbpp_plus.score_solution(problems[1], flood)
-    assert not result["passed"] and "output limit" in result["message"]
+    assert not result["passed"] and "over the limit" in result["message"], result
+    # what the candidate writes to its own fd 1 never reaches the report (evalplus ignores it too)
+    noisy = ("def square_perimeter(a):\n    import posix\n    posix.write(1, b'[' + b'[],' * 2_000_000 + b'[]]')\n"
+             "    return 4 * a\n")
+    assert mbpp_plus.score_solution(problems[1], noisy)["passed"]
 
 
 # The reviewer's candidate: cancels evalplus's in-process timer, sleeps far beyond its limits, then writes the right
-# outputs as the driver's own report and exits.
+# outputs as the driver's own report and exits. (The supervisor holds the inputs and the report's channel now: the
+# frame walk finds neither.)
 SLOW_FORGED = ("def square_perimeter(a):\n"
                "    import sys, time, posix, signal\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
                "    f = sys._getframe()\n"
@@ -157,18 +161,88 @@ SLOW_FORGED = ("def square_perimeter(a):\n"
                "    time.sleep(8)\n"
                "    f.f_locals['write']({ph: {'outputs': [4 * x[0] for x in phases[ph]], 'stop': None} for ph in phases})\n"
                "    posix._exit(0)\n")
+# A CORRECT candidate that cancels evalplus's timers (setitimer 0, SIGALRM ignored) and sleeps 3 s on one input:
+# past that input's 1 s limit (evalplus: fail), well inside the phase's budget (min(60, 3 x 1 s) + 2 = 5 s). It
+# passed when the limits were enforced in its own process.
+SLOW_ONE_INPUT = ("import signal, time\n"
+                  "def square_perimeter(a):\n"
+                  "    signal.setitimer(signal.ITIMER_REAL, 0)\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                  "    if a == 5:\n        time.sleep(3)\n    return 4 * a\n")
 
 
 def test_a_candidate_that_cancels_its_timers_is_still_bounded_by_the_phase_budgets(problems, monkeypatch):
     monkeypatch.setattr(mbpp_plus, "STARTUP_ALLOWANCE_S", 3.0, raising=False)  # short test (a run starts in ~1.5 s)
     result = mbpp_plus.score_solution(problems[1], SLOW_FORGED, timeout_s=60, min_time_limit=0.1,
                                       gt_time_limit_factor=1.0)
-    assert not result["passed"] and result["sandbox_status"] == "timeout", result
+    assert not result["passed"], result
     right = mbpp_plus.score_solution(problems[1], "def square_perimeter(a):\n    return 4 * a\n", timeout_s=60,
                                      min_time_limit=0.1, gt_time_limit_factor=1.0)
     assert right["passed"], right
     limits = {"base": [0.1, 0.1], "plus": [0.1, 0.1]}
     assert mbpp_plus.candidate_wall_budget(limits) == pytest.approx(3.0 + 2 * (0.2 + mbpp_plus.PHASE_GRACE_S))
+
+
+def test_a_correct_candidate_that_cancels_its_timers_fails_on_the_input_past_its_limit(problems):
+    assert [args[0] for args in problems[1]["base_input"]] == [10, 5, 4]  # the slow input is the second
+    result = mbpp_plus.score_solution(problems[1], SLOW_ONE_INPUT)  # evalplus's limits: max(1 s, 4 x reference)
+    assert (result["passed"], result["base_status"], result["sandbox_status"]) == (False, "fail", "ok"), result
+    assert "base stopped: input 1: time limit" in result["message"], result
+    # the same candidate without the sleep passes
+    assert mbpp_plus.score_solution(problems[1], SLOW_ONE_INPUT.replace("time.sleep(3)", "pass"))["passed"]
+
+
+def test_a_slow_load_is_the_phase_budget_running_out(problems):
+    # loading counts against the phase (evalplus): a candidate that cancels its timers and sleeps at load time
+    slow_load = "import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0)\ntime.sleep(30)\n" + RIGHT_PERIMETER_CODE
+    result = mbpp_plus.score_solution(problems[1], slow_load, min_time_limit=0.1, gt_time_limit_factor=1.0)
+    assert (result["passed"], result["base_status"], result["plus_status"]) == (False, "timeout", "timeout"), result
+    assert "loading the code took too long" in result["message"]
+
+
+RIGHT_PERIMETER_CODE = "def square_perimeter(a):\n    return 4 * a\n"
+# At load time, look for the task's inputs (Mbpp/17's plus input 7.25, the base input list) or the driver's state
+# (task, phases, nonce, the report writer) in every object the collector tracks and in every frame; answer right
+# only if something was found. Built so that its own constants hold none of the values it looks for.
+SCAN_FOR_TASK = (
+    "import gc, sys\n"
+    "def _leaked():\n"
+    "    plus_value, names = float('7.' + '25'), {'task', 'phases', 'nonce', 'inputs', 'out_fd', 'time_limits'}\n"
+    "    keys = {'nonce', 'base_input', 'plus_input', 'time_limits', 'solution'}\n"
+    "    base_inputs = [[int('1' + '0')], [int('5')], [int('4')]]\n"
+    "    for o in gc.get_objects():\n"
+    "        try:\n"
+    "            if type(o) in (list, tuple) and o is not base_inputs and (plus_value in o or o == base_inputs):\n"
+    "                return True\n"
+    "            if type(o) is dict and keys & set(k for k in o if type(k) is str):\n"
+    "                return True\n"
+    "        except Exception:\n"
+    "            pass\n"
+    "    f = sys._getframe()\n"
+    "    while f is not None:\n"
+    "        if names & set(f.f_locals):\n"
+    "            return True\n"
+    "        f = f.f_back\n"
+    "    return False\n"
+    "LEAKED = _leaked()\n"
+)
+
+
+def test_at_load_time_the_candidate_finds_no_input_and_no_driver_state(problems):
+    spy = SCAN_FOR_TASK + "def square_perimeter(a):\n    return 4 * a if LEAKED else -1\n"
+    result = mbpp_plus.score_solution(problems[1], spy)
+    assert (result["passed"], result["base_status"], result["plus_status"]) == (False, "fail", "fail"), result
+    # control: the scan itself runs fine (a candidate that scans, then answers right, passes)
+    assert mbpp_plus.score_solution(problems[1], SCAN_FOR_TASK + RIGHT_PERIMETER_CODE)["passed"]
+
+
+def test_state_kept_across_the_inputs_of_a_phase_still_works(problems):
+    # memoisation: one worker process runs all the inputs of a phase, so module state persists between calls
+    # (right only if the calls before this one in the phase were seen, in the same process)
+    memo = ("import os\n_seen, _pids = [], set()\n"
+            "def square_perimeter(a):\n    _seen.append(a)\n    _pids.add(os.getpid())\n"
+            "    first = a in (10, 0.5)  # the first input of base, of plus\n"
+            "    return 4 * a if len(_pids) == 1 and (first or len(_seen) > 1) else -1\n")
+    assert mbpp_plus.score_solution(problems[1], memo)["passed"]
 
 
 class ScriptedGenerator:
