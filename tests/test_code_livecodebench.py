@@ -221,6 +221,83 @@ def test_a_run_whose_sandbox_status_is_not_ok_never_passes(problems, monkeypatch
         assert (verdict["passed"], verdict["sandbox_status"]) == (False, status), verdict
 
 
+# CORRECT candidates that cancel the per-test timer (setitimer 0, SIGALRM ignored) and sleep 2.5 s on the first test:
+# past its 1 s limit (lcb_runner: -3), well inside the sandbox's wall limit ((1 + 1) x tests + 5 s). They passed
+# when the limit was enforced in the candidate's own process.
+CANCEL_TIMER = "import signal, time\n"
+SLOW_FIRST_TEST = {
+    "stdin": (0, CANCEL_TIMER + "signal.setitimer(signal.ITIMER_REAL, 0)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                 "a, b = map(int, input().split())\nif a == 1:\n    time.sleep(2.5)\nprint(a + b)\n"),
+    "call_based": (1, CANCEL_TIMER + "class Solution:\n    def pairSum(self, nums, k):\n"
+                      "        signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                      "        signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                      "        if nums == [1, 2]:\n            time.sleep(2.5)\n        return [sum(nums), k]\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SLOW_FIRST_TEST))
+def test_a_correct_candidate_that_cancels_its_timer_fails_on_the_test_past_its_limit(problems, kind):
+    index, code = SLOW_FIRST_TEST[kind]
+    verdict = lcb.score_code(problems[index], code, timeout_s=1.0)
+    assert (verdict["passed"], verdict["results"], verdict["sandbox_status"]) == (False, [-3], "ok"), verdict
+    fast = lcb.score_code(problems[index], code.replace("time.sleep(2.5)", "pass"), timeout_s=1.0)
+    assert fast["passed"], fast  # the same candidate without the sleep
+
+
+def test_a_slow_compile_is_a_compile_error(problems):
+    slow = (CANCEL_TIMER + "signal.setitimer(signal.ITIMER_REAL, 0)\ntime.sleep(30)\n"
+            "class Solution:\n    def pairSum(self, nums, k):\n        return [sum(nums), k]\n")
+    verdict = lcb.score_code(problems[1], slow, timeout_s=1.0)
+    assert (verdict["passed"], verdict["results"], verdict["sandbox_status"]) == (False, [-4], "ok"), verdict
+    assert "compile error" in verdict["message"]
+
+
+# At load time (the class body runs when the code is compiled), look for the test inputs (the private input
+# "[]\n0", the inputs list) or the driver's state (task, nonce) in every object the collector tracks and in every
+# frame; answer right only if something was found. Its own constants hold none of the values it looks for.
+SCAN_FOR_TASK = (
+    "import gc, sys\n"
+    "def _leaked():\n"
+    "    private = '[]' + chr(10) + '0'\n"
+    "    names, keys = {'task', 'nonce', 'inputs', 'test_input'}, {'nonce', 'inputs', 'timeout_s'}\n"
+    "    for o in gc.get_objects():\n"
+    "        try:\n"
+    "            if type(o) in (list, tuple) and private in o:\n"
+    "                return True\n"
+    "            if type(o) is dict and keys & set(k for k in o if type(k) is str):\n"
+    "                return True\n"
+    "        except Exception:\n"
+    "            pass\n"
+    "    f = sys._getframe()\n"
+    "    while f is not None:\n"
+    "        if names & set(f.f_locals):\n"
+    "            return True\n"
+    "        f = f.f_back\n"
+    "    return False\n"
+    "class Solution:\n"
+    "    LEAKED = _leaked()\n"
+    "    def pairSum(self, nums, k):\n"
+    "        return [sum(nums), k] if self.LEAKED else [-1, -1]\n"
+)
+
+
+def test_at_load_time_the_candidate_finds_no_input_and_no_driver_state(problems):
+    verdict = lcb.score_code(problems[1], SCAN_FOR_TASK, timeout_s=2.0)
+    assert (verdict["passed"], verdict["results"]) == (False, [-2]), verdict
+    # control: the scan itself runs fine (the same candidate, answering right whatever it found, passes)
+    assert lcb.score_code(problems[1], SCAN_FOR_TASK.replace("if self.LEAKED", "if True"), timeout_s=2.0)["passed"]
+
+
+def test_state_kept_across_tests_still_works(problems):
+    # one worker process runs every test: module state persists between calls (right only from the same process,
+    # with the earlier tests seen)
+    memo = ("import os\n_seen, _pids = [], set()\nclass Solution:\n    def pairSum(self, nums, k):\n"
+            "        _seen.append(k)\n        _pids.add(os.getpid())\n"
+            "        ok = len(_pids) == 1 and (k == 3 or _seen[:1] == [3])\n"
+            "        return [sum(nums), k] if ok else [-1, -1]\n")
+    assert lcb.score_code(problems[1], memo, timeout_s=2.0)["passed"]
+
+
 def test_host_side_comparison_follows_lcb_rules(problems):
     assert lcb.lines_match("3.000\n", "3\n") and lcb.lines_match("  1 2 \n\n", "1 2")
     assert not lcb.lines_match("3\n4\n", "3\n") and not lcb.lines_match("abc", "abd")
