@@ -288,6 +288,22 @@ def test_at_load_time_the_candidate_finds_no_input_and_no_driver_state(problems)
     assert lcb.score_code(problems[1], SCAN_FOR_TASK.replace("if self.LEAKED", "if True"), timeout_s=2.0)["passed"]
 
 
+def test_the_supervisor_is_out_of_the_workers_reach(problems):
+    # the supervisor is not dumpable: its stdout (the report's channel), memory and environment cannot be opened
+    # through /proc by the worker (same uid); a candidate that could would answer right here
+    reach = ("import os\nclass Solution:\n    def pairSum(self, nums, k):\n        ppid = os.getppid()\n"
+             "        for path, mode in [('fd/1', 'wb'), ('mem', 'rb'), ('environ', 'rb')]:\n"
+             "            try:\n                open(f'/proc/{ppid}/{path}', mode).close()\n"
+             "                return [sum(nums), k]\n            except OSError:\n                pass\n"
+             "        return [-1, -1]\n")
+    assert lcb.score_code(problems[1], reach, timeout_s=2.0)["results"] == [-2]
+    # killing the supervisor (a correct answer otherwise) only fails the candidate: no report from a killed run
+    kill = ("import os, signal\nclass Solution:\n    def pairSum(self, nums, k):\n"
+            "        os.kill(os.getppid(), signal.SIGKILL)\n        return [sum(nums), k]\n")
+    verdict = lcb.score_code(problems[1], kill, timeout_s=2.0)
+    assert (verdict["passed"], verdict["sandbox_status"]) == (False, "error"), verdict
+
+
 def test_state_kept_across_tests_still_works(problems):
     # one worker process runs every test: module state persists between calls (right only from the same process,
     # with the earlier tests seen)

@@ -59,7 +59,12 @@ HOSTILE_PERIMETERS = {
         "    while f and 'nonce' not in f.f_locals: f = f.f_back\n"
         "    posix.write(1, ('\\n' + f.f_locals['nonce'] + ' ' + json.dumps({'base_status': 'pass', "
         "'plus_status': 'pass'}) + '\\n').encode())\n"
-        "    try:\n        posix.kill(posix.getppid(), 9)\n    except OSError:\n        pass\n    posix._exit(0)\n"),
+        "    try:\n        posix.kill(posix.getppid(), 9)\n    except OSError:\n        pass\n    posix._exit(0)\n"),    # the supervisor is its parent now: forge a line on every fd it can reach, then kill the supervisor
+    "forge_line_kill_supervisor": PERIMETER + (
+        "    import posix, json\n    for fd in range(64):\n        try:\n"
+        "            posix.write(fd, ('\\nffff ' + json.dumps({'base': {'outputs': [], 'stop': None}}) + '\\n').encode())\n"
+        "        except OSError:\n            pass\n"
+        "    posix.kill(posix.getppid(), 9)\n    return 4 * int(a)\n"),
 }
 
 
