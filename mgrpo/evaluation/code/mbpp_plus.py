@@ -42,7 +42,9 @@ PHASES = ("base", "plus")
 # min(PHASE_TIMEOUT_CAP_S, sum of its per-input limits) + PHASE_GRACE_S (as _mbpp_driver.run_phase's deadline), plus
 # STARTUP_ALLOWANCE_S for the interpreter, evalplus's import and the inputs' deserialisation (measured: ~1.5 s for a
 # whole candidate run of a trivial solution on an idle 2-core machine; the allowance leaves room for a loaded one).
-# The per-input and per-phase timers run in the candidate's own process, which can cancel them; this bound cannot be.
+# The per-input limits and phase budgets are enforced by the driver's supervisor process, outside the candidate's
+# worker (_supervisor.py; forking the workers adds ~0.1 s to a run); this bound is the outer one, should the
+# supervisor itself be stopped (a worker can SIGSTOP it: same uid).
 PHASE_TIMEOUT_CAP_S = 60
 PHASE_GRACE_S = 2
 STARTUP_ALLOWANCE_S = 5.0
