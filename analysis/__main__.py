@@ -1,4 +1,4 @@
-"""``python -m analysis {table,figure,report}``: what the workflow's analysis rules run.
+"""``python -m analysis {table,figure,report}``: what the workflow's analysis rules run; ``paper-table`` is by hand.
 
     python -m analysis table --job JSON --paper analysis/paper_numbers.yaml --out results/tables
     python -m analysis figure --job JSON --out results/figures
