@@ -1,10 +1,11 @@
 """Math answer grading: extract the final answer of a response, decide equivalence with math-verify.
 
 Extraction is ours and explicit (so the per-sample log shows exactly what was graded):
-the content of the LAST ``\\boxed{...}`` (or ``\\fbox{...}``); failing that, the text after the last
-"final answer is" / "answer:" phrase; failing that, the last inline math ``$...$``/``\\(...\\)``/``\\[...\\]``;
-failing that, the last number. Equivalence is math-verify's ``verify(parse(gold), parse(pred))``, both sides
-wrapped in ``$...$`` so that math-verify parses them as LaTeX.
+the content of the LAST ``\\boxed{...}`` (or ``\\fbox{...}``; an empty or truncated last box: the one before);
+failing that, the text after the last "final answer is" / "the answer is" / "answer:" phrase; failing that, the
+last inline math ``$...$``/``\\(...\\)``/``\\[...\\]``; failing that, the last number. Equivalence is
+math-verify's ``verify(parse(gold), parse(pred))``, both sides wrapped in ``$...$`` so that math-verify parses them
+as LaTeX.
 
 math-verify bounds parsing and comparison with ``signal.alarm``: that only works in the main thread. Grade in
 the main thread, or use :func:`grade_math_batch`, which fans out to worker PROCESSES (never threads).
