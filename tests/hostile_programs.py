@@ -119,6 +119,9 @@ SECCOMP_PROBES = {
     "socket_netlink": ("socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()", 1),
     "socket_alg": ("socket.socket(38, socket.SOCK_SEQPACKET).close()", 1),  # AF_ALG: the kernel's crypto API
     "socketpair_inet": ("socket.socketpair(socket.AF_INET)", 1),
+    # (AF_INET, SOCK_PACKET) is an AF_PACKET socket (raw frames); without the filter the kernel still wants
+    # CAP_NET_RAW, which the program lacks (EPERM either way here: test_sandbox_seccomp checks the filter itself)
+    "socket_inet_packet": ("socket.socket(socket.AF_INET, 10, 0x0300).close()", 1),
     # kernel interfaces
     "ptrace": ("check(libc.ptrace(0, 0, None, None))", 1),  # PTRACE_TRACEME
     "process_vm_readv": ("check(libc.process_vm_readv(os.getpid(), None, 0, None, 0, 0))", 1),
@@ -134,7 +137,7 @@ SECCOMP_PROBES = {
 SECCOMP_PROGRAMS = {  # hostile program -> its probes
     "escape_namespaces": ("clone_newuser", "clone3", "setns", "mount", "umount2", "chroot", "pivot_root",
                           "unshare_newuser"),
-    "escape_sockets": ("socket_vsock", "socket_netlink", "socket_alg", "socketpair_inet"),
+    "escape_sockets": ("socket_vsock", "socket_netlink", "socket_alg", "socketpair_inet", "socket_inet_packet"),
     "escape_kernel_interfaces": ("ptrace", "process_vm_readv", "io_uring_setup", "keyctl", "bpf", "perf_event_open",
                                  "userfaultfd", "name_to_handle_at", "personality"),
 }

@@ -47,6 +47,31 @@ def test_denied_system_calls_fail_in_the_sandbox(program, tmp_path):
     assert "seccomp" in result.isolation, result.isolation
 
 
+@needs_libseccomp
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs CAP_NET_RAW, which only the filter may then refuse")
+def test_the_filter_refuses_packet_sockets_asked_for_as_af_inet():
+    # the kernel makes socket(AF_INET, SOCK_PACKET) an AF_PACKET socket (raw frames of every interface): the family
+    # rule alone let it through. In the sandbox the program also lacks CAP_NET_RAW; here, as root, only the
+    # filter stands in the way. Each attempt in a child of this process (a filter cannot be removed).
+    def attempt(install: bool) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 99
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                if install:
+                    sandbox._install_seccomp(libc)
+                fd = libc.socket(2, 10, 0x0300)  # AF_INET, SOCK_PACKET, htons(ETH_P_ALL)
+                code = 0 if fd >= 0 else ctypes.get_errno()
+            finally:
+                os._exit(code)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    if attempt(install=False) != 0:
+        pytest.skip("this root cannot open packet sockets (no CAP_NET_RAW): nothing for the filter to refuse")
+    assert attempt(install=True) == 1  # EPERM
+
+
 ORDINARY = textwrap.dedent("""
     import asyncio, ctypes, errno, json, multiprocessing, multiprocessing.connection, os, socket, subprocess, sys
     import threading

@@ -66,6 +66,7 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "
 CLONE_NEWCGROUP, CLONE_NEWTIME = 0x02000000, 0x00000080
 NAMESPACE_FLAGS = (CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP)
 AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
+SOCK_PACKET, SOCK_TYPE_MASK = 10, 0xF  # socket(AF_INET, SOCK_PACKET) is made an AF_PACKET socket by the kernel
 # mount flags a remount must carry over (in a user namespace, changing a locked one is refused)
 MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                       "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
@@ -842,8 +843,9 @@ def seccomp_rules(machine: str) -> list[tuple[str, int, tuple[tuple[int, int, in
       EPERM. Other flags (CLONE_FILES, CLONE_THREAD, ...) stay allowed: threads and fork use them.
     - clone3 passes its flags in a struct that seccomp cannot read: ENOSYS, so that glibc (pthread_create,
       posix_spawn) falls back to clone, which is checked.
-    - socket: only AF_UNIX, AF_INET, AF_INET6 (multiprocessing, the empty network namespace's sockets); socketpair:
-      only AF_UNIX. Values are compared as 64 bits: one with high bits set (the kernel reads an int) is denied.
+    - socket: only AF_UNIX, AF_INET, AF_INET6 (multiprocessing, the empty network namespace's sockets), and not
+      (AF_INET, SOCK_PACKET), which the kernel makes an AF_PACKET socket; socketpair: only AF_UNIX. Values are
+      compared as 64 bits: one with high bits set (the kernel reads an int) is denied.
     - personality: only 0 (PER_LINUX) and 0xffffffff (the query); a value with at least one bit set and one clear
       has, going round its 32 bits, a clear bit followed by a set one: one masked rule per such pair.
     - every name of SECCOMP_DENIED: EPERM.
@@ -859,6 +861,8 @@ def seccomp_rules(machine: str) -> list[tuple[str, int, tuple[tuple[int, int, in
     for domain in (AF_UNSPEC, *range(AF_INET + 1, AF_INET6)):
         rules.append(("socket", errno.EPERM, ((0, eq, domain, 0),)))
     rules.append(("socket", errno.EPERM, ((0, gt, AF_INET6, 0),)))
+    # the kernel turns (AF_INET, SOCK_PACKET) into an AF_PACKET socket (net/socket.c, "Compatibility")
+    rules.append(("socket", errno.EPERM, ((0, eq, AF_INET, 0), (1, masked_eq, SOCK_TYPE_MASK, SOCK_PACKET))))
     rules += [("socketpair", errno.EPERM, ((0, eq, AF_UNSPEC, 0),)),
               ("socketpair", errno.EPERM, ((0, gt, AF_UNIX, 0),))]
     rules.append(("personality", errno.EPERM, ((0, gt, 0xFFFFFFFF, 0),)))
