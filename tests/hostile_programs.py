@@ -67,9 +67,10 @@ SECCOMP_PRELUDE = """
 import ctypes, os, platform, socket
 libc = ctypes.CDLL(None, use_errno=True)
 NR = {"x86_64": {"clone": 56, "clone3": 435, "pivot_root": 155, "keyctl": 250, "io_uring_setup": 425,
-                 "bpf": 321, "perf_event_open": 298, "userfaultfd": 323},
+                 "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "inotify_init1": 294, "mq_open": 240},
       "aarch64": {"clone": 220, "clone3": 435, "pivot_root": 41, "keyctl": 219, "io_uring_setup": 425,
-                  "bpf": 280, "perf_event_open": 241, "userfaultfd": 282}}[platform.machine()]
+                  "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "inotify_init1": 26,
+                  "mq_open": 180}}[platform.machine()]
 CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
 
 def check(result):
@@ -133,13 +134,16 @@ SECCOMP_PROBES = {
     "name_to_handle_at": ('check(libc.name_to_handle_at(-100, b"/", ctypes.create_string_buffer(256), '
                           'ctypes.create_string_buffer(8), 0))', 1),
     "personality": ("check(libc.personality(ctypes.c_ulong(0x0040000)))", 1),  # ADDR_NO_RANDOMIZE: no ASLR
+    # limits counted per uid across user namespaces: not as root, one run could hold the evaluator's uid's all
+    "inotify_init1": ('os.close(syscall("inotify_init1", 0))', 1),
+    "mq_open": ('syscall("mq_open", b"mgrpo-probe", 0o102, 0o600, None)', 1),  # O_CREAT | O_RDWR
 }
 SECCOMP_PROGRAMS = {  # hostile program -> its probes
     "escape_namespaces": ("clone_newuser", "clone3", "setns", "mount", "umount2", "chroot", "pivot_root",
                           "unshare_newuser"),
     "escape_sockets": ("socket_vsock", "socket_netlink", "socket_alg", "socketpair_inet", "socket_inet_packet"),
     "escape_kernel_interfaces": ("ptrace", "process_vm_readv", "io_uring_setup", "keyctl", "bpf", "perf_event_open",
-                                 "userfaultfd", "name_to_handle_at", "personality"),
+                                 "userfaultfd", "name_to_handle_at", "personality", "inotify_init1", "mq_open"),
 }
 
 

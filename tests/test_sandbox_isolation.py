@@ -238,6 +238,59 @@ def test_an_unprivileged_user_gets_namespaces_and_the_evaluators_secrets_stay_ou
 
 
 @pytest.mark.slow
+def test_an_unprivileged_run_cannot_take_its_users_inotify_and_mqueue_limits(user_env):
+    # not as root the program runs as the evaluator's own uid, and these limits count per uid across user
+    # namespaces (fs.inotify.max_user_instances = 128, RLIMIT_MSGQUEUE): a program that held them all made every
+    # process of that user on the host (the evaluator, its other runs, an editor) fail inotify_init and mq_open
+    # with EMFILE until its run ended. The seccomp filter now refuses both in the sandbox.
+    if not _user_namespaces_for_users():
+        pytest.skip("unprivileged user namespaces are not available here")
+    script = textwrap.dedent("""
+        import ctypes, json, os, platform, threading, time
+        from mgrpo.evaluation.sandbox import run_untrusted
+        NR = {"x86_64": (294, 240), "aarch64": (26, 180)}[platform.machine()]  # inotify_init1, mq_open
+        program = '''
+        import ctypes, time
+        libc = ctypes.CDLL(None, use_errno=True)
+        held = {"inotify": 0, "mqueue": 0}
+        while libc.syscall(ctypes.c_long(%d), 0) >= 0:
+            held["inotify"] += 1
+        attr = (ctypes.c_long * 8)(0, 10, 8192, 0)
+        while libc.syscall(ctypes.c_long(%d), b"q%%d" %% held["mqueue"], 0o102, 0o600, attr) >= 0:
+            held["mqueue"] += 1
+        print(held, flush=True)
+        time.sleep(4)
+        ''' % NR
+        libc = ctypes.CDLL(None, use_errno=True)
+        result, refused = {}, set()
+        run = threading.Thread(target=lambda: result.update(r=run_untrusted(program, timeout_s=20)))
+        run.start()
+        name = b"mgrpo-host-%d" % os.getpid()
+        while run.is_alive():  # this process has the sandboxed program's uid
+            fd = libc.syscall(ctypes.c_long(NR[0]), 0)
+            if fd < 0:
+                refused.add("inotify")
+            else:
+                os.close(fd)
+            attr = (ctypes.c_long * 8)(0, 10, 8192, 0)
+            fd = libc.syscall(ctypes.c_long(NR[1]), name, 0o102, 0o600, attr)
+            if fd < 0:
+                refused.add("mqueue")
+            else:
+                os.close(fd)
+                libc.syscall(ctypes.c_long(NR[1] + 1), name)  # mq_unlink
+            time.sleep(0.1)
+        r = result["r"]
+        print(json.dumps({"status": r.status, "stdout": r.stdout, "isolation": r.isolation,
+                          "refused_on_the_host": sorted(refused)}))
+        """)
+    out = _run_as_user(user_env, script)
+    assert out["status"] == "ok" and "user-namespace" in out["isolation"], out
+    assert out["refused_on_the_host"] == [], out
+    assert "{'inotify': 0, 'mqueue': 0}" in out["stdout"], out
+
+
+@pytest.mark.slow
 def test_without_user_namespaces_an_unprivileged_evaluation_fails_closed(user_env, tmp_path):
     # a user in a user namespace whose nested limit is 0: no namespace can be made (as with user namespaces disabled)
     if shutil.which("unshare") is None or not _user_namespaces_for_users():
