@@ -100,3 +100,60 @@ def test_a_preempted_evaluation_job_generates_only_the_rest_and_cleans_up(tmp_pa
     records = [json.loads(line) for line in (tmp_path / "b" / "toy.samples.jsonl").read_text().splitlines()]
     # prompt i of the benchmark drawn with seed 0 + i, as one call would: the resume changed nothing
     assert [r["responses"][1].split("|")[1:] for r in records] == [[f"seed{i}", "sample1"] for i in range(5)]
+
+
+def test_a_second_preemption_after_a_torn_row_still_resumes(tmp_path):
+    # a job killed while appending leaves a line without its newline; the requeued job appends after it, is
+    # preempted again, and the third start must still read the chunks kept (not fail on the glued line)
+    store = tmp_path / "store.jsonl"
+    key = {"benchmark": "b"}
+    with pytest.raises(KeyboardInterrupt):
+        ChunkedGenerator(SeededLikeVllm(fail_on_call=1), store, key, chunk_sequences=4).generate(PROMPTS, 2, PARAMS)
+    with open(store, "a") as handle:
+        handle.write('{"call": "cut sho')  # the second chunk was being written when the job was killed
+    with pytest.raises(KeyboardInterrupt):  # requeued: generates chunk 2 (prompts 2-3), preempted on chunk 3
+        ChunkedGenerator(SeededLikeVllm(fail_on_call=1), store, key, chunk_sequences=4).generate(PROMPTS, 2, PARAMS)
+    third = SeededLikeVllm()
+    assert ChunkedGenerator(third, store, key, chunk_sequences=4).generate(PROMPTS, 2, PARAMS) == EXPECTED
+    assert third.calls == [PROMPTS[4:6], PROMPTS[6:7]]  # chunks 0-1 and 2-3 were kept
+
+
+def _store_of_one_call(tmp_path):
+    store = tmp_path / "store.jsonl"  # chunks 0 (prompts 0-1) and 2 (prompts 2-3) kept
+    with pytest.raises(KeyboardInterrupt):
+        ChunkedGenerator(SeededLikeVllm(fail_on_call=2), store, {"benchmark": "b"}, chunk_sequences=4).generate(
+            PROMPTS, 2, PARAMS)
+    return store, [json.loads(line) for line in store.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda row: row.pop("start"),
+    lambda row: row.pop("responses"),
+    lambda row: row.update(start="0"),
+    lambda row: row.update(start=1),  # not where a chunk starts
+    lambda row: row.update(responses=row["responses"][:1]),  # one prompt short
+    lambda row: row.update(responses=[r[:1] for r in row["responses"]]),  # one sample short per prompt
+    lambda row: row.update(responses=[[1, 2], [3, 4]]),  # not text
+    lambda row: row.update(responses="ab"),
+])
+def test_a_malformed_stored_row_is_generated_again_and_named(tmp_path, capsys, damage):
+    store, rows = _store_of_one_call(tmp_path)
+    damage(rows[0])
+    store.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    again = SeededLikeVllm()
+    assert ChunkedGenerator(again, store, {"benchmark": "b"}, chunk_sequences=4).generate(PROMPTS, 2, PARAMS) \
+        == EXPECTED
+    assert again.calls == [PROMPTS[0:2], PROMPTS[4:6], PROMPTS[6:7]]  # the damaged chunk 0 generated again
+    assert f"{store}:1" in capsys.readouterr().err
+
+
+def test_an_unreadable_line_of_the_store_is_skipped_and_named(tmp_path, capsys):
+    store, rows = _store_of_one_call(tmp_path)
+    lines = store.read_text().splitlines()
+    store.write_text("\n".join(["[1, 2]", "{not json", lines[0], "x", lines[1]]) + "\n")
+    again = SeededLikeVllm()
+    assert ChunkedGenerator(again, store, {"benchmark": "b"}, chunk_sequences=4).generate(PROMPTS, 2, PARAMS) \
+        == EXPECTED
+    assert again.calls == [PROMPTS[4:6], PROMPTS[6:7]]
+    err = capsys.readouterr().err
+    assert f"{store}:1" in err and f"{store}:2" in err and f"{store}:4" in err

@@ -8,18 +8,21 @@ prompts, n and the sampling settings); a later call with the same identity reads
 the others. A chunk starting at prompt ``s`` is generated with seed ``seed + s``: vLLM seeds prompt ``i`` of a call
 with ``seed + i``, so the chunks draw what one call would have drawn, resumed or not. Without a store the same
 chunks are generated and nothing is kept, so a result never depends on whether a cache folder was given.
+The store is only a cache: a line that cannot be used (cut short by a kill, not a well-formed row of the call) is
+named on stderr and its chunk generated again, and each row starts on a line of its own, so a row cut short does not
+take the next one with it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mgrpo.evaluation.generation import Generator, SamplingParams
-from mgrpo.jsonl import append_row, read_log
 
 # Responses per chunk and vLLM engine: large enough that the engine's batch stays full, small enough that a
 # preemption loses minutes, not the benchmark. Data-parallel engines are started for each call, so they get
@@ -48,15 +51,11 @@ class ChunkedGenerator:
         prompts = list(prompts)
         call = self._call_id(prompts, n, params)
         per_chunk = max(1, self.chunk_sequences // max(1, n))
-        done: dict[int, list[list[str]]] = {}
-        if self.store is not None:
-            for row in read_log(self.store):
-                if row.get("call") == call:
-                    done[row["start"]] = row["responses"]
+        done = self._stored_chunks(call, len(prompts), per_chunk, n) if self.store is not None else {}
         responses: list[list[str]] = []
         for start in range(0, len(prompts), per_chunk):
             chunk = prompts[start:start + per_chunk]
-            if start in done and len(done[start]) == len(chunk):
+            if start in done:
                 responses.extend(done[start])
                 continue
             generated = self.generator.generate(chunk, n, replace(params, seed=params.seed + start))
@@ -66,9 +65,60 @@ class ChunkedGenerator:
             generated = [list(r) for r in generated]
             if self.store is not None:
                 self.store.parent.mkdir(parents=True, exist_ok=True)
-                append_row(self.store, {"call": call, "start": start, "responses": generated})
+                _append_row(self.store, {"call": call, "start": start, "responses": generated})
             responses.extend(generated)
             if len(prompts) > per_chunk:
                 print(f"mgrpo evaluate: generated {min(start + per_chunk, len(prompts))}/{len(prompts)} prompts"
                       f"{' (kept in ' + str(self.store) + ')' if self.store else ''}", file=sys.stderr, flush=True)
         return responses
+
+    def _stored_chunks(self, call: str, n_prompts: int, per_chunk: int, n: int) -> dict[int, list[list[str]]]:
+        """The chunks of this call kept in the store, by start. The store is a cache: a line that cannot be used (cut
+        short by a kill, glued to the next row, not a well-formed row of this call) is named and its chunk generated
+        again; it never stops the evaluation."""
+        done: dict[int, list[list[str]]] = {}
+        if not self.store.is_file():
+            return done
+        with open(self.store, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+                    _skip(self.store, number, f"not a JSON row ({error})")
+                    continue
+                if not isinstance(row, dict) or "call" not in row:
+                    _skip(self.store, number, "not a row of responses")
+                    continue
+                if row["call"] != call:
+                    continue  # another call's (another n or benchmark setting)
+                start, stored = row.get("start"), row.get("responses")
+                size = min(per_chunk, n_prompts - start) if type(start) is int and 0 <= start < n_prompts \
+                    and start % per_chunk == 0 else None
+                if size is None:
+                    _skip(self.store, number, f"start {start!r} is not where a chunk of this call starts")
+                elif not (isinstance(stored, list) and len(stored) == size and all(
+                        isinstance(r, list) and len(r) == n and all(isinstance(t, str) for t in r) for r in stored)):
+                    _skip(self.store, number, f"its responses are not {size} prompts x {n} texts")
+                else:
+                    done[start] = stored
+        return done
+
+
+def _skip(store: Path, number: int, why: str) -> None:
+    print(f"mgrpo evaluate: {store}:{number}: ignored ({why}); its chunk is generated again", file=sys.stderr,
+          flush=True)
+
+
+def _append_row(path: Path, row: dict) -> None:
+    """Append one row on a line of its own: after a row cut short by a kill (no newline), the new row starts a new
+    line instead of being glued to it (one unreadable line, which would take the new row with it)."""
+    with open(path, "a+b") as handle:  # appends whatever the position; read to see how the file ends
+        torn = False
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((b"\n" if torn else b"") + json.dumps(row).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
