@@ -14,7 +14,7 @@ from test_eval_fixtures import save_tiny_toy_model
 
 
 class SeededLikeVllm:
-    """vLLM's seeding: prompt i of a call is drawn with seed + i, whatever else is in the call."""
+    """VLLMGenerator's seeding: prompt i of a call is drawn with seed + n * i, whatever else is in the call."""
 
     backend = "fake-vllm"
 
@@ -26,13 +26,13 @@ class SeededLikeVllm:
         if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
             raise KeyboardInterrupt("preempted")  # SIGTERM from SLURM, as far as this job is concerned
         self.calls.append(list(prompts))
-        return [[f"{p}|seed{params.seed + i}|sample{j}" for j in range(n)] for i, p in enumerate(prompts)]
+        return [[f"{p}|seed{params.seed + n * i}|sample{j}" for j in range(n)] for i, p in enumerate(prompts)]
 
 
 PROMPTS = [f"q{i}" for i in range(7)]
 PARAMS = SamplingParams(temperature=1.0, seed=100)
-# By hand: prompt i of one uninterrupted call, sample j, is drawn with seed 100 + i.
-EXPECTED = [[f"q{i}|seed{100 + i}|sample{j}" for j in range(2)] for i in range(7)]
+# By hand: prompt i of one uninterrupted call (n = 2), sample j, is drawn with seed 100 + 2 * i.
+EXPECTED = [[f"q{i}|seed{100 + 2 * i}|sample{j}" for j in range(2)] for i in range(7)]
 
 
 def test_chunks_draw_what_one_call_draws():
@@ -98,8 +98,8 @@ def test_a_preempted_evaluation_job_generates_only_the_rest_and_cleans_up(tmp_pa
     uninterrupted = SeededLikeVllm()
     assert run(uninterrupted, "c") == result and uninterrupted.calls == []  # cached whole
     records = [json.loads(line) for line in (tmp_path / "b" / "toy.samples.jsonl").read_text().splitlines()]
-    # prompt i of the benchmark drawn with seed 0 + i, as one call would: the resume changed nothing
-    assert [r["responses"][1].split("|")[1:] for r in records] == [[f"seed{i}", "sample1"] for i in range(5)]
+    # prompt i of the benchmark drawn with seed 0 + 2 * i, as one call would: the resume changed nothing
+    assert [r["responses"][1].split("|")[1:] for r in records] == [[f"seed{2 * i}", "sample1"] for i in range(5)]
 
 
 def test_a_second_preemption_after_a_torn_row_still_resumes(tmp_path):
@@ -157,3 +157,42 @@ def test_an_unreadable_line_of_the_store_is_skipped_and_named(tmp_path, capsys):
     assert again.calls == [PROMPTS[4:6], PROMPTS[6:7]]
     err = capsys.readouterr().err
     assert f"{store}:1" in err and f"{store}:2" in err and f"{store}:4" in err
+
+
+class _FakeVllmModule:
+    """vllm's SamplingParams, and an LLM that expands a request of n samples as vLLM's V1 engine does
+    (vllm/v1/engine/parallel_sampling.py: child j of a request with seed s is drawn with seed s + j)."""
+
+    class SamplingParams:
+        def __init__(self, n, temperature, top_p, max_tokens, seed):
+            self.n, self.seed = n, seed
+
+    class LLM:
+        def generate(self, prompts, params, use_tqdm=False):
+            from types import SimpleNamespace
+
+            return [SimpleNamespace(outputs=[SimpleNamespace(text=f"{prompt}|draw{p.seed + j}") for j in range(p.n)])
+                    for prompt, p in zip(prompts, params, strict=True)]
+
+
+class VllmSeeding:
+    """generation._vllm_generate over the fake engine, prompt i of a call at index i (as VLLMGenerator with one
+    engine, and each data-parallel engine with its prompts' global positions)."""
+
+    backend = "fake-vllm"
+
+    def generate(self, prompts, n, params):
+        from mgrpo.evaluation.generation import _vllm_generate
+
+        return _vllm_generate(_FakeVllmModule.LLM(), list(prompts), list(range(len(prompts))), n, params)
+
+
+def test_no_two_samples_of_a_vllm_call_share_a_seed(monkeypatch):
+    # with seed + i per prompt and vLLM's seed + j per sample, sample 1 of prompt 0 and sample 0 of prompt 1 were
+    # both drawn with seed + 1: the same random stream, samples of neighbouring problems correlated
+    monkeypatch.setitem(__import__("sys").modules, "vllm", _FakeVllmModule)
+    draws = [text.split("|")[1] for sample in VllmSeeding().generate(PROMPTS, 3, PARAMS) for text in sample]
+    assert len(set(draws)) == len(PROMPTS) * 3
+    # and chunking (resumed or not) still draws what one call draws
+    chunked = ChunkedGenerator(VllmSeeding(), chunk_sequences=6)  # 2 prompts x 3 samples per chunk
+    assert chunked.generate(PROMPTS, 3, PARAMS) == VllmSeeding().generate(PROMPTS, 3, PARAMS)

@@ -156,8 +156,10 @@ class HFGenerator:
 class VLLMGenerator:
     """vLLM offline inference: tensor parallel inside one engine, data parallel across engine processes.
 
-    Each prompt carries its own seed (``params.seed + prompt index``), so the samples do not depend on
-    how prompts are split across data-parallel engines.
+    Each prompt carries its own seed (``params.seed + n x prompt index``), so the samples do not depend on
+    how prompts are split across data-parallel engines. vLLM draws sample ``j`` of a request seeded ``s`` with
+    seed ``s + j`` (vllm/v1/engine/parallel_sampling.py), so the n x index spacing gives every sample of a call a
+    seed of its own (with ``seed + index``, sample 1 of prompt 0 and sample 0 of prompt 1 shared one).
     """
 
     backend = "vllm"
@@ -200,7 +202,7 @@ def _vllm_generate(llm, prompts: list[str], indices: list[int], n: int, params: 
     from vllm import SamplingParams as VSamplingParams
 
     per_prompt = [VSamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
-                                  max_tokens=params.max_tokens, seed=params.seed + index) for index in indices]
+                                  max_tokens=params.max_tokens, seed=params.seed + n * index) for index in indices]
     outputs = llm.generate(prompts, per_prompt, use_tqdm=False)
     return [[completion.text for completion in output.outputs] for output in outputs]
 

@@ -5,8 +5,9 @@ job generates only what is missing instead of a whole benchmark again (MMLU-Pro:
 (about ``chunk_sequences`` responses each). With a ``store`` (JSON Lines, in the evaluation's cache folder), each
 chunk's responses are appended to it once generated, under the call's identity (the result's cache key, the
 prompts, n and the sampling settings); a later call with the same identity reads the chunks stored and generates
-the others. A chunk starting at prompt ``s`` is generated with seed ``seed + s``: vLLM seeds prompt ``i`` of a call
-with ``seed + i``, so the chunks draw what one call would have drawn, resumed or not. Without a store the same
+the others. A chunk starting at prompt ``s`` is generated with seed ``seed + n x s``: VLLMGenerator seeds prompt ``i``
+of a call with ``seed + n x i`` (its samples ``j`` then with ``+ j``), so the chunks draw what one call would have
+drawn, resumed or not. Without a store the same
 chunks are generated and nothing is kept, so a result never depends on whether a cache folder was given.
 The store is only a cache: a line that cannot be used (cut short by a kill, not a well-formed row of the call) is
 named on stderr and its chunk generated again, and each row starts on a line of its own, so a row cut short does not
@@ -58,7 +59,7 @@ class ChunkedGenerator:
             if start in done:
                 responses.extend(done[start])
                 continue
-            generated = self.generator.generate(chunk, n, replace(params, seed=params.seed + start))
+            generated = self.generator.generate(chunk, n, replace(params, seed=params.seed + n * start))
             if len(generated) != len(chunk) or any(len(r) != n for r in generated):
                 raise RuntimeError(f"generator returned {[len(r) for r in generated]} responses for {len(chunk)} "
                                    f"prompts x {n} samples")
