@@ -196,3 +196,31 @@ def test_no_two_samples_of_a_vllm_call_share_a_seed(monkeypatch):
     # and chunking (resumed or not) still draws what one call draws
     chunked = ChunkedGenerator(VllmSeeding(), chunk_sequences=6)  # 2 prompts x 3 samples per chunk
     assert chunked.generate(PROMPTS, 3, PARAMS) == VllmSeeding().generate(PROMPTS, 3, PARAMS)
+
+
+def test_a_store_left_by_a_kill_after_the_result_was_cached_goes_at_the_next_run(tmp_path, monkeypatch):
+    task = pytest.importorskip("mgrpo.toy.task")
+    data = tmp_path / "data"
+    task.write_splits(data, seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
+    model = save_tiny_toy_model(tmp_path / "model")
+    monkeypatch.setattr(resumable, "CHUNK_SEQUENCES", 4)
+    cache = tmp_path / "cache"
+    store = cache / "toy.responses.partial.jsonl"
+    real_unlink = type(store).unlink
+
+    def killed_at_the_store(path, missing_ok=False):
+        if path == store:
+            raise KeyboardInterrupt("killed between the cached key and the store's removal")
+        return real_unlink(path, missing_ok=missing_ok)
+
+    def run(out):
+        return evaluate(str(model), ["toy"], tmp_path / out, data_dir=data, samples=2, generator=SeededLikeVllm(),
+                        cache_dir=cache)["toy"]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(store), "unlink", killed_at_the_store)
+        with pytest.raises(KeyboardInterrupt):
+            run("a")
+    assert (cache / "toy.key.json").is_file() and store.is_file()
+    run("b")  # a cache hit: nothing generated, and nothing of this benchmark's generation is kept any longer
+    assert not store.exists()

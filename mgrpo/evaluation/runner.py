@@ -234,6 +234,8 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
         k, params = plans[benchmark.name]
         path = paths[benchmark.name]
         if benchmark.name in cached:
+            # a job killed after caching its result, before removing its responses, left them: the result is kept
+            _partial_store(cache_dir, benchmark.name).unlink(missing_ok=True)
             _copy_files(cache_dir, out_dir, benchmark.name)
             results[benchmark.name] = json.loads(_result_files(out_dir, benchmark.name)[0].read_text())
             continue
