@@ -332,3 +332,27 @@ def test_scoring_against_a_failed_reference_raises_rather_than_failing_the_sampl
     broken = {**problems[1], "canonical_solution": "\ndef square_perimeter(a):\n  return object()\n"}
     with pytest.raises(mbpp_plus.GroundTruthError, match="not plain data"):
         mbpp_plus.score_solution(broken, "def square_perimeter(a):\n    return 4 * a\n")
+
+
+def test_sandboxes_run_on_the_cpus_this_job_was_given_not_the_whole_node(tmp_path, monkeypatch):
+    # SLURM (cgroups, task affinity) gives a job a few of a node's CPUs; os.cpu_count() is the node's. A sandbox per
+    # node CPU on 2 allocated ones runs each reference and candidate many times slower against its wall-clock limits.
+    import mgrpo.evaluation.code as code
+
+    pools = []
+
+    class RecordingPool(code.ThreadPoolExecutor):
+        def __init__(self, max_workers=None, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(code, "ThreadPoolExecutor", RecordingPool)
+    monkeypatch.setattr(code.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(code.os, "sched_getaffinity", lambda pid: {4, 5}, raising=False)
+    monkeypatch.setattr(mbpp_plus, "_ground_truth", {})
+    evaluate_code("mbpp_plus", ScriptedGenerator([RIGHT_SIMILAR, WRONG_PERIMETER]), FIXTURE, tmp_path, {"model": "m"})
+    assert pools == [2, 2]  # references, then candidates
+    pools.clear()
+    evaluate_code("mbpp_plus", ScriptedGenerator([RIGHT_SIMILAR, WRONG_PERIMETER]), FIXTURE, tmp_path,
+                  {"model": "m", "workers": 3})
+    assert pools == [3, 3]  # as asked

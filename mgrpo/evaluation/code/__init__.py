@@ -2,8 +2,9 @@
 
 Entry point for `mgrpo evaluate`: `evaluate_code(benchmark, generator, data_path, out_dir, settings)`.
 `settings` keys (all optional): model, backend, temperature (0.8), top_p (1.0), max_tokens (3072), seed (0),
-samples (1), limit (None), workers (cpu count), timeout_s (per LCB test 6.0; per MBPP+ candidate 150.0),
-memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version ("release_latest");
+samples (1), limit (None), workers (the CPUs this process may use), timeout_s (per LCB test 6.0; per MBPP+
+candidate 150.0), memory_mb, and for LiveCodeBench start_date / end_date ("%Y-%m-%d") and release_version
+("release_latest");
 allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces or its seccomp filter; see docs/sandbox.md).
 """
 from __future__ import annotations
@@ -42,6 +43,16 @@ def _settings_dict(settings) -> tuple[dict, object | None]:
     for key in ("temperature", "top_p", "max_tokens", "seed"):
         values[key] = getattr(settings.sampling, key)
     return values, settings.sampling
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: a SLURM job's allocation (its cpuset), not the node's os.cpu_count(). A
+    sandbox per node CPU on a few allocated ones would run references and candidates many times slower than their
+    wall-clock limits assume (more lenient per-input limits, false timeouts at the fixed floors)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _chat(generator, user_message: str) -> str:
@@ -86,7 +97,7 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
 
     # fails closed here, before any generation, when the sandbox cannot isolate (unless allow_weak_sandbox)
     sandbox_record = evaluation_sandbox(settings.get("allow_weak_sandbox", False))
-    workers = max(1, int(settings.get("workers", os.cpu_count() or 1)))
+    workers = max(1, int(settings.get("workers", usable_cpus())))
     if benchmark_io["reference"] is not None:
         _check_references(benchmark, problems, benchmark_io, sandbox_record, workers)
 
