@@ -145,7 +145,9 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
 def _check_references(benchmark: str, problems: list, benchmark_io: dict, sandbox_record, workers: int) -> None:
     """Run the benchmark's reference solutions before any generation: a problem whose expected outputs cannot be
     computed here (its canonical solution times out on this node, or returns something that is not plain data) stops
-    the evaluation, naming it, rather than scoring every sample of it as failed."""
+    the evaluation, naming it, rather than scoring every sample of it as failed. They run in parallel, as the
+    candidates do (evalplus times them serially): a reference slowed by the others only makes the per-input limits
+    max(1 s, 4 x its time) more lenient, and only above 0.25 s per input (docs/sandbox.md)."""
     def failure(problem):
         try:
             benchmark_io["reference"](problem)
