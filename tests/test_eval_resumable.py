@@ -224,3 +224,12 @@ def test_a_store_left_by_a_kill_after_the_result_was_cached_goes_at_the_next_run
     assert (cache / "toy.key.json").is_file() and store.is_file()
     run("b")  # a cache hit: nothing generated, and nothing of this benchmark's generation is kept any longer
     assert not store.exists()
+
+
+def test_the_wrapper_can_be_copied():
+    # __getattr__ forwards to self.generator: before __init__ (copy, pickle) that lookup recursed without end
+    import copy
+
+    chunked = ChunkedGenerator(SeededLikeVllm(), chunk_sequences=6)
+    assert copy.copy(chunked).generate(PROMPTS, 2, PARAMS) == EXPECTED
+    assert copy.deepcopy(chunked).backend == "fake-vllm"

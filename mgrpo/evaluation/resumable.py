@@ -41,6 +41,8 @@ class ChunkedGenerator:
         self.chunk_sequences = chunk_sequences or CHUNK_SEQUENCES * engines
 
     def __getattr__(self, name):  # backend, name, apply_chat_template, ...: the wrapped generator's
+        if name == "generator" or name.startswith("__"):  # not set yet (copy, pickle), or a protocol's
+            raise AttributeError(name)
         return getattr(self.generator, name)
 
     def _call_id(self, prompts: list[str], n: int, params: SamplingParams) -> str:
