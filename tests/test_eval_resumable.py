@@ -233,3 +233,17 @@ def test_the_wrapper_can_be_copied():
     chunked = ChunkedGenerator(SeededLikeVllm(), chunk_sequences=6)
     assert copy.copy(chunked).generate(PROMPTS, 2, PARAMS) == EXPECTED
     assert copy.deepcopy(chunked).backend == "fake-vllm"
+
+
+def test_chunks_generated_under_other_settings_do_not_pile_up_in_the_store(tmp_path):
+    # a job preempted, requeued after the checkpoint or the harness changed, preempted again, ...: the store keeps
+    # only what the current settings can use, not every earlier setting's responses
+    store = tmp_path / "store.jsonl"
+    for version in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            ChunkedGenerator(SeededLikeVllm(fail_on_call=2), store, {"harness": version}, chunk_sequences=4).generate(
+                PROMPTS, 2, PARAMS)
+    assert len(store.read_text().splitlines()) == 2  # the last setting's two chunks
+    again = SeededLikeVllm()
+    assert ChunkedGenerator(again, store, {"harness": 2}, chunk_sequences=4).generate(PROMPTS, 2, PARAMS) == EXPECTED
+    assert again.calls == [PROMPTS[4:6], PROMPTS[6:7]]

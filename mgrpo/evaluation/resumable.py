@@ -11,7 +11,9 @@ drawn, resumed or not. Without a store the same
 chunks are generated and nothing is kept, so a result never depends on whether a cache folder was given.
 The store is only a cache: a line that cannot be used (cut short by a kill, not a well-formed row of the call) is
 named on stderr and its chunk generated again, and each row starts on a line of its own, so a row cut short does not
-take the next one with it.
+take the next one with it. Rows written under another key (the checkpoint, data, settings or harness changed
+between a preemption and the requeued start) are dropped from the store when it is read, so it holds one setting's
+responses at most, however often the settings change before a result is cached.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from mgrpo.atomic import atomic_path
 from mgrpo.evaluation.generation import Generator, SamplingParams
 
 # Responses per chunk and vLLM engine: large enough that the engine's batch stays full, small enough that a
@@ -37,6 +40,7 @@ class ChunkedGenerator:
         self.generator = generator
         self.store = Path(store) if store is not None else None
         self.key = key or {}
+        self._key_id = hashlib.sha256(json.dumps(self.key, sort_keys=True, default=str).encode()).hexdigest()
         engines = int(getattr(generator, "data_parallel_size", 1) or 1)
         self.chunk_sequences = chunk_sequences or CHUNK_SEQUENCES * engines
 
@@ -68,7 +72,7 @@ class ChunkedGenerator:
             generated = [list(r) for r in generated]
             if self.store is not None:
                 self.store.parent.mkdir(parents=True, exist_ok=True)
-                _append_row(self.store, {"call": call, "start": start, "responses": generated})
+                _append_row(self.store, {"call": call, "key": self._key_id, "start": start, "responses": generated})
             responses.extend(generated)
             if len(prompts) > per_chunk:
                 print(f"mgrpo evaluate: generated {min(start + per_chunk, len(prompts))}/{len(prompts)} prompts"
@@ -80,6 +84,8 @@ class ChunkedGenerator:
         short by a kill, glued to the next row, not a well-formed row of this call) is named and its chunk generated
         again; it never stops the evaluation."""
         done: dict[int, list[list[str]]] = {}
+        kept: list[bytes] = []  # the lines written under this key (any call), the store's rows once rewritten
+        stale = 0
         if not self.store.is_file():
             return done
         with open(self.store, "rb") as handle:
@@ -94,8 +100,12 @@ class ChunkedGenerator:
                 if not isinstance(row, dict) or "call" not in row:
                     _skip(self.store, number, "not a row of responses")
                     continue
+                if row.get("key") != self._key_id:
+                    stale += 1  # generated under other settings (a checkpoint, the harness...): never used again
+                    continue
+                kept.append(raw.rstrip(b"\n") + b"\n")
                 if row["call"] != call:
-                    continue  # another call's (another n or benchmark setting)
+                    continue  # another call's (another n) of this benchmark and settings
                 start, stored = row.get("start"), row.get("responses")
                 size = min(per_chunk, n_prompts - start) if type(start) is int and 0 <= start < n_prompts \
                     and start % per_chunk == 0 else None
@@ -106,6 +116,11 @@ class ChunkedGenerator:
                     _skip(self.store, number, f"its responses are not {size} prompts x {n} texts")
                 else:
                     done[start] = stored
+        if stale:  # the store would otherwise grow with every change of settings until a result is cached
+            print(f"mgrpo evaluate: {self.store}: dropping {stale} chunk(s) generated under other settings",
+                  file=sys.stderr, flush=True)
+            with atomic_path(self.store) as tmp:
+                tmp.write_bytes(b"".join(kept))
         return done
 
 
