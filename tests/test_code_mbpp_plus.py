@@ -1,6 +1,7 @@
 """MBPP+ through evalplus 0.3.1 inside the sandbox, on a hand-written two-problem MbppPlus file."""
 import dataclasses
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -347,8 +348,8 @@ def test_sandboxes_run_on_the_cpus_this_job_was_given_not_the_whole_node(tmp_pat
             super().__init__(max_workers=max_workers, **kwargs)
 
     monkeypatch.setattr(code, "ThreadPoolExecutor", RecordingPool)
-    monkeypatch.setattr(code.os, "cpu_count", lambda: 64)
-    monkeypatch.setattr(code.os, "sched_getaffinity", lambda pid: {4, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5}, raising=False)
     monkeypatch.setattr(mbpp_plus, "_ground_truth", {})
     evaluate_code("mbpp_plus", ScriptedGenerator([RIGHT_SIMILAR, WRONG_PERIMETER]), FIXTURE, tmp_path, {"model": "m"})
     assert pools == [2, 2]  # references, then candidates

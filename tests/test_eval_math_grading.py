@@ -190,3 +190,24 @@ def test_score_choice():
     assert score_choice("\\boxed{B}", "B", 4) == ("B", True)
     assert score_choice("\\boxed{A}", "B", 4) == ("A", False)
     assert score_choice("no letter", "B", 4) == (None, False)
+
+
+def test_grading_pool_uses_the_cpus_this_job_was_given_not_the_whole_node(monkeypatch):
+    # math-verify grades an answer False when its timeout fires: a worker per node CPU on 2 allocated ones would
+    # make correct answers time out
+    import os
+
+    from mgrpo.evaluation import math_grading
+
+    sizes = []
+
+    class RecordingPool(math_grading.ProcessPoolExecutor):
+        def __init__(self, max_workers=None, **kwargs):
+            sizes.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(math_grading, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5}, raising=False)
+    verdicts = grade_math_batch(["\\boxed{2}"] * 300, ["2"] * 300, chunk_size=50)
+    assert sizes == [2] and all(correct for _, correct in verdicts)

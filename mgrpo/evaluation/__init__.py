@@ -1,7 +1,19 @@
 """Evaluation: benchmarks, generation backends, math grading and the sandbox for model-written code."""
 from __future__ import annotations
 
-__all__ = ["evaluate", "grade_math", "run_untrusted"]
+import os
+
+__all__ = ["evaluate", "grade_math", "run_untrusted", "usable_cpus"]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: a SLURM job's allocation (its cpuset), not the node's os.cpu_count().
+    Workers per node CPU on a few allocated ones run many times slower than the wall-clock limits they work under
+    assume (sandboxed programs' per-input limits, math-verify's timeouts)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def __getattr__(name):  # lazy: importing the package must not import math-verify or the sandbox

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import re
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Sequence
+
+from mgrpo.evaluation import usable_cpus
 
 # Seconds math-verify may spend parsing one expression / comparing two.
 TIMEOUT_S = 5
@@ -172,7 +173,7 @@ def grade_math_batch(responses: Sequence[str], golds: Sequence[str], processes: 
     if len(responses) != len(golds):
         raise ValueError(f"grade_math_batch: {len(responses)} responses but {len(golds)} gold answers")
     pairs = [(str(r), str(g)) for r, g in zip(responses, golds)]
-    processes = processes or os.cpu_count() or 1
+    processes = processes or usable_cpus()  # math-verify's timeouts grade an answer False: no oversubscription
     if processes == 1 or len(pairs) <= chunk_size:
         return _score_chunk(pairs)
     chunks = [pairs[i:i + chunk_size] for i in range(0, len(pairs), chunk_size)]

@@ -10,11 +10,11 @@ allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces or i
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
+from mgrpo.evaluation import usable_cpus
 
 __all__ = ["evaluate_code", "prepare_data", "BENCHMARKS"]
 
@@ -43,16 +43,6 @@ def _settings_dict(settings) -> tuple[dict, object | None]:
     for key in ("temperature", "top_p", "max_tokens", "seed"):
         values[key] = getattr(settings.sampling, key)
     return values, settings.sampling
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on: a SLURM job's allocation (its cpuset), not the node's os.cpu_count(). A
-    sandbox per node CPU on a few allocated ones would run references and candidates many times slower than their
-    wall-clock limits assume (more lenient per-input limits, false timeouts at the fixed floors)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _chat(generator, user_message: str) -> str:
