@@ -1,4 +1,4 @@
-"""One trainer per work folder.
+"""One trainer per work folder (and one evaluation per cache folder: `mgrpo evaluate --cache`).
 
 A second `mgrpo train` on the same ``--work`` would interleave two histories in one set of checkpoints and
 metrics. On a cluster this happens when the Snakemake controller dies (a login node reboots, an ssh session
@@ -144,16 +144,17 @@ def _remove_stale(lock: Path, stale: dict, me: dict) -> dict | None:
     return owner or {}
 
 
-def _in_use(work: Path, lock: Path, owner: dict, reason: str) -> WorkDirInUse:
+def _in_use(work: Path, lock: Path, owner: dict, reason: str, holder: str) -> WorkDirInUse:
     return WorkDirInUse(
-        f"work folder {work} is in use by another trainer ({json.dumps(owner)}): {reason}. "
-        f"Two trainers on one work folder would mix their checkpoints; if you are sure that one "
+        f"work folder {work} is in use by another {holder} ({json.dumps(owner)}): {reason}. "
+        f"Two {holder}s on one work folder would mix their files; if you are sure that one "
         f"has ended, delete {lock}")
 
 
 @contextmanager
-def work_lock(work: Path | str) -> Iterator[Path]:
-    """Hold WORK/.train.lock for the block; WorkDirInUse if a live trainer holds it."""
+def work_lock(work: Path | str, holder: str = "trainer") -> Iterator[Path]:
+    """Hold WORK/.train.lock for the block; WorkDirInUse if a live process holds it (`holder` names what it is in
+    messages: a trainer, an evaluation keeping its results and responses in a cache folder)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     lock = work / LOCK_NAME
@@ -167,16 +168,16 @@ def work_lock(work: Path | str) -> Iterator[Path]:
                 continue
             reason = _why_not_stale(owner, me) if owner else "its owner cannot be read"
             if reason:
-                raise _in_use(work, lock, owner, reason) from None
+                raise _in_use(work, lock, owner, reason, holder) from None
             live = _remove_stale(lock, owner, me)
             if live is not None:
-                raise _in_use(work, lock, live, "it took the stale lock over first") from None
+                raise _in_use(work, lock, live, "it took the stale lock over first", holder) from None
             continue
         with os.fdopen(fd, "w") as out:
             json.dump(me, out)
         break
     else:
-        raise WorkDirInUse(f"could not take {lock}: another trainer took it at the same time")
+        raise WorkDirInUse(f"could not take {lock}: another {holder} took it at the same time")
     try:
         yield lock
     finally:

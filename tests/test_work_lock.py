@@ -185,3 +185,18 @@ def test_mgrpo_train_on_a_work_folder_in_use_stops_before_training(tmp_path, hol
     assert result.returncode != 0
     assert f"mgrpo train: work folder {tmp_path / 'work'} is in use by another trainer" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_mgrpo_evaluate_on_a_cache_folder_in_use_stops_before_evaluating(tmp_path):
+    # a restarted Snakemake controller resubmits an evaluation whose first job still runs: the second must not
+    # generate the same responses again into the same partial store
+    cache = tmp_path / "cache"
+    with holding(cache) as process:
+        result = subprocess.run(
+            [sys.executable, "-m", "mgrpo", "evaluate", "--model", str(tmp_path / "model"), "--benchmarks", "toy",
+             "--out", str(tmp_path / "out"), "--cache", str(cache)], capture_output=True, text=True, timeout=120,
+            check=False)
+        assert json.loads((cache / LOCK_NAME).read_text())["pid"] == process.pid  # still the first job's
+    assert result.returncode != 0
+    assert f"mgrpo evaluate: work folder {cache} is in use by another evaluation" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()

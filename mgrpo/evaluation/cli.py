@@ -93,12 +93,22 @@ def _code_options(args: argparse.Namespace) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from mgrpo.evaluation.runner import evaluate
+    from contextlib import nullcontext
 
-    results = evaluate(str(args.model), args.benchmarks, args.out, backend=args.backend, data_dir=args.data_dir,
-                       temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-                       samples=args.samples, limit=args.limit, seed=args.seed, backend_options=backend_options(args),
-                       code_options=_code_options(args), cache_dir=args.cache)
+    from mgrpo.evaluation.runner import evaluate
+    from mgrpo.work_lock import WorkDirInUse, work_lock
+
+    try:
+        # one evaluation per cache folder: a restarted Snakemake controller resubmits a job that still runs, and
+        # the two would generate the same responses twice into one partial store
+        with work_lock(args.cache, holder="evaluation") if args.cache is not None else nullcontext():
+            results = evaluate(str(args.model), args.benchmarks, args.out, backend=args.backend,
+                               data_dir=args.data_dir, temperature=args.temperature, top_p=args.top_p,
+                               max_tokens=args.max_tokens, samples=args.samples, limit=args.limit, seed=args.seed,
+                               backend_options=backend_options(args), code_options=_code_options(args),
+                               cache_dir=args.cache)
+    except WorkDirInUse as err:
+        raise SystemExit(f"mgrpo evaluate: {err}") from None
     for name, result in results.items():
         print(f"{name:14s} {result['metric']:7s} {result['value']:.4f}  (n={result['n_problems']})")
     return 0
