@@ -302,3 +302,7 @@ def test_cached_results_are_not_reused_after_the_harness_changed(toy_setup, tmp_
     assert calls == [2, 2, 2, 2]
     key = json.loads((tmp_path / "cache" / "toy.key.json").read_text())
     assert key["harness"]["versions"]["math_verify"] == "9.9"
+    monkeypatch.setattr(runner, "_version", lambda p: "9.9" if p in ("math_verify", "transformers")
+                        else real_version(p))
+    run("g")  # another transformers: the model may generate other responses
+    assert calls == [2, 2, 2, 2, 2]

@@ -126,7 +126,9 @@ def content_sha256(path: Path) -> str:
 # The harness: whatever turns a model into results besides the model, data and settings. A fix to a prompt, a task
 # file or a grader must not be answered with results cached before it (the cache outlives Snakemake reruns).
 HARNESS_ROOT = Path(__file__).resolve().parents[1]  # the mgrpo package
-HARNESS_PACKAGES = ("lm_eval", "math_verify", "latex2sympy2_extended", "sympy", "evalplus")
+# grading packages, and the generation stack (another vLLM, torch or transformers samples other responses)
+HARNESS_PACKAGES = ("lm_eval", "math_verify", "latex2sympy2_extended", "sympy", "evalplus", "vllm", "torch",
+                    "transformers")
 
 
 def harness_files(root: Path) -> list[Path]:
