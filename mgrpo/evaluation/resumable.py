@@ -10,8 +10,8 @@ of a call with ``seed + n x i`` (its samples ``j`` then with ``+ j``), so the ch
 drawn, resumed or not. Without a store the same
 chunks are generated and nothing is kept, so a result never depends on whether a cache folder was given.
 The store is only a cache: a line that cannot be used (cut short by a kill, not a well-formed row of the call) is
-named on stderr and its chunk generated again, and each row starts on a line of its own, so a row cut short does not
-take the next one with it. Rows written under another key (the checkpoint, data, settings or harness changed
+named on stderr, dropped, and its chunk generated again; the store is rewritten without it before anything is
+appended, so a row cut short never takes the next one with it. Rows written under another key (the checkpoint, data, settings or harness changed
 between a preemption and the requeued start) are dropped from the store when it is read, so it holds one setting's
 responses at most, however often the settings change before a result is cached.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Sequence
 
 from mgrpo.atomic import atomic_path
 from mgrpo.evaluation.generation import Generator, SamplingParams
+from mgrpo.jsonl import append_row
 
 # Responses per chunk and vLLM engine: large enough that the engine's batch stays full, small enough that a
 # preemption loses minutes, not the benchmark. Data-parallel engines are started for each call, so they get
@@ -72,7 +72,7 @@ class ChunkedGenerator:
             generated = [list(r) for r in generated]
             if self.store is not None:
                 self.store.parent.mkdir(parents=True, exist_ok=True)
-                _append_row(self.store, {"call": call, "key": self._key_id, "start": start, "responses": generated})
+                append_row(self.store, {"call": call, "key": self._key_id, "start": start, "responses": generated})
             responses.extend(generated)
             if len(prompts) > per_chunk:
                 print(f"mgrpo evaluate: generated {min(start + per_chunk, len(prompts))}/{len(prompts)} prompts"
@@ -81,11 +81,12 @@ class ChunkedGenerator:
 
     def _stored_chunks(self, call: str, n_prompts: int, per_chunk: int, n: int) -> dict[int, list[list[str]]]:
         """The chunks of this call kept in the store, by start. The store is a cache: a line that cannot be used (cut
-        short by a kill, glued to the next row, not a well-formed row of this call) is named and its chunk generated
-        again; it never stops the evaluation."""
+        short by a kill, not a well-formed row of this call) is named and its chunk generated again, rows of another
+        key are dropped, and the store is then rewritten with the rows kept, so that the next row is appended to a
+        clean file. It never stops the evaluation."""
         done: dict[int, list[list[str]]] = {}
-        kept: list[bytes] = []  # the lines written under this key (any call), the store's rows once rewritten
-        stale = 0
+        kept: list[bytes] = []  # well-formed rows of this key (any call: lm-eval makes one per n)
+        dropped = stale = 0
         if not self.store.is_file():
             return done
         with open(self.store, "rb") as handle:
@@ -95,48 +96,42 @@ class ChunkedGenerator:
                 try:
                     row = json.loads(raw)
                 except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
-                    _skip(self.store, number, f"not a JSON row ({error})")
-                    continue
-                if not isinstance(row, dict) or "call" not in row:
-                    _skip(self.store, number, "not a row of responses")
-                    continue
-                if row.get("key") != self._key_id:
+                    row, why = None, f"not a JSON row ({error})"
+                else:
+                    why = None if isinstance(row, dict) and "call" in row else "not a row of responses"
+                if why is None and row.get("key") != self._key_id:
                     stale += 1  # generated under other settings (a checkpoint, the harness...): never used again
                     continue
+                if why is None and row["call"] == call:
+                    why = _malformed(row, n_prompts, per_chunk, n)
+                if why is not None:
+                    _skip(self.store, number, why)
+                    dropped += 1
+                    continue
                 kept.append(raw.rstrip(b"\n") + b"\n")
-                if row["call"] != call:
-                    continue  # another call's (another n) of this benchmark and settings
-                start, stored = row.get("start"), row.get("responses")
-                size = min(per_chunk, n_prompts - start) if type(start) is int and 0 <= start < n_prompts \
-                    and start % per_chunk == 0 else None
-                if size is None:
-                    _skip(self.store, number, f"start {start!r} is not where a chunk of this call starts")
-                elif not (isinstance(stored, list) and len(stored) == size and all(
-                        isinstance(r, list) and len(r) == n and all(isinstance(t, str) for t in r) for r in stored)):
-                    _skip(self.store, number, f"its responses are not {size} prompts x {n} texts")
-                else:
-                    done[start] = stored
-        if stale:  # the store would otherwise grow with every change of settings until a result is cached
+                if row["call"] == call:
+                    done[row["start"]] = row["responses"]
+        if stale:
             print(f"mgrpo evaluate: {self.store}: dropping {stale} chunk(s) generated under other settings",
                   file=sys.stderr, flush=True)
+        if stale or dropped:
             with atomic_path(self.store) as tmp:
                 tmp.write_bytes(b"".join(kept))
         return done
 
 
+def _malformed(row: dict, n_prompts: int, per_chunk: int, n: int) -> str | None:
+    """Why a stored row of this call cannot be used, or None."""
+    start, stored = row.get("start"), row.get("responses")
+    if not (type(start) is int and 0 <= start < n_prompts and start % per_chunk == 0):
+        return f"start {start!r} is not where a chunk of this call starts"
+    size = min(per_chunk, n_prompts - start)
+    if not (isinstance(stored, list) and len(stored) == size and all(
+            isinstance(r, list) and len(r) == n and all(isinstance(t, str) for t in r) for r in stored)):
+        return f"its responses are not {size} prompts x {n} texts"
+    return None
+
+
 def _skip(store: Path, number: int, why: str) -> None:
     print(f"mgrpo evaluate: {store}:{number}: ignored ({why}); its chunk is generated again", file=sys.stderr,
           flush=True)
-
-
-def _append_row(path: Path, row: dict) -> None:
-    """Append one row on a line of its own: after a row cut short by a kill (no newline), the new row starts a new
-    line instead of being glued to it (one unreadable line, which would take the new row with it)."""
-    with open(path, "a+b") as handle:  # appends whatever the position; read to see how the file ends
-        torn = False
-        if handle.seek(0, os.SEEK_END) > 0:
-            handle.seek(-1, os.SEEK_END)
-            torn = handle.read(1) != b"\n"
-        handle.write((b"\n" if torn else b"") + json.dumps(row).encode() + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
