@@ -120,6 +120,24 @@ def test_unlabelled_training_prompts_train_and_log_no_label_diagnostics(toy, tmp
         trainer.train(replace(spec, method="ground_truth", out=tmp_path / "gt" / "out", work=tmp_path / "gt" / "w"))
 
 
+def test_white_space_around_a_training_label_changes_no_metric(toy, tmp_path):
+    # " 7 " and "7" are one label everywhere else (is_correct strips it, score_group's `same` ignores white space,
+    # the evaluation strips it): the ground_truth reward and pseudo_label_acc already read them alike, and
+    # rollout_acc, the share of policy rollouts whose answer is the label, must too
+    data = tmp_path / "padded"
+    data.mkdir()
+    for path in (toy / "data").iterdir():
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        if path.name == "train.jsonl":
+            rows = [{**r, "answer": f" {r['answer']} "} for r in rows]
+        (data / path.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = read_metrics(trainer.train(make_spec(toy, tmp_path, method="ground_truth", name="plain")))
+    padded = read_metrics(trainer.train(replace(make_spec(toy, tmp_path, method="ground_truth", name="padded"),
+                                                data=data)))
+    assert any(r["rollout_acc"] for r in plain[1:])  # some rollout is right, so the comparison can fail
+    assert without_timing(padded) == without_timing(plain)
+
+
 def test_data_without_a_val_split_is_named(toy, tmp_path):
     spec = replace(make_spec(toy, tmp_path), data=copy_data(toy, tmp_path, drop=("val.jsonl",)))
     with pytest.raises(FileNotFoundError, match=r"val.jsonl .*rerun `mgrpo toy-data`"):

@@ -340,7 +340,8 @@ def train(spec) -> Path:
             "filtered_frac": _mean(1.0 - float(kept) for s in scores for kept in s.kept),
             # over the prompts that have a (hidden) label; null for unlabelled training data
             "pseudo_label_acc": _mean(float(s.label_correct) for s in scores if s.label_correct is not None),
-            "rollout_acc": _mean(float(a is not None and a == g)
+            # equal as score_group's labels are (and as on verl): white space around a label is no other answer
+            "rollout_acc": _mean(float(a is not None and mcore.same_after_stripping(a, g))
                                  for a, g in zip(ans_pol, [g for g in golds for _ in range(M)]) if g is not None),
             "momentum_agreement": _mean(momentum_agree) if N else None,
             "kl": kl,
