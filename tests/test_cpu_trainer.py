@@ -234,6 +234,42 @@ def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
     assert len(no_grad) == 2 and {id(m) for m, _ in no_grad} == policy_ids
 
 
+def test_the_loss_sees_exactly_the_kept_policy_rollouts_with_their_group_advantages(toy, tmp_path, monkeypatch):
+    """End to end: the rows policy_loss is given carry score_group's advantages, and a policy rollout the IQR filter
+    dropped (like every momentum rollout) has no token in the loss mask."""
+    scored, losses = [], []
+    real_score, real_loss = mcore.score_group, mcore.policy_loss
+
+    def spy_score(*args, **kwargs):
+        scored.append(real_score(*args, **kwargs))
+        return scored[-1]
+
+    def spy_loss(logp, old_logp, advantages, mask, **kwargs):
+        losses.append((advantages.clone(), mask.clone()))
+        return real_loss(logp, old_logp, advantages, mask, **kwargs)
+
+    monkeypatch.setattr(mcore, "score_group", spy_score)
+    monkeypatch.setattr(mcore, "policy_loss", spy_loss)
+    spec = replace(make_spec(toy, tmp_path, method="mgrpo_iqr", G=8, N=2, steps=1, prompts_per_step=3,
+                             eval_every=100), iqr_k=0.0)  # k = 0 drops every rollout below Q1
+    trainer.train(spec)
+    (advantages, mask), = losses
+    M = 6
+    assert len(scored) == 3 and mask.shape[0] == 3 * M
+    dropped_policy_rows = 0
+    for i, score in enumerate(scored):
+        rows = slice(i * M, (i + 1) * M)
+        assert advantages[rows].tolist() == pytest.approx(score.advantages[:M].tolist())
+        assert ((mask[rows].sum(dim=1) > 0).tolist()) == score.in_loss[:M].tolist()
+        dropped_policy_rows += int((~score.kept[:M]).sum())
+        in_loss = score.in_loss[:M]
+        if in_loss.sum() >= 2:  # GRPO over the kept policy rollouts only: mean 0, unbiased std 1 (eps aside)
+            kept_advantages = score.advantages[:M][in_loss]
+            assert abs(kept_advantages.mean()) < 1e-9
+            assert kept_advantages.std(ddof=1) == pytest.approx(1.0, abs=1e-4) or not kept_advantages.any()
+    assert dropped_policy_rows  # the filter dropped a policy rollout, so the mask check above could fail
+
+
 def _score(in_loss, advantages):
     G = len(in_loss)
     return GroupScore(label="1", votes=1, kept=np.ones(G, bool), in_loss=np.asarray(in_loss),
