@@ -169,6 +169,26 @@ def test_checking_never_changes_the_model_it_checks(tiny_data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_model_written_is_checked_when_max_steps_is_no_multiple_of_check_every(tiny_data, tmp_path, monkeypatch):
+    """Scripted held-out accuracies 0.2 at step 2 and 0.6 at step 3 (the last) with target 0.55: reached at 3."""
+    import mgrpo.cpu.rollout as rollout
+    from mgrpo.toy.pretrain import pretrain
+    from mgrpo.toy.settings import PretrainSettings
+
+    real, scripted = rollout.accuracy, iter([0.2, 0.6])
+
+    def accuracy(model, tokenizer, rows, **kw):
+        if len(rows) == TINY["select_rows"]:
+            return next(scripted)
+        return real(model, tokenizer, rows, **kw)
+
+    monkeypatch.setattr(rollout, "accuracy", accuracy)
+    summary = pretrain(tiny_data, tmp_path / "m", seed=0, log=lambda _: None,
+                       settings=PretrainSettings(max_steps=3, target_acc=0.55, check_every=2, **TINY))
+    assert summary["checks"] == [{"step": 2, "select_acc": 0.2}, {"step": 3, "select_acc": 0.6}]
+    assert summary["steps"] == 3 and summary["target_reached"] is True
+
+
 def test_the_held_out_rows_are_not_trained_on(tiny_data, tmp_path, monkeypatch):
     import mgrpo.toy.pretrain as pre
     from mgrpo.toy.task import read_jsonl

@@ -95,7 +95,8 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
         losses.append(loss.item())
         if step % 50 == 0 or step == settings.max_steps:
             log(f"pretrain step {step}/{settings.max_steps} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}")
-        if settings.target_acc is not None and step % settings.check_every == 0:
+        # the last step is checked too: the model written is the one target_reached speaks of
+        if settings.target_acc is not None and (step % settings.check_every == 0 or step == settings.max_steps):
             # Its own generator, fixed per check: checking never moves the training stream.
             acc = accuracy(model, tokenizer, select, temperature=settings.eval_temperature,
                            samples=settings.eval_samples, max_new_tokens=settings.max_new_tokens,
