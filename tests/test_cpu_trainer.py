@@ -421,3 +421,13 @@ def test_the_cli_names_a_bad_seed_setting_or_folder_before_training(toy, tmp_pat
     assert message.replace("FILE", str(tmp_path / "FILE")) in capsys.readouterr().err
     assert (tmp_path / "FILE").read_text() == "keep me"
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_generation_budget_that_cuts_the_worked_solutions_is_refused_before_training(toy, tmp_path):
+    # 3 operands: "8+2+9=" is worked as the 2 running sums mod 10, "0,9#9": 5 one-character tokens, 6 with <eos>;
+    # with 5 new tokens no rollout could ever end in an answer: no reward, no vote, no learning
+    spec = make_spec(toy, tmp_path, max_new_tokens=5)
+    with pytest.raises(ValueError, match=r"worked solutions in .*train\.jsonl take up to 6 tokens with <eos>, more "
+                                         r"than max_new_tokens=5: raise max_new_tokens \(--set max_new_tokens=N\)"):
+        trainer.validate_spec(spec)
+    trainer.validate_spec(make_spec(toy, tmp_path, max_new_tokens=6))  # exactly enough

@@ -108,6 +108,12 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
                                        if name == "val.jsonl" else ""))
     if not (Path(spec.base_model) / "config.json").is_file():
         raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {spec.base_model}")
+    from mgrpo.toy.task import check_generation_budget, read_jsonl
+    from transformers import AutoTokenizer
+
+    train = Path(spec.data) / "train.jsonl"
+    check_generation_budget(AutoTokenizer.from_pretrained(spec.base_model), read_jsonl(train, require_answer=False),
+                            settings.max_new_tokens, str(train), "max_new_tokens (--set max_new_tokens=N)")
     return method, settings
 
 

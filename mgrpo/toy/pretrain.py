@@ -11,7 +11,7 @@ import torch
 from mgrpo.atomic import atomic_dir, check_out_apart, write_json
 from mgrpo.toy.model import build_model, build_tokenizer, count_parameters
 from mgrpo.toy.settings import PretrainSettings
-from mgrpo.toy.task import ANSWER_MARK, read_jsonl, worked_solution
+from mgrpo.toy.task import ANSWER_MARK, check_generation_budget, read_jsonl, worked_solution
 
 
 def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,12 +58,8 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     tokenizer = build_tokenizer()
     # A worked solution cut off by the generation budget has no answer: the stopping check and the test could
     # credit only the bare '#d' answers, so the base model would be chosen on the wrong thing.
-    longest = max(len(tokenizer(worked_solution(r["prompt"]), add_special_tokens=False)["input_ids"]) + 1
-                  for r in rows)  # + <eos>
-    if longest > settings.max_new_tokens:
-        raise ValueError(f"worked solutions in {data_dir / 'pretrain.jsonl'} take up to {longest} tokens with <eos>, "
-                         f"more than max_new_tokens={settings.max_new_tokens}: raise --max-new-tokens to "
-                         f"{longest} or use fewer operands")
+    check_generation_budget(tokenizer, rows, settings.max_new_tokens, str(data_dir / "pretrain.jsonl"),
+                            "--max-new-tokens")
     if len(rows) <= settings.select_rows:
         raise ValueError(f"{data_dir / 'pretrain.jsonl'} has {len(rows)} rows: holding out select_rows="
                          f"{settings.select_rows} for the stopping check leaves none to train on")

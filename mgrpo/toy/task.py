@@ -89,6 +89,17 @@ def worked_solution(prompt: str) -> str:
     return ",".join(str(v) for v in values) + ANSWER_MARK + str(values[-1])
 
 
+def check_generation_budget(tokenizer, rows: list[dict], max_new_tokens: int, where: str, setting: str) -> None:
+    """A worked solution cut off by the generation budget has no answer (no reward, no vote, no learning): refuse a
+    budget below the longest worked solution of `rows` (with <eos>), naming `where`, the `setting` to raise and the
+    length needed."""
+    longest = max(len(tokenizer(worked_solution(r["prompt"]), add_special_tokens=False)["input_ids"]) + 1
+                  for r in rows)
+    if longest > max_new_tokens:
+        raise ValueError(f"worked solutions in {where} take up to {longest} tokens with <eos>, more than "
+                         f"max_new_tokens={max_new_tokens}: raise {setting} to {longest} or use fewer operands")
+
+
 def extract_answer(response: str) -> str | None:
     """The final answer digit, or None when the response has no well-formed final answer.
 
