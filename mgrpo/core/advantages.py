@@ -8,7 +8,8 @@ import torch
 def group_advantages(rewards, eps: float = 1e-6):
     """``(r - mean(r)) / (std(r) + eps)`` with the unbiased std, over one prompt's group.
 
-    A group of one gets 0 (its std is undefined); a group of equal rewards gets 0s. A torch tensor in gives a
+    A group of one gets 0 (its std is undefined; stock verl's GRPO would give r / (1 + eps), the raw reward, which is
+    no group-relative signal: both backends use this function); a group of equal rewards gets 0s. A torch tensor in gives a
     tensor out, anything else a float numpy array.
     """
     if isinstance(rewards, torch.Tensor):
