@@ -114,8 +114,9 @@ def read_host(path: Path) -> dict[str, str | None]:
     return host
 
 
-def default_requirements(repo: Path = REPO) -> list[str]:
-    """The project's runtime dependencies and ``verl`` extra (less NOT_FOR_GPU_HOST) plus environment.yml's vllm."""
+def default_requirements(repo: Path = REPO, extras: tuple[str, ...] = ("verl",)) -> list[str]:
+    """The project's runtime dependencies and ``extras`` (default: the ``verl`` extra; ``eval`` adds lm-eval,
+    math-verify and evalplus for bench/gpu_eval_smoke.py), less NOT_FOR_GPU_HOST, plus environment.yml's vllm."""
     import yaml
     from packaging.requirements import Requirement
 
@@ -123,7 +124,11 @@ def default_requirements(repo: Path = REPO) -> list[str]:
         return canonical(Requirement(requirement).name)
 
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    wanted = list(project["dependencies"]) + list(project["optional-dependencies"]["verl"])
+    unknown = [e for e in extras if e not in project["optional-dependencies"]]
+    if unknown:
+        raise WheelhouseError(f"no extra {', '.join(unknown)} in pyproject.toml; known: "
+                              f"{', '.join(project['optional-dependencies'])}")
+    wanted = list(project["dependencies"]) + [r for e in extras for r in project["optional-dependencies"][e]]
     env = yaml.safe_load((repo / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     vllm = [line for line in pip if not line.startswith("-") and name(line) == "vllm"]
@@ -415,7 +420,7 @@ def inside(target: Path, member: tarfile.TarInfo) -> bool:
 def build(args) -> int:
     host = read_host(args.host)
     fixed = {canonical(n) for n in args.fixed}
-    requirements = args.requirements or default_requirements()
+    requirements = args.requirements or default_requirements(extras=tuple(args.extra or ["verl"]))
     target = target_args(args.python_version, args.glibc)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-") as scratch:
         scratch = Path(scratch)
@@ -457,6 +462,8 @@ def main(argv=None) -> int:
     b.add_argument("--drop", nargs="*", default=list(DROP), help="installed paths (globs) left out")
     b.add_argument("--build", nargs="*", default=list(BUILD), help="sdist-only packages to build into wheels here")
     b.add_argument("--pip-arg", action="append", default=[], help="extra pip argument (e.g. --no-index)")
+    b.add_argument("--extra", action="append", default=None,
+                   help="the project's extras to carry (repeatable; default: verl; add eval for gpu_eval_smoke.py)")
     b.add_argument("requirements", nargs="*", help="default: the project's GPU stack")
     b.set_defaults(handler=build)
     i = commands.add_parser("install", help="check, reassemble and unpack the parts (on the host)")

@@ -113,6 +113,15 @@ def test_default_requirements_are_the_gpu_stack(wh):
     requirements = wh.default_requirements()
     assert "verl==0.9.1" in requirements and "vllm==0.24.0" in requirements and "TransferQueue==0.1.11" in requirements
     assert not [r for r in requirements if r.lower().startswith(("snakemake", "matplotlib"))]
+    assert not [r for r in requirements if r.lower().startswith("lm-eval")]  # the eval extra only when asked
+
+
+def test_the_eval_extra_adds_the_graders_for_the_evaluation_smoke(wh):
+    requirements = wh.default_requirements(extras=("verl", "eval"))
+    assert {"verl==0.9.1", "vllm==0.24.0", "lm-eval==0.4.13", "math-verify==0.9.0", "evalplus==0.3.1"} <= \
+        set(requirements)
+    with pytest.raises(wh.WheelhouseError, match="no extra evaluation in pyproject.toml; known: cpu, eval"):
+        wh.default_requirements(extras=("evaluation",))
 
 
 # ---------------------------------------------------------------------------------------------- parts
