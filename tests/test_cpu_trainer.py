@@ -423,11 +423,13 @@ def test_the_cli_names_a_bad_seed_setting_or_folder_before_training(toy, tmp_pat
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
 
 
-def test_a_generation_budget_that_cuts_the_worked_solutions_is_refused_before_training(toy, tmp_path):
+def test_a_generation_budget_that_cuts_the_worked_solutions_is_refused_before_the_first_step(toy, tmp_path):
     # 3 operands: "8+2+9=" is worked as the 2 running sums mod 10, "0,9#9": 5 one-character tokens, 6 with <eos>;
     # with 5 new tokens no rollout could ever end in an answer: no reward, no vote, no learning
     spec = make_spec(toy, tmp_path, max_new_tokens=5)
     with pytest.raises(ValueError, match=r"worked solutions in .*train\.jsonl take up to 6 tokens with <eos>, more "
                                          r"than max_new_tokens=5: raise max_new_tokens \(--set max_new_tokens=N\)"):
-        trainer.validate_spec(spec)
-    trainer.validate_spec(make_spec(toy, tmp_path, max_new_tokens=6))  # exactly enough
+        trainer.train(spec)
+    assert not (spec.work / "metrics.jsonl").exists()  # refused before the first step
+    out = trainer.train(make_spec(toy, tmp_path, name="enough", max_new_tokens=6, steps=1))  # exactly enough
+    assert [r["step"] for r in read_metrics(out)] == [0, 1]

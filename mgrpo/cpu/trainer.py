@@ -108,12 +108,6 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
                                        if name == "val.jsonl" else ""))
     if not (Path(spec.base_model) / "config.json").is_file():
         raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {spec.base_model}")
-    from mgrpo.toy.task import check_generation_budget, read_jsonl
-    from transformers import AutoTokenizer
-
-    train = Path(spec.data) / "train.jsonl"
-    check_generation_budget(AutoTokenizer.from_pretrained(spec.base_model), read_jsonl(train, require_answer=False),
-                            settings.max_new_tokens, str(train), "max_new_tokens (--set max_new_tokens=N)")
     return method, settings
 
 
@@ -215,7 +209,7 @@ def _mean(values) -> float | None:
 
 def train(spec) -> Path:
     """Run (or resume) one training run; returns ``spec.out``."""
-    from mgrpo.toy.task import read_jsonl
+    from mgrpo.toy.task import check_generation_budget, read_jsonl
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -241,6 +235,8 @@ def train(spec) -> Path:
                          f"{len(train_rows)} rows of {Path(spec.data) / 'train.jsonl'}")
 
     tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+    check_generation_budget(tokenizer, train_rows, settings.max_new_tokens, str(Path(spec.data) / "train.jsonl"),
+                            "max_new_tokens (--set max_new_tokens=N)")
     policy = _load_model(spec.base_model)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     momentum_model = copy.deepcopy(policy).requires_grad_(False) if method.momentum else None
