@@ -251,6 +251,53 @@ def test_state_kept_across_the_inputs_of_a_phase_still_works(problems):
     assert mbpp_plus.score_solution(problems[1], memo)["passed"]
 
 
+# At load time in the base phase (no pid file yet), fork a background process (posix.fork, io.open: evalplus's
+# guard removes os.fork and builtins.open) that writes its pid to /tmp/bg_pid (the sandbox's private /tmp, shared by both phases) and then loops
+# forever, touching /tmp/bg_beat every 50 ms. At load time in the plus phase, look at /proc: SWEPT is True only if
+# the pid file exists (the background process did run), that pid is no longer a live process, and no live process
+# is left but pid 1 (the PID namespace's init), the supervisor (our parent) and this worker. The answer is right
+# only when SWEPT, so the plus phase passes only if the background process is gone. In the base phase the answer
+# is always right (there the unused plus worker also exists, forked at the start).
+BACKGROUND_SURVIVOR = (
+    "import io, os, posix, time\n"
+    "def _live():\n"
+    "    pids = set()\n"
+    "    for name in os.listdir('/proc'):\n"
+    "        if not name.isdigit():\n"
+    "            continue\n"
+    "        try:\n"
+    "            stat = io.open('/proc/' + name + '/stat').read()\n"
+    "        except (OSError, ValueError):\n"
+    "            continue\n"
+    "        if stat[stat.rfind(')') + 2] != 'Z':\n"
+    "            pids.add(int(name))\n"
+    "    return pids\n"
+    "PHASE = 'plus' if os.path.exists('/tmp/bg_pid') else 'base'\n"
+    "SWEPT = False\n"
+    "if PHASE == 'base':\n"
+    "    if posix.fork() == 0:\n"
+    "        with io.open('/tmp/bg_pid', 'w') as f:\n"
+    "            f.write(str(os.getpid()))\n"
+    "        while True:\n"
+    "            io.open('/tmp/bg_beat', 'w').write(str(time.time()))\n"
+    "            time.sleep(0.05)\n"
+    "    while not os.path.exists('/tmp/bg_pid'):\n"
+    "        time.sleep(0.01)\n"
+    "    time.sleep(0.05)  # the pid written in full\n"
+    "else:\n"
+    "    background = int(io.open('/tmp/bg_pid').read())\n"
+    "    others = _live() - {1, os.getppid(), os.getpid()}\n"
+    "    SWEPT = background not in others and not others\n"
+    "def square_perimeter(a):\n"
+    "    return 4 * a if PHASE == 'base' or SWEPT else -1\n"
+)
+
+
+def test_a_background_process_forked_in_the_base_phase_is_gone_in_the_plus_phase(problems):
+    result = mbpp_plus.score_solution(problems[1], BACKGROUND_SURVIVOR)
+    assert (result["passed"], result["base_status"], result["plus_status"]) == (True, "pass", "pass"), result
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers
@@ -357,3 +404,39 @@ def test_sandboxes_run_on_the_cpus_this_job_was_given_not_the_whole_node(tmp_pat
     evaluate_code("mbpp_plus", ScriptedGenerator([RIGHT_SIMILAR, WRONG_PERIMETER]), FIXTURE, tmp_path,
                   {"model": "m", "workers": 3})
     assert pools == [3, 3]  # as asked
+
+
+SWEEP_SCRIPT = r'''
+import os, signal, sys, time
+from mgrpo.evaluation.code import _supervisor as s
+s.become_subreaper()
+def idle(receive, reply):
+    while receive() is not None:
+        pass
+kept = s.fork_worker(idle)  # stands for the plus worker, not used yet
+used = s.fork_worker(idle)  # stands for the base worker
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:  # the "candidate": a double-forked daemon (orphaned: re-parented to the sweeper, a subreaper)
+    if os.fork() == 0:
+        os.setsid()
+        os.write(w, str(os.getpid()).encode())
+        while True:
+            time.sleep(0.05)
+    os._exit(0)
+daemon = int(os.read(r, 64))
+used.kill()
+s.sweep(keep=[kept])
+alive = lambda p: os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+print("daemon", alive(daemon), "kept", alive(kept.pid), "ppid", alive(os.getppid()))
+s.sweep()
+print("after", alive(kept.pid))
+'''
+
+
+def test_the_sweep_kills_an_orphaned_daemon_but_never_the_unused_worker_or_anything_outside_its_tree():
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", SWEEP_SCRIPT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.stdout.split() == ["daemon", "False", "kept", "True", "ppid", "True", "after", "False"], done

@@ -149,6 +149,7 @@ def run_tests(worker, task):
 
 def main():
     make_undumpable()  # before anything else: no process of ours can read this one's memory or fds via /proc
+    become_subreaper()  # before the first fork: every process the candidate starts stays in this one's tree (sweep)
     worker = fork_worker(candidate_worker)  # before the task is read: it never holds an input or the nonce
     try:
         with open("task.json") as handle:
@@ -158,6 +159,7 @@ def main():
         outputs, stop = run_tests(worker, task)
     finally:
         worker.kill()
+    sweep()  # nothing the candidate started runs on past its tests (one that survives: no report, the run fails)
     sys.stdout.write("\n" + nonce + " " + json.dumps({"outputs": outputs, "stop": stop}) + "\n")
     sys.stdout.flush()
 

@@ -10,7 +10,9 @@ Input: `task.json` in the cwd, removed before any solution code runs. Two modes,
   sends the code when the phase's clock starts and each input only when that input's clock starts, and times the
   reply itself (evalplus's per-input limit and whole-phase budget); a worker past its deadline is SIGKILLed. A phase
   stops at the first exception or timeout, or when the phase budget is spent; a wrong answer cannot be known here,
-  so every other input is run. Reports the outputs and why a phase stopped.
+  so every other input is run. When a phase ends, `sweep` kills every process left of it (a background process the
+  candidate forked) before the next phase starts; one that survives the sweep fails the run (no report).
+  Reports the outputs and why a phase stopped.
 Output: one line `<nonce> <json>` on stdout, written by this process only (a worker's fds 1 and 2 are /dev/null,
 and it never holds the nonce). What a worker replies only claims outputs, which the host checks against expected
 outputs that never entered the sandbox.
@@ -109,11 +111,14 @@ def candidate(task, workers, write):
     for phase, inputs in phases.items():
         outputs, stop = run_phase(workers[phase], code, entry_point, inputs, limits[phase], max_reply_bytes)
         report[phase] = {"outputs": outputs, "stop": stop}
+        # the phase's worker is dead: nothing it started may run on into the next phase (or past the report)
+        sweep(keep=[workers[later] for later in PHASES[PHASES.index(phase) + 1:]])
     write(report)
 
 
 def main():
     make_undumpable()  # before anything else: no process of ours can read this one's memory or fds via /proc
+    become_subreaper()  # before the first fork: every process the candidate starts stays in this one's tree (sweep)
     import evalplus.eval.utils  # noqa: F401 - imported once here, before the fork, rather than in each worker
     from evalplus.eval import query_maximum_memory_bytes  # noqa: F401
 

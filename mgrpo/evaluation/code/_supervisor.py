@@ -19,6 +19,11 @@ candidate runs in a WORKER process the supervisor forked, and the supervisor's c
   worker -> supervisor: length-prefixed JSON objects {"seq": n, "ok": value} or {"seq": n, "error": text}, read
   with a size bound and parsed strictly (no NaN literals); the supervisor never unpickles. Anything else (EOF, a
   dead worker, a wrong seq, a reply over the bound, not JSON) is "broken": the caller counts it as an error.
+- `become_subreaper()` (PR_SET_CHILD_SUBREAPER) before the first fork, and `sweep(keep)` when a phase ends: every
+  process the candidate started (a background process forked at load time, a double-forked daemon) is a descendant
+  of the supervisor (an orphan is re-parented to the nearest subreaper: this process), so the sweep SIGKILLs every
+  live descendant but the workers not used yet, reaps, and repeats until a scan finds none; one still there after
+  SWEEP_ROUNDS rounds is an error (`SweepError`: the driver then writes no report, so the run never passes).
 """
 import ctypes
 import json
@@ -31,6 +36,9 @@ import time
 
 _HEADER = struct.Struct("!Q")
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+SWEEP_ROUNDS = 200  # the nproc rlimit (and the cgroup's pids.max) bounds what a fork race can refill per round
+SWEEP_PAUSE_S = 0.005
 DEFAULT_MAX_REPLY_BYTES = 64_000_000
 ERROR_TEXT_CHARS = 500
 
@@ -40,6 +48,89 @@ def make_undumpable():
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def become_subreaper():
+    """prctl(PR_SET_CHILD_SUBREAPER, 1): an orphaned descendant is re-parented to this process, so every process the
+    candidate starts stays in this process's tree, where `sweep` finds it (fails closed: OSError)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    if (libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
+            or libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0 or flag.value != 1):
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER, 1) failed")
+
+
+class SweepError(RuntimeError):
+    """Processes of the candidate survived every round of `sweep`."""
+
+
+_workers = {}  # pid -> Worker: every worker forked (a reaped one is marked, its pid never signalled again)
+
+
+def _descendants(root):
+    """The live (not zombie) processes whose parent chain reaches `root`, read from /proc (the sandbox's PID
+    namespace lists only its own processes; without one, the host's, of which only `root`'s tree is taken)."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": comm may hold spaces and parentheses
+        if len(fields) > 1 and fields[0] not in (b"Z", b"X", b"x"):
+            parents[int(name)] = int(fields[1])
+    found = set()
+    for pid in parents:
+        chain, current = [], pid
+        while current in parents and current not in found and current != root and len(chain) <= len(parents):
+            chain.append(current)
+            current = parents[current]
+        if current == root or current in found:
+            found.update(chain)
+    found.discard(root)
+    return found
+
+
+def reap_children():
+    """waitpid(-1, WNOHANG) until none is left to reap: zombies of the candidate's processes re-parented here. A
+    worker reaped here (one that died unused) is marked so that its pid is never signalled again."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        worker = _workers.get(pid)
+        if worker is not None:
+            worker.reaped = True
+
+
+def sweep(keep=()):
+    """SIGKILL every live descendant of this process but the workers in `keep` (forked at the start, not used yet),
+    reap, and scan again until a scan finds none. SweepError if some remain after SWEEP_ROUNDS rounds. Never signals
+    this process, pid 1 or a pid outside this process's tree."""
+    me = os.getpid()
+    kept = {worker.pid for worker in keep if worker.alive and not worker.reaped}
+    left = set()
+    for _ in range(SWEEP_ROUNDS):
+        reap_children()
+        left = _descendants(me) - kept - {me, 1}
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # not ours to signal (cannot happen in the sandbox: one uid): counted as left
+                pass
+        reap_children()
+        time.sleep(SWEEP_PAUSE_S)
+    raise SweepError(f"{len(left)} process(es) of the candidate survived {SWEEP_ROUNDS} sweeps")
 
 
 def _refuse_json_constant(name):
@@ -54,6 +145,7 @@ class Worker:
         self.pid, self.to_worker, self.from_worker = pid, to_worker, from_worker
         self.seq = 0
         self.alive = True
+        self.reaped = False  # reaped by `reap_children` (it died): its pid may be another process's now
 
     def call(self, message, wait_s, max_reply_bytes=DEFAULT_MAX_REPLY_BYTES):
         """Send `message` (a dict; pickled) and wait at most `wait_s` seconds, measured from just before the send,
@@ -102,14 +194,16 @@ class Worker:
         if not self.alive:
             return
         self.alive = False
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        if not self.reaped:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.reaped = True
         for fd in (self.to_worker, self.from_worker):
             try:
                 os.close(fd)
@@ -173,7 +267,9 @@ def fork_worker(serve):
     os.close(to_read)
     os.close(from_write)
     os.set_blocking(to_write, False)
-    return Worker(pid, to_write, from_read)
+    worker = Worker(pid, to_write, from_read)
+    _workers[pid] = worker
+    return worker
 
 
 # ------------------------------------------------------------------------------------------------ worker side
