@@ -252,12 +252,12 @@ def test_state_kept_across_the_inputs_of_a_phase_still_works(problems):
 
 
 # At load time in the base phase (no pid file yet), fork a background process (posix.fork, io.open: evalplus's
-# guard removes os.fork and builtins.open) that writes its pid to /tmp/bg_pid (the sandbox's private /tmp, shared by both phases) and then loops
-# forever, touching /tmp/bg_beat every 50 ms. At load time in the plus phase, look at /proc: SWEPT is True only if
-# the pid file exists (the background process did run), that pid is no longer a live process, and no live process
-# is left but pid 1 (the PID namespace's init), the supervisor (our parent) and this worker. The answer is right
-# only when SWEPT, so the plus phase passes only if the background process is gone. In the base phase the answer
-# is always right (there the unused plus worker also exists, forked at the start).
+# guard removes os.fork and builtins.open) that writes its pid to /tmp/bg_pid (the sandbox's private /tmp, shared by
+# both phases), then loops forever, touching /tmp/bg_beat every 50 ms. At load time in the plus phase, look at /proc:
+# SWEPT is True only if the pid file exists (the background process did run), that pid is no longer a live process,
+# and no live process is left but pid 1 (the PID namespace's init), the supervisor (our parent) and this worker. The
+# answer is right only when SWEPT, so the plus phase passes only if the background process is gone. In the base
+# phase the answer is always right (there the unused plus worker also exists, forked at the start).
 BACKGROUND_SURVIVOR = (
     "import io, os, posix, time\n"
     "def _live():\n"
