@@ -440,3 +440,24 @@ def test_the_sweep_kills_an_orphaned_daemon_but_never_the_unused_worker_or_anyth
     done = subprocess.run([sys.executable, "-c", SWEEP_SCRIPT], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.stdout.split() == ["daemon", "False", "kept", "True", "ppid", "True", "after", "False"], done
+
+
+def test_a_descendant_the_sweep_cannot_stop_is_an_error_after_its_rounds(monkeypatch):
+    # Stands in for a process that a fork race refills faster than the sweep kills it: the signal is made to miss,
+    # so the descendant outlives every round; the sweep must then raise (the driver writes no report: never a pass).
+    import subprocess
+
+    from mgrpo.evaluation.code import _supervisor
+
+    survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    missed = []
+    try:
+        with monkeypatch.context() as patch:  # os.kill is the os module's: restored before the clean-up below
+            patch.setattr(_supervisor.os, "kill", lambda pid, sig: missed.append(pid))
+            patch.setattr(_supervisor, "SWEEP_ROUNDS", 3)
+            with pytest.raises(_supervisor.SweepError, match=r"1 process\(es\) of the candidate survived 3 sweeps"):
+                _supervisor.sweep()
+    finally:
+        survivor.kill()
+        survivor.wait()
+    assert missed == [survivor.pid] * 3
