@@ -442,22 +442,32 @@ def test_the_sweep_kills_an_orphaned_daemon_but_never_the_unused_worker_or_anyth
     assert done.stdout.split() == ["daemon", "False", "kept", "True", "ppid", "True", "after", "False"], done
 
 
-def test_a_descendant_the_sweep_cannot_stop_is_an_error_after_its_rounds(monkeypatch):
-    # Stands in for a process that a fork race refills faster than the sweep kills it: the signal is made to miss,
-    # so the descendant outlives every round; the sweep must then raise (the driver writes no report: never a pass).
+UNSTOPPABLE_SCRIPT = """
+import os, subprocess, sys
+from mgrpo.evaluation.code import _supervisor
+survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+real_kill, missed = os.kill, []
+os.kill = lambda pid, sig: missed.append(pid)  # the signal misses: the survivor outlives every round
+_supervisor.SWEEP_ROUNDS = 3
+try:
+    _supervisor.sweep()
+    print("returned")
+except _supervisor.SweepError as error:
+    print("SweepError:", error)
+finally:
+    os.kill = real_kill
+    survivor.kill()
+    survivor.wait()
+print("missed the survivor", missed.count(survivor.pid), "times")
+"""
+
+
+def test_a_descendant_the_sweep_cannot_stop_is_an_error_after_its_rounds():
+    # Stands in for a process that a fork race refills faster than the sweep kills it; in a process of its own, so
+    # that the sweep sees no other descendant than the survivor. The driver then writes no report: never a pass.
     import subprocess
 
-    from mgrpo.evaluation.code import _supervisor
-
-    survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    missed = []
-    try:
-        with monkeypatch.context() as patch:  # os.kill is the os module's: restored before the clean-up below
-            patch.setattr(_supervisor.os, "kill", lambda pid, sig: missed.append(pid))
-            patch.setattr(_supervisor, "SWEEP_ROUNDS", 3)
-            with pytest.raises(_supervisor.SweepError, match=r"1 process\(es\) of the candidate survived 3 sweeps"):
-                _supervisor.sweep()
-    finally:
-        survivor.kill()
-        survivor.wait()
-    assert missed == [survivor.pid] * 3
+    done = subprocess.run([sys.executable, "-c", UNSTOPPABLE_SCRIPT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.stdout.splitlines() == ["SweepError: 1 process(es) of the candidate survived 3 sweeps",
+                                        "missed the survivor 3 times"], done
