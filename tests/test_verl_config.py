@@ -56,6 +56,17 @@ def test_paper_config_resolves_with_table4_values(dirs):
     assert cfg.trainer.val_before_train is True  # nothing to resume
 
 
+def test_token_entropies_are_computed_in_fp32(dirs):
+    """The IQR filter reads verl's per-token entropies; verl's unchunked path computes them in the logits' bf16
+    (tests/test_verl_workers.py shows it ~0.1 off), the chunked one in fp32. The actor engine verl builds from the
+    composed config (``ActorConfig.engine``, what ``engine_workers`` hands the FSDP engine) must take the latter."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    for method, N in (("mgrpo_iqr", 8), ("srt", 0)):
+        _, _, cfg = trainer.validate_spec(spec_for(dirs, method=method, N=N))
+        assert omega_conf_to_dataclass(cfg.actor_rollout_ref.actor).engine.entropy_from_logits_with_chunking is True
+
+
 def test_the_yaml_itself_is_the_paper_default():
     # The defaults live in the shipped YAML (the Snakemake rule only passes overrides).
     text = (trainer.CONFIG_DIR / "mgrpo_paper.yaml").read_text()
