@@ -21,7 +21,9 @@ warm-up ones:
 * the policy's generation (``gen``) and the momentum rollouts' second round (``mgrpo_momentum_gen``), and, per step
   from ``WORK/metrics.jsonl``, reward, agreement, grad norm and KL, with ``policy_moved``: a positive grad norm at
   every step. The model is warm-started to answer in ``\\boxed{}`` with random digits (``warm_start``): a random
-  model's answers would all be None, every advantage 0, and the policy would not move.
+  model's answers would all be None, every advantage 0, and the policy would not move; and, for Intuitor,
+  ``self_certainty_reached_engine``: a positive reward at every step (KL(U || p) > 0; without the worker's swap
+  of the engine's entropy function the reward would be Shannon entropy - log V <= 0).
 
 And, per step of each momentum method, whether vLLM generated with the weights it should have: the momentum model
 is frozen at the initial weights (m = 1; the EMA update does the same work at any m) and the learning rate is high
@@ -299,6 +301,14 @@ def policy_moved(rows: list[dict]) -> bool | None:
     return all(n is not None and n > 0 for n in norms) if norms else None
 
 
+def self_certainty_reached_the_engine(rows: list[dict]) -> bool | None:
+    """Every training step's mean reward is positive. Intuitor's reward is KL(U || p) > 0 for any non-uniform p;
+    had the worker's swap of the engine's entropy function not taken, the driver would read Shannon entropy
+    minus log V, which is <= 0. None without training rows."""
+    rewards = [row.get("reward") for row in rows if row.get("step")]
+    return all(r is not None and r > 0 for r in rewards) if rewards else None
+
+
 def summarise(results: dict, warmup: int, placement: str = "serial") -> dict:
     step = {m: median_after_warmup(r["steps"], "step", warmup) for m, r in results.items()}
     summary = {"step_s": step}
@@ -315,6 +325,9 @@ def summarise(results: dict, warmup: int, placement: str = "serial") -> dict:
                                   for m, r in results.items() if get_method(m).momentum}
     # A step with grad norm 0 taught the policy nothing; the log-prob checks need it to move.
     summary["policy_moved"] = {m: policy_moved(r.get("metrics", [])) for m, r in results.items()}
+    summary["self_certainty_reached_engine"] = {m: self_certainty_reached_the_engine(r.get("metrics", []))
+                                                for m, r in results.items()
+                                                if get_method(m).reward == "self_certainty"}
     # Momentum groups whose session failed (the step went on with the rows it had), per step: should be all 0.
     summary["momentum_failed_groups"] = {m: [row.get("momentum_failed_groups") for row in r["steps"]]
                                          for m, r in results.items() if get_method(m).momentum}

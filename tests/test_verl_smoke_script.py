@@ -145,6 +145,23 @@ def test_summary_says_whether_the_policy_moved_and_splits_generation(smoke):
     assert summary["momentum_gen_s"] == {"mgrpo": 1.5, "mgrpo_iqr": None}
 
 
+def test_summary_says_whether_intuitors_self_certainty_reached_the_engine(smoke):
+    """Self-certainty KL(U || p) is positive; without the swap the driver would see Shannon entropy - log V <= 0."""
+    def run(rewards):
+        return {"steps": timing([5.0] * len(rewards)),
+                "metrics": [{"step": 0, "reward": None}] + [{"step": i + 1, "reward": r}
+                                                            for i, r in enumerate(rewards)]}
+
+    log_v = 4.852  # log 128, the smoke model's vocabulary
+    swapped = run([0.9, 1.3, 2.1])
+    not_swapped = run([2.4 - log_v, 1.1 - log_v, 0.2 - log_v])  # entropies 2.4, 1.1, 0.2 nats
+    summary = smoke.summarise({"srt": run([0.5, 0.5, 0.5]), "intuitor": swapped}, warmup=1)
+    assert summary["self_certainty_reached_engine"] == {"intuitor": True}  # only for self-certainty methods
+    assert smoke.summarise({"intuitor": not_swapped}, warmup=1)["self_certainty_reached_engine"] == {
+        "intuitor": False}
+    assert smoke.summarise({"intuitor": run([])}, warmup=1)["self_certainty_reached_engine"] == {"intuitor": None}
+
+
 def test_a_run_leaves_no_process_behind(smoke, tmp_path):
     """Ray and vLLM start processes of their own; a timed-out (or finished) run's whole session is killed."""
     import os
