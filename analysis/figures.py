@@ -99,8 +99,13 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
             raise ValueError(f"figure {job['name']!r}: metric {metric!r} has no value in any of the runs "
                              f"{', '.join(present)} (their metrics.jsonl)")
     drop = f"{100 * rule.min_drop:.0f}% of peak" if rule.relative else f"{rule.min_drop:.2f}"
-    caption = (f"o: best checkpoint (highest val_acc after step 0); x and dotted line: collapse "
-               f"(val_acc more than {drop} below its peak)")
+    # o and x are drawn on validation-accuracy panels only; a figure without one (Figure 2: entropy) has the
+    # dotted lines alone, and its caption must not speak of marks it lacks
+    if "val_acc" in metrics:
+        caption = (f"o: best checkpoint (highest val_acc after step 0); x and dotted line: collapse "
+                   f"(val_acc more than {drop} below its peak)")
+    else:
+        caption = f"dotted line: collapse (val_acc more than {drop} below its peak)"
     if missing:
         caption += f"; missing runs: {', '.join(sorted(set(missing)))}"
     if int(spec.get("smooth", 1)) > 1:

@@ -85,3 +85,19 @@ def test_a_metric_no_run_logged_is_an_error_naming_it(tmp_path):
            "spec": {"metrics": ["val_acc", "rewards"]}}
     with pytest.raises(ValueError, match="metric 'rewards' has no value in any of the runs toy/srt/G8_T1.0_s0"):
         plot_curves(job, tmp_path / "out")
+
+
+def test_a_figure_without_accuracy_panels_has_dotted_collapses_and_no_caption_of_marks_it_lacks(tmp_path,
+                                                                                                monkeypatch):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_metrics(tmp_path, run, [0.8, 0.5, 0.7, 0.3, 0.2])  # collapses at step 10
+    job = {"name": "f", "results": str(tmp_path), "collapse": {"min_drop": 0.1}, "runs": [run.to_dict()],
+           "spec": {"color_by": "method", "metrics": ["entropy"]}}
+    fig = drawn_figure(job, tmp_path / "out", monkeypatch)
+    (entropy,) = fig.axes
+    markers = [line.get_marker() for line in entropy.get_lines() if line.get_linestyle() in ("None", "")]
+    assert markers == []  # o and x live on validation-accuracy panels only
+    assert [line.get_xdata()[0] for line in entropy.get_lines() if line.get_linestyle() == ":"] == [10]
+    caption = " ".join(text.get_text() for text in fig.texts)
+    assert "dotted line: collapse" in caption
+    assert "o:" not in caption and "x and" not in caption
