@@ -108,6 +108,16 @@ def check_references(config: Mapping[str, Any], known_methods: Iterable[str]) ->
                          f"registered methods: {', '.join(known)}")
 
 
+def check_benchmarks(config: Mapping[str, Any], known_benchmarks: Iterable[str]) -> None:
+    """evaluation.benchmarks must be registered (`mgrpo benchmarks`): a misspelt one would pass the DAG and fail
+    only when the first evaluation job starts, after the data, the base models and, on a cluster, a queue wait."""
+    known = list(known_benchmarks)
+    unknown = [b for b in config["evaluation"]["benchmarks"] if b not in known]
+    if unknown:
+        raise ValueError(f"config evaluation.benchmarks: unknown benchmark(s) {', '.join(unknown)}; "
+                         f"registered benchmarks: {', '.join(known)}")
+
+
 def check_hyperparameters(config: Mapping[str, Any]) -> None:
     """Every run's G, N, m and k must suit its method (mgrpo.core's own check), before any job starts: G = 2 with a
     momentum method passes the schema but leaves one policy rollout, which `mgrpo train` refuses."""

@@ -230,3 +230,11 @@ def test_figures_and_tables_that_name_nothing_in_the_grid_fail_before_any_job_na
     with pytest.raises(ValueError, match=r"config analysis.tables.t.rows\[0\] \(Original\): the base model m is not "
                                          r"evaluated"):
         plan.check_analysis(no_base)
+
+
+def test_unregistered_benchmarks_are_named_with_the_registered_ones():
+    plan.check_benchmarks(config(), ["toy", "math500"])
+    bad = config(evaluation={"benchmarks": ["toy", "math_500"], "checkpoints": ["best"]})
+    with pytest.raises(ValueError, match=r"config evaluation.benchmarks: unknown benchmark\(s\) math_500; "
+                                         r"registered benchmarks: toy, math500"):
+        plan.check_benchmarks(bad, ["toy", "math500"])

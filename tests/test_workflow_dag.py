@@ -199,6 +199,18 @@ def test_unknown_method_names_the_registered_ones(workdir):
         assert registered in result.stdout.split("registered methods:")[1]
 
 
+def test_unknown_benchmark_fails_before_any_job_naming_the_registered_ones(workdir):
+    # a misspelt benchmark passed the DAG and failed only in the first evaluation job, after data and base model
+    config = tiny_config()
+    config["evaluation"]["benchmarks"] = ["toy", "math_500"]
+    write_config(workdir / "bench.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "bench.yaml")
+    assert result.returncode != 0
+    assert "config evaluation.benchmarks: unknown benchmark(s) math_500; registered benchmarks:" in result.stdout
+    assert "math500" in result.stdout.split("registered benchmarks:")[1]
+    assert "rule " not in result.stdout  # no job was planned
+
+
 def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(workdir):
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     paper["resources"]["train"]["gpu"] = 4  # training.settings.n_gpus_per_node stays 8

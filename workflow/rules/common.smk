@@ -6,6 +6,7 @@ import shlex
 
 from analysis import plan as grid
 from mgrpo.core.methods import known_methods
+from mgrpo.evaluation.benchmarks import known_benchmarks
 
 R = config.get("results_dir", "results")
 WORK = config.get("work_dir", "work")
@@ -21,11 +22,12 @@ def verl_gpu_defaults():
     return {"n_gpus_per_node": VerlSettings.n_gpus_per_node, "nnodes": VerlSettings.nnodes}
 
 
-# Fail before any job: every method must be registered, every model defined, every run's G/N valid for
-# its method, every job's GPUs used, every resource one that reaches sbatch, every run, checkpoint and benchmark
-# a table or figure names one that the grid produces.
+# Fail before any job: every method and benchmark must be registered, every model defined, every run's G/N valid
+# for its method, every job's GPUs used, every resource one that reaches sbatch, every run, checkpoint and
+# benchmark a table or figure names one that the grid produces.
 try:
     grid.check_references(config, known_methods())
+    grid.check_benchmarks(config, known_benchmarks())
     grid.check_hyperparameters(config)
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
     grid.check_resources(config)
