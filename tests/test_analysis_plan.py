@@ -238,3 +238,16 @@ def test_unregistered_benchmarks_are_named_with_the_registered_ones():
     with pytest.raises(ValueError, match=r"config evaluation.benchmarks: unknown benchmark\(s\) math_500; "
                                          r"registered benchmarks: toy, math500"):
         plan.check_benchmarks(bad, ["toy", "math500"])
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_figure2_compares_its_methods_at_one_G_and_T(name):
+    # colours are per method: runs at a second G would be drawn as more lines of the same method, unlabelled
+    from pathlib import Path
+
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text())
+    runs = plan.select_runs(plan.runs_of(shipped), shipped["analysis"]["figures"]["figure2"]["select"])
+    assert {"srt", "mgrpo_iqr"} <= {r.method for r in runs}
+    assert len({(r.model, r.G, r.T) for r in runs}) == 1
