@@ -144,3 +144,26 @@ def test_a_broken_baseline_file_fails_every_lookup_not_only_the_first(monkeypatc
                 methods.known_methods()
     finally:
         sys.modules.pop("mgrpo_baselines.a_good", None)
+
+
+def test_a_name_taken_twice_names_both_baseline_files_even_without_origin(monkeypatch, tmp_path):
+    # README's example registers without origin=__file__; a clash then blamed mgrpo.core.methods, not the file
+    from mgrpo.core import methods
+
+    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
+    monkeypatch.setattr(methods, "_ORIGIN", dict(methods._ORIGIN))
+    (tmp_path / "a_first.py").write_text(
+        "from mgrpo.core.methods import Method, register_method\n"
+        "register_method(Method(name='clash_vote', reward='frequency'))\n")
+    (tmp_path / "b_second.py").write_text(
+        "from mgrpo.core.methods import Method, register_method\n"
+        "register_method(Method(name='clash_vote', reward='agreement'))\n")
+    try:
+        with pytest.raises(ValueError) as err:
+            load_baselines(tmp_path)
+        assert str(err.value) == (f"method 'clash_vote' is registered twice ({tmp_path / 'a_first.py'} and "
+                                  f"{tmp_path / 'b_second.py'})")
+        methods.register_method(Method("after_loading", reward="agreement"))  # outside a baseline file
+        assert methods._ORIGIN["after_loading"] == "mgrpo.core.methods"
+    finally:
+        sys.modules.pop("mgrpo_baselines.a_first", None)

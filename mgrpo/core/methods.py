@@ -109,6 +109,7 @@ class UnknownMethodError(KeyError):
 _METHODS: dict[str, Method] = {}
 _ORIGIN: dict[str, str] = {}
 _plugins_loaded = False
+_loading: str = ""  # the baseline file being imported: the origin of what it registers without naming one
 
 
 def register_method(method: Method, origin: str = "") -> Method:
@@ -117,11 +118,12 @@ def register_method(method: Method, origin: str = "") -> Method:
             f"method {method.name!r}: unknown reward {method.reward!r}; known rewards: {', '.join(known_rewards())}"
         )
     if method.name in _METHODS and _METHODS[method.name] != method:
-        raise ValueError(f"method {method.name!r} is registered twice ({_ORIGIN[method.name]} and {origin or '?'})")
+        raise ValueError(f"method {method.name!r} is registered twice ({_ORIGIN[method.name]} and "
+                         f"{origin or _loading or '?'})")
     if not 0.0 <= method.vote_threshold <= 1.0:
         raise ValueError(f"method {method.name!r}: vote_threshold must be in [0, 1] (got {method.vote_threshold})")
     _METHODS[method.name] = method
-    _ORIGIN[method.name] = origin or "mgrpo.core.methods"
+    _ORIGIN[method.name] = origin or _loading or "mgrpo.core.methods"
     return method
 
 
@@ -135,6 +137,7 @@ def baselines_dir() -> Path:
 
 def load_baselines(directory: Path | None = None) -> list[str]:
     """Import every ``*.py`` in the baselines folder (alphabetically); each registers its methods."""
+    global _loading
     directory = Path(directory) if directory is not None else baselines_dir()
     loaded = []
     for path in sorted(directory.glob("*.py")) if directory.is_dir() else []:
@@ -147,11 +150,14 @@ def load_baselines(directory: Path | None = None) -> list[str]:
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
+        _loading = str(path)
         try:
             spec.loader.exec_module(module)
         except Exception:
             del sys.modules[module_name]
             raise
+        finally:
+            _loading = ""
         loaded.append(path.stem)
     return loaded
 
