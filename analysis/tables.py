@@ -25,10 +25,11 @@ from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, ser
 MISSING = "missing"
 NOT_EVALUATED = "–"
 COLLAPSE_MARK = "↓"
-# One pass, character by character, so that no replacement is itself escaped again.
+# One pass, character by character, so that no replacement is itself escaped again. < and > print as ¡ and ¿ in
+# LaTeX's default (OT1) font encoding, and the notes say "step > 0".
 LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                 COLLAPSE_MARK: r"$\downarrow$", "±": r"$\pm$"}
+                 "<": r"\textless{}", ">": r"\textgreater{}", COLLAPSE_MARK: r"$\downarrow$", "±": r"$\pm$"}
 
 
 def benchmark_label(name: str) -> str:

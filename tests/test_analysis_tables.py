@@ -221,6 +221,8 @@ def test_latex_escapes_each_special_character_once():
     assert (r"\caption{a\textbackslash{}b\_c \{d\} \textasciitilde{}e\textasciicircum{} 5\% \& \#1 \$}"
             in latex)
     assert r"90.00 $\pm$ 1.00 $\downarrow$ \\" in latex
+    # OT1, LaTeX's default font encoding, has ¡ and ¿ where ASCII has < and >
+    assert r"(step \textgreater{} 0, G \textless{} 8)" in Table("t", ["x"], [], notes=["(step > 0, G < 8)"]).latex()
 
 
 def test_the_paper_provenance_note_goes_only_with_benchmarks_the_paper_reports(tmp_path):
