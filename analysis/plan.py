@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 CHECKPOINTS = ("best", "final")
 
@@ -133,6 +133,22 @@ def check_hyperparameters(config: Mapping[str, Any]) -> None:
                                      momentum_in_loss(args["settings"]))
         except ValueError as err:
             raise ValueError(f"config: run {run.run_id}: {err}") from None
+
+
+def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[str, str]], Any]) -> None:
+    """Every method's backend settings must be ones its backend knows, with values it accepts, before any job: a
+    misspelt key would otherwise fail only when its train job starts (on a cluster, after the queue wait).
+    ``settings_from`` is the backend's own reader (``mgrpo.cpu.trainer`` or ``mgrpo.verl_backend.trainer``), given
+    the settings as the job's ``--set KEY=VALUE`` flags carry them. verl (Hydra) keys, with a dot, are checked
+    when the job composes verl's config."""
+    from mgrpo.run_spec import parse_assignments
+
+    for method in methods_of(config):
+        flags = settings_flags(method_settings(config, method))
+        try:
+            settings_from(parse_assignments(flags[1::2]))
+        except ValueError as err:
+            raise ValueError(f"config training.settings (with methods.{method}.settings): {err}") from None
 
 
 def method_settings(config: Mapping[str, Any], method: str) -> dict[str, Any]:

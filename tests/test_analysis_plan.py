@@ -251,3 +251,28 @@ def test_shipped_figure2_compares_its_methods_at_one_G_and_T(name):
     runs = plan.select_runs(plan.runs_of(shipped), shipped["analysis"]["figures"]["figure2"]["select"])
     assert {"srt", "mgrpo_iqr"} <= {r.method for r in runs}
     assert len({(r.model, r.G, r.T) for r in runs}) == 1
+
+
+def test_backend_settings_are_checked_before_any_job_as_the_job_reads_them():
+    from mgrpo.cpu.trainer import settings_from as cpu_settings
+    from mgrpo.verl_backend.trainer import settings_from as verl_settings
+
+    plan.check_settings(config(), cpu_settings)  # steps 50, and lr 0.01 for mgrpo: both known, both valid
+    misspelt = config(training={"settings": {"stepz": 50}})
+    with pytest.raises(ValueError, match=r"config training.settings \(with methods.(srt|mgrpo).settings\): unknown "
+                                         r"setting\(s\) 'stepz' for CpuSettings; known settings: steps, "):
+        plan.check_settings(misspelt, cpu_settings)
+    bad_value = config(methods={"mgrpo": {"settings": {"lr": -1}}})  # srt's settings are fine, mgrpo's are not
+    with pytest.raises(ValueError, match=r"methods.mgrpo.settings\): setting 'lr' must be a finite number > 0"):
+        plan.check_settings(bad_value, cpu_settings)
+    unreadable = config(training={"settings": {"steps": "many"}})
+    with pytest.raises(ValueError, match=r"setting 'steps': cannot read 'many' as int"):
+        plan.check_settings(unreadable, cpu_settings)
+
+    # verl: its own names and values are checked; a dotted key is verl's (Hydra), checked when the job composes
+    fine = {"steps": 10, "momentum_in_loss": False, "actor_rollout_ref.actor.optim.lr": 1e-6, "vote_threshold": None}
+    plan.check_settings(config(training={"settings": fine}, methods={}), verl_settings)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) 'save_evry' for VerlSettings"):
+        plan.check_settings(config(training={"settings": {"save_evry": 5}}, methods={}), verl_settings)
+    with pytest.raises(ValueError, match=r"'eval_every' \(30\) must be a multiple of 'save_every' \(25\)"):
+        plan.check_settings(config(training={"settings": {"eval_every": 30}}, methods={}), verl_settings)

@@ -211,6 +211,17 @@ def test_unknown_benchmark_fails_before_any_job_naming_the_registered_ones(workd
     assert "rule " not in result.stdout  # no job was planned
 
 
+def test_misspelt_training_setting_fails_before_any_job_naming_it(workdir):
+    # it passed the DAG and failed only when the first train job read it, after data and base model
+    config = tiny_config()
+    config["training"]["settings"] = {"steps": 3, "learning_rate": 0.001}
+    write_config(workdir / "settings.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "settings.yaml")
+    assert result.returncode != 0
+    assert "unknown setting(s) 'learning_rate' for CpuSettings; known settings:" in result.stdout
+    assert "rule " not in result.stdout  # no job was planned
+
+
 def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(workdir):
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     paper["resources"]["train"]["gpu"] = 4  # training.settings.n_gpus_per_node stays 8

@@ -81,12 +81,17 @@ class NonFiniteLossError(FloatingPointError):
 
 # ------------------------------------------------------------------------------------------------ set-up
 
-def resolve_settings(spec) -> CpuSettings:
+def settings_from(overrides) -> CpuSettings:
+    """The trainer's settings from ``--set`` overrides; an unknown key or a bad value is a ValueError naming it."""
     from mgrpo.run_spec import apply_settings
 
-    settings = apply_settings(CpuSettings, dict(spec.settings or {}))
+    settings = apply_settings(CpuSettings, dict(overrides or {}))
     settings.validate()
     return settings
+
+
+def resolve_settings(spec) -> CpuSettings:
+    return settings_from(spec.settings)
 
 
 def resolved_settings(spec) -> dict:

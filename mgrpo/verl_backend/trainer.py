@@ -123,13 +123,19 @@ def _hydra_value(value: Any) -> str:
     return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped) + "'"
 
 
-def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
+def settings_from(overrides) -> tuple[VerlSettings, list[str]]:
+    """``--set`` overrides -> (VerlSettings, Hydra overrides); an unknown plain key or a bad value is a ValueError
+    naming it. Hydra keys are checked against verl's config when it is composed (``validate_spec``)."""
     from mgrpo.run_spec import apply_settings
 
-    own, hydra = split_settings(spec.settings)
+    own, hydra = split_settings(overrides)
     settings = apply_settings(VerlSettings, own)
     settings.validate()
     return settings, hydra
+
+
+def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
+    return settings_from(spec.settings)
 
 
 def resolved_settings(spec) -> dict:

@@ -22,13 +22,22 @@ def verl_gpu_defaults():
     return {"n_gpus_per_node": VerlSettings.n_gpus_per_node, "nnodes": VerlSettings.nnodes}
 
 
-# Fail before any job: every method and benchmark must be registered, every model defined, every run's G/N valid
-# for its method, every job's GPUs used, every resource one that reaches sbatch, every run, checkpoint and
-# benchmark a table or figure names one that the grid produces.
+def backend_settings_reader():
+    if BACKEND == "verl":
+        from mgrpo.verl_backend.trainer import settings_from
+    else:
+        from mgrpo.cpu.trainer import settings_from
+    return settings_from
+
+
+# Fail before any job: every method and benchmark must be registered, every model defined, every run's G/N and
+# settings valid for its method and backend, every job's GPUs used, every resource one that reaches sbatch, every
+# run, checkpoint and benchmark a table or figure names one that the grid produces.
 try:
     grid.check_references(config, known_methods())
     grid.check_benchmarks(config, known_benchmarks())
     grid.check_hyperparameters(config)
+    grid.check_settings(config, backend_settings_reader())
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
     grid.check_resources(config)
     grid.check_analysis(config)
