@@ -91,8 +91,6 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
                 ax.set_title(f"{facet_by} = {facet}")
             if row == len(metrics) - 1:
                 ax.set_xlabel("step")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7, loc="best")
     present = [run.run_id for run in runs if results.run(run).rows]
     for metric in metrics:  # a misspelt or never-logged metric would leave its panels blank without a word
         if present and not any(series(results.run(run).rows, metric) for run in runs if results.run(run).rows):
@@ -113,9 +111,18 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     fig.suptitle(textwrap.fill(spec.get("title", job["name"]), width=int(58 * len(facets))), fontsize=10)
     fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # One legend for every panel (a colour means the same run group in each), beside them: inside a panel it hid
+    # curves and marks. savefig's tight box widens the figure to hold it.
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(legend.values(), legend.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   frameon=False)
     out_dir = Path(out_dir)
     for suffix in ("png", "pdf"):
         with atomic_path(out_dir / f"{job['name']}.{suffix}") as tmp:
-            fig.savefig(tmp, format=suffix, dpi=150)
+            fig.savefig(tmp, format=suffix, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return sorted(set(missing))

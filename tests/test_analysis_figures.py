@@ -101,3 +101,22 @@ def test_a_figure_without_accuracy_panels_has_dotted_collapses_and_no_caption_of
     caption = " ".join(text.get_text() for text in fig.texts)
     assert "dotted line: collapse" in caption
     assert "o:" not in caption and "x and" not in caption
+
+
+def test_one_legend_beside_the_panels_names_each_colour_once(tmp_path, monkeypatch):
+    # a legend inside a panel hid curves and collapse marks (toy_curves' accuracy panel)
+    runs = [plan.Run("toy", method, G, 1.0, seed) for method, G in (("srt", 8), ("srt", 16), ("mgrpo", 8))
+            for seed in (0, 1)]
+    for run in runs:
+        write_metrics(tmp_path, run, [0.3, 0.6, 0.2])
+    job = {"name": "f", "results": str(tmp_path), "runs": [r.to_dict() for r in runs],
+           "spec": {"color_by": "method", "metrics": ["val_acc", "entropy"]}}
+    fig = drawn_figure(job, tmp_path / "out", monkeypatch)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert sorted(text.get_text() for text in legend.get_texts()) == ["mgrpo", "srt"]
+    colours = {text.get_text(): handle.get_color() for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    assert colours["srt"] != colours["mgrpo"]
+    fig.canvas.draw()  # the legend lies right of every panel, so it covers none
+    right_edge = max(ax.get_window_extent().x1 for ax in fig.axes)
+    assert legend.get_window_extent().x0 >= right_edge
