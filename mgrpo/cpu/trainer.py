@@ -90,13 +90,9 @@ def settings_from(overrides) -> CpuSettings:
     return settings
 
 
-def resolve_settings(spec) -> CpuSettings:
-    return settings_from(spec.settings)
-
-
 def resolved_settings(spec) -> dict:
     """The run's settings with every default filled in: what the work folder's record compares."""
-    return asdict(resolve_settings(spec))
+    return asdict(settings_from(spec.settings))
 
 
 def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
@@ -105,7 +101,7 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
     mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k)
     if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
         raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
-    settings = resolve_settings(spec)
+    settings = settings_from(spec.settings)
     for name in ("train.jsonl", "val.jsonl"):
         if not (Path(spec.data) / name).is_file():
             raise FileNotFoundError(f"data file not found: {Path(spec.data) / name}"

@@ -134,14 +134,10 @@ def settings_from(overrides) -> tuple[VerlSettings, list[str]]:
     return settings, hydra
 
 
-def resolve_settings(spec) -> tuple[VerlSettings, list[str]]:
-    return settings_from(spec.settings)
-
-
 def resolved_settings(spec) -> dict:
     """The run's settings with every default filled in, and its Hydra overrides: what the work folder's record
     compares."""
-    settings, hydra = resolve_settings(spec)
+    settings, hydra = settings_from(spec.settings)
     return dataclasses.asdict(settings) | {"hydra_overrides": hydra}
 
 
@@ -352,7 +348,7 @@ def require_verl() -> None:
 def validate_spec(spec):
     """Everything checkable before Ray starts; returns (method, settings, composed config)."""
     method = mcore.get_method(spec.method)
-    settings, hydra = resolve_settings(spec)
+    settings, hydra = settings_from(spec.settings)
     mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
     if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
         raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
