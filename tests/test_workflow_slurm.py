@@ -158,7 +158,8 @@ class ProfileRun:
 def release_requeued(cluster, job_id: str) -> None:
     """Let a requeued job start again soon. SLURM holds it back (BeginTime) for a while; release it 2 s on, not at
     once: slurmd revokes the killed run's credential at one-second resolution, and a restart within that second is
-    refused ("Job credential revoked": the job ends FAILED; 3 of 4 runs of this file on one VM on 2026-12-06, none of 3 since)."""
+    refused ("Job credential revoked": the job ends FAILED; 3 of 4 runs of this file on one VM on 2026-12-06,
+    none of 3 since)."""
     cluster.run("scontrol", "update", f"jobid={job_id}", "StartTime=now+2")
 
 
