@@ -312,7 +312,14 @@ def check_analysis(config: Mapping[str, Any]) -> None:
     def same(key: str, a, b) -> bool:
         return abs(float(a) - float(b)) < 1e-9 if key == "T" else a == b
 
+    from mgrpo.run_metrics import EVAL_KEYS, METRIC_KEYS
+
+    logged = [key for key in METRIC_KEYS + EVAL_KEYS if key != "step"]
     for name, spec in sorted((analysis.get("figures") or {}).items()):
+        unknown = [metric for metric in spec["metrics"] if metric not in logged]
+        if unknown:
+            raise ValueError(f"config analysis.figures.{name}.metrics: {', '.join(unknown)} is not a metric of "
+                             f"metrics.jsonl (its metrics: {', '.join(logged)})")
         where = f"config analysis.figures.{name}.select"
         select = spec.get("select") or {}
         for key, values in sorted(select.items()):

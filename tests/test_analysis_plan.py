@@ -202,6 +202,12 @@ def test_figures_and_tables_that_name_nothing_in_the_grid_fail_before_any_job_na
          r"config analysis.figures.f.select: selects no run of the grid"),
         (analysis(figures={"f": {"select": {"T": [1.05]}, "metrics": ["val_acc"]}}),
          r"config analysis.figures.f.select.T: 1.05 matches no run"),
+        # a misspelt metric failed only when the figure was drawn, after every run had trained
+        (analysis(figures={"f": {"select": {}, "metrics": ["val_acc", "rewards"]}}),
+         r"config analysis.figures.f.metrics: rewards is not a metric of metrics.jsonl \(its metrics: reward, "
+         r"agreement, entropy, .*val_acc, val_acc_greedy\)"),
+        (analysis(figures={"f": {"select": {}, "metrics": ["step"]}}),  # the x axis, not a curve
+         r"config analysis.figures.f.metrics: step is not a metric"),
         # tables whose cells no job produces: "missing" forever, found only at the end of the workflow
         (analysis(tables={"t": {"kind": "grid", "model": "m", "method": "srt", "cells": [[32, 1.0]]}}),
          r"config analysis.tables.t.cells: \[32, 1.0\]: no run m/srt/G32_T1.0 in the grid"),

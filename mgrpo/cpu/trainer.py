@@ -29,10 +29,8 @@ from mgrpo import core as mcore
 from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json, write_jsonl
 from mgrpo.cpu import rollout as ro
 from mgrpo.jsonl import append_row, truncate_log
+from mgrpo.run_metrics import METRIC_KEYS
 
-METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
-               "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
-EVAL_KEYS = ("val_acc", "val_acc_greedy")
 TIMING_FIELDS = ("step_seconds", "rollouts_per_s")  # the only fields that differ between runs with one seed
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{6})$")
 KEEP_CHECKPOINTS = 2

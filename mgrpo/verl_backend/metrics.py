@@ -8,12 +8,11 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from mgrpo.run_metrics import METRIC_KEYS
+
 
 # Beside metrics.jsonl, in WORK_DIR: per step, verl's timing_raw (seconds) and the rollout-vs-actor log-prob gaps.
 STEPS_FILE = "verl_steps.jsonl"
-METRIC_KEYS = ("step", "reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
-               "momentum_agreement", "kl", "loss", "lr", "grad_norm", "step_seconds", "rollouts_per_s")
-EVAL_KEYS = ("val_acc", "val_acc_greedy")
 METHOD_KEYS = ("reward", "agreement", "entropy", "filtered_frac", "pseudo_label_acc", "rollout_acc",
                "momentum_agreement")
 
