@@ -5,6 +5,7 @@ paths. A run is one (model, method, G, T, seed); it is trained once however many
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import PurePosixPath
@@ -149,6 +150,30 @@ def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[s
             settings_from(parse_assignments(flags[1::2]))
         except ValueError as err:
             raise ValueError(f"config training.settings (with methods.{method}.settings): {err}") from None
+
+
+def check_options(config: Mapping[str, Any], argument_error: Callable[[list[str]], str | None]) -> None:
+    """data.options and each base model's pretrain.options must be flags of the command they are passed to, with
+    values it accepts: a misspelt one would fail only when that job runs. ``argument_error`` is
+    ``mgrpo.cli.argument_error``; the placeholder paths are never read."""
+    data = config["data"]
+    if data.get("options") and data["kind"] != "toy":
+        raise ValueError(f"config data.options: only the toy data takes options (kind is {data['kind']!r}); "
+                         f"remove them")
+    commands = {}
+    if data["kind"] == "toy":
+        commands["data"] = ["toy-data", "--out", "DIR", "--seed", str(data.get("seed", 0)),
+                            *option_flags(data.get("options") or {})]
+    for model, source in config["base_models"].items():
+        if "pretrain" in source:
+            pretrain = source["pretrain"]
+            commands[f"base_models.{model}.pretrain"] = [
+                "pretrain", "--data", "DIR", "--out", "DIR", "--seed", str(pretrain.get("seed", 0)),
+                *option_flags(pretrain.get("options") or {})]
+    for where, argv in commands.items():
+        error = argument_error(argv)
+        if error:
+            raise ValueError(f"config {where}.options (run as `mgrpo {shlex.join(argv)}`): {error}")
 
 
 def method_settings(config: Mapping[str, Any], method: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -89,6 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_subcommands(subparsers)
     return parser
+
+
+def argument_error(argv: list[str]) -> str | None:
+    """Why ``mgrpo ARGV`` would be refused before doing any work (argparse's message, or the subcommand's own
+    ``check`` of its values), or None. The workflow asks this of every flag list it builds from the config, so that
+    a bad option stops ``snakemake -n`` rather than the job that runs the command."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            args = build_parser().parse_args(argv)
+    except SystemExit:
+        lines = stderr.getvalue().strip().splitlines()
+        return lines[-1] if lines else f"mgrpo {' '.join(argv)}: refused"
+    check = getattr(args, "check", None)
+    try:
+        if check is not None:
+            check(args)
+    except ValueError as err:
+        return f"mgrpo {args.command}: error: {err}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -282,3 +282,30 @@ def test_backend_settings_are_checked_before_any_job_as_the_job_reads_them():
         plan.check_settings(config(training={"settings": {"save_evry": 5}}, methods={}), verl_settings)
     with pytest.raises(ValueError, match=r"'eval_every' \(30\) must be a multiple of 'save_every' \(25\)"):
         plan.check_settings(config(training={"settings": {"eval_every": 30}}, methods={}), verl_settings)
+
+
+def test_data_and_pretrain_options_are_checked_as_their_commands_read_them():
+    from mgrpo.cli import argument_error
+
+    def toy(data_options=None, pretrain_options=None, kind="toy"):
+        return config(data={"kind": kind, "seed": 0, "options": data_options or {}},
+                      base_models={"m": {"pretrain": {"seed": 0, "options": pretrain_options or {}}},
+                                   "hub_model": {"hub": "Qwen/Qwen3-4B-Base"}})
+
+    plan.check_options(toy({"operands": 6, "train_size": 100}, {"max_steps": 10, "target_acc": None}), argument_error)
+    with pytest.raises(ValueError, match=r"config base_models.m.pretrain.options \(run as `mgrpo pretrain --data DIR "
+                                         r"--out DIR --seed 0 --steps 10`\): .*unrecognized arguments: --steps 10"):
+        plan.check_options(toy(pretrain_options={"steps": 10}), argument_error)
+    with pytest.raises(ValueError, match=r"pretrain.options .*argument --max-steps: invalid int value: 'ten'"):
+        plan.check_options(toy(pretrain_options={"max_steps": "ten"}), argument_error)
+    # values the command's own check refuses (after argparse has accepted them)
+    with pytest.raises(ValueError, match=r"pretrain.options .*hidden_size=66 is not divisible by num_attention_heads"):
+        plan.check_options(toy(pretrain_options={"hidden_size": 66}), argument_error)
+    with pytest.raises(ValueError, match=r"config data.options .*operands must be >= 2, got 1"):
+        plan.check_options(toy({"operands": 1}), argument_error)
+    # 2 operands give 10^2 * 3 = 300 distinct prompts; the default sizes ask for thousands of rows
+    with pytest.raises(ValueError, match=r"config data.options .*operands=2 allows at most 150"):
+        plan.check_options(toy({"operands": 2}), argument_error)
+    # the MATH data takes no options: they would be silently dropped
+    with pytest.raises(ValueError, match=r"config data.options: only the toy data takes options \(kind is 'math'\)"):
+        plan.check_options(toy({"operands": 6}, kind="math"), argument_error)

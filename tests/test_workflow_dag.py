@@ -222,6 +222,18 @@ def test_misspelt_training_setting_fails_before_any_job_naming_it(workdir):
     assert "rule " not in result.stdout  # no job was planned
 
 
+def test_misspelt_pretrain_option_fails_before_any_job_naming_it(workdir):
+    # it passed the DAG and failed only when the pretrain job started, after the data job
+    config = tiny_config()
+    config["base_models"]["toy"]["pretrain"]["options"] = {"max_stepz": 10}
+    write_config(workdir / "options.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "options.yaml")
+    assert result.returncode != 0
+    assert "config base_models.toy.pretrain.options" in result.stdout
+    assert "unrecognized arguments: --max-stepz 10" in result.stdout
+    assert "rule " not in result.stdout  # no job was planned
+
+
 def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(workdir):
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     paper["resources"]["train"]["gpu"] = 4  # training.settings.n_gpus_per_node stays 8

@@ -22,7 +22,7 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--test-size", type=int, default=task.test_size, help="default %(default)s")
     p.add_argument("--val-size", type=int, default=task.val_size,
                    help="rows for the training curve and the best checkpoint (default %(default)s)")
-    p.set_defaults(handler=_toy_data)
+    p.set_defaults(handler=_toy_data, check=_task_config)
 
     p = subparsers.add_parser("pretrain", help="supervised pre-training of the tiny toy model (HF format)",
                               description="Train the tiny char-level Llama from scratch on DATA/pretrain.jsonl "
@@ -50,24 +50,33 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--intermediate-size", type=int, default=size.intermediate_size, help="default %(default)s")
     p.add_argument("--layers", type=int, default=size.num_hidden_layers, help="default %(default)s")
     p.add_argument("--heads", type=int, default=size.num_attention_heads, help="default %(default)s")
-    p.set_defaults(handler=_pretrain)
+    p.set_defaults(handler=_pretrain, check=_pretrain_settings)
 
 
 def _accuracy_or_none(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def _toy_data(args) -> int:
-    from mgrpo.toy.task import TaskConfig, write_splits
+def _task_config(args):
+    from mgrpo.run_spec import check_seed
+    from mgrpo.toy.task import TaskConfig
 
     config = TaskConfig(operands=args.operands, pretrain_size=args.pretrain_size,
                         train_size=args.train_size, test_size=args.test_size, val_size=args.val_size)
-    for split, path in write_splits(args.out, args.seed, config).items():
+    config.validate()
+    check_seed(args.seed)
+    return config
+
+
+def _toy_data(args) -> int:
+    from mgrpo.toy.task import write_splits
+
+    for split, path in write_splits(args.out, args.seed, _task_config(args)).items():
         print(f"wrote {path}")
     return 0
 
 
-def _pretrain(args) -> int:
+def _pretrain_settings(args):
     from dataclasses import replace
 
     from mgrpo.run_spec import check_seed
@@ -81,6 +90,11 @@ def _pretrain(args) -> int:
                        max_new_tokens=args.max_new_tokens, size=size)
     settings.validate()  # a bad value fails now, not after torch and transformers have loaded
     check_seed(args.seed)
+    return settings
+
+
+def _pretrain(args) -> int:
+    settings = _pretrain_settings(args)
 
     from transformers.utils import logging as hf_logging
 

@@ -5,6 +5,7 @@ import re
 import shlex
 
 from analysis import plan as grid
+from mgrpo.cli import argument_error
 from mgrpo.core.methods import known_methods
 from mgrpo.evaluation.benchmarks import known_benchmarks
 
@@ -31,13 +32,15 @@ def backend_settings_reader():
 
 
 # Fail before any job: every method and benchmark must be registered, every model defined, every run's G/N and
-# settings valid for its method and backend, every job's GPUs used, every resource one that reaches sbatch, every
-# run, checkpoint and benchmark a table or figure names one that the grid produces.
+# settings valid for its method and backend, the data and pretrain options ones their commands take, every job's
+# GPUs used, every resource one that reaches sbatch, every run, checkpoint and benchmark a table or figure names
+# one that the grid produces.
 try:
     grid.check_references(config, known_methods())
     grid.check_benchmarks(config, known_benchmarks())
     grid.check_hyperparameters(config)
     grid.check_settings(config, backend_settings_reader())
+    grid.check_options(config, argument_error)
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
     grid.check_resources(config)
     grid.check_analysis(config)
