@@ -71,7 +71,7 @@ def _task_config(args):
 def _toy_data(args) -> int:
     from mgrpo.toy.task import write_splits
 
-    for split, path in write_splits(args.out, args.seed, _task_config(args)).items():
+    for path in write_splits(args.out, args.seed, _task_config(args)).values():
         print(f"wrote {path}")
     return 0
 

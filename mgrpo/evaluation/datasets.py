@@ -97,7 +97,7 @@ def gpqa_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dic
     """GPQA rows -> ``{"id", "question", "choices", "answer"}``: the four answers in an order fixed by the
     record id (or question), so every run and every method sees the same letters."""
     docs = []
-    for index, row in enumerate(rows):
+    for row in rows:
         key = str(row.get("Record ID") or row["Question"])
         choices = [str(row["Correct Answer"]).strip()] + [str(row[f"Incorrect Answer {i}"]).strip() for i in (1, 2, 3)]
         order = list(range(4))

@@ -55,7 +55,7 @@ class MgrpoLM(LM):
             counts[id(request)] = counts.get(id(request), 0) + 1
             unique.setdefault(id(request), request)
         by_n = defaultdict(list)
-        for key, request in unique.items():
+        for key in unique:
             by_n[counts[key]].append(key)
         samples: dict[int, deque] = {}
         for n, keys in by_n.items():

@@ -2,10 +2,8 @@
 ``mgrpo.jsonl.truncate_log``)."""
 from __future__ import annotations
 
-import json
 import math
 import re
-from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from mgrpo.run_metrics import METRIC_KEYS

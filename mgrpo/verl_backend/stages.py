@@ -141,7 +141,7 @@ def score_batch(method: mcore.Method, uids: Sequence[str], answers: Sequence[Opt
         advantages[idx] = score.advantages
         rewards[idx] = score.rewards
         in_loss[idx] = score.in_loss
-    for uid, rows, score in groups:
+    for _uid, rows, score in groups:
         kept[np.asarray(rows)] = score.kept
         agreement[np.asarray(rows)] = score.agreement
     return BatchScore(advantages, rewards, in_loss, kept, agreement, tuple(groups),
