@@ -160,6 +160,8 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("Answer: (I)", 10, "I"),
     ("The answer is I.", 10, "I"),
     ("Answer: **I**", 10, "I"),
+    # "A" before a word stays option A: reading it as the article would take (B) from a justification
+    ("The answer is A because (B) contradicts the data.", 4, "A"),
     # a last box naming no option (a computed value, as MATH-trained models box) leaves it to the answer phrase
     ("The energy is \\boxed{5 \\text{ eV}}, so the answer is (C).", 4, "C"),
     ("\\boxed{42}. Answer: B", 4, "B"),
