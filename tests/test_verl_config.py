@@ -279,6 +279,17 @@ def test_missing_verl_gives_install_hint(monkeypatch):
         trainer.require_verl()
 
 
+def test_validation_without_verl_gives_install_hint(dirs, monkeypatch):
+    """`mgrpo train --backend verl` validates (and composes verl's config) before it trains: without verl that must
+    end with the install hint, not with Hydra's "Could not load 'ppo_trainer'"."""
+    import sys
+
+    for name in ("verl", "transfer_queue"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of either now raises ImportError
+    with pytest.raises(SystemExit, match="verl backend not installed.*pip install"):
+        trainer.validate_spec(spec_for(dirs))
+
+
 def test_split_placement_brings_its_router_and_agent_loop(dirs):
     _, settings, cfg = trainer.validate_spec(spec_for(dirs, settings={"momentum_placement": "split"}))
     rollout = cfg.actor_rollout_ref.rollout

@@ -206,8 +206,10 @@ def resolve_attention(setting: str) -> str:
 def compose_config(overrides: list[str]):
     """The paper config (config/mgrpo_paper.yaml on top of verl's ppo_trainer) with ``overrides`` applied.
 
-    A bad override raises ValueError naming it.
+    A bad override raises ValueError naming it. Without verl (whose ``ppo_trainer`` config it extends) it exits
+    with the install hint, not with Hydra's "Could not load 'ppo_trainer'".
     """
+    require_verl()
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
