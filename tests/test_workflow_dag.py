@@ -270,3 +270,16 @@ def test_a_baseline_dropped_into_baselines_is_picked_up(tmp_path):
     result = snakemake(workdir, "results/my_baseline/asset.txt", "-n", "--cores", "1")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "rule my_baseline_asset" in result.stdout
+
+
+# The one lint left, on purpose: the workflow runs in one environment (environment.yml, or the CPU install),
+# activated before snakemake and inherited by every job, not in per-rule conda environments.
+ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
+
+
+@pytest.mark.parametrize("configfile", [None, "config/paper.yaml"])
+def test_snakemake_lint_finds_nothing_but_the_per_rule_environment(workdir, configfile):
+    result = snakemake(workdir, "--lint", *(["--configfile", configfile] if configfile else []))
+    lints = {line.strip()[2:].rstrip(":") for line in result.stdout.splitlines() if line.startswith("    * ")}
+    assert ACCEPTED_LINTS <= lints, result.stdout[-3000:]  # the linter ran and saw the rules
+    assert lints == ACCEPTED_LINTS, result.stdout[-6000:]

@@ -12,7 +12,7 @@ if PRETRAINED:
         wildcard_constraints:
             model="|".join(re.escape(m) for m in PRETRAINED),
         params:
-            data=DATA_DIR,
+            data=lambda wildcards, input: os.path.dirname(input[0]),
             seed=lambda wc: config["base_models"][wc.model]["pretrain"].get("seed", 0),
             options=lambda wc: shlex.join(
                 grid.option_flags(config["base_models"][wc.model]["pretrain"].get("options") or {})

@@ -87,6 +87,14 @@ def backend_guard(module, what):
             f"$(hostname): create the GPU environment there (conda env create -f environment.yml)\" >&2; exit 3; }}; ")
 
 
+def benchmark_dir(data_file):
+    """The evaluation data folder that an evaluate job's first data input stands for: the toy data's folder, or the
+    benchmark folder beside its record (data/benchmarks.prepared.txt, prepare_benchmarks' declared output)."""
+    if data_file.endswith(".prepared.txt"):
+        return data_file.removesuffix(".prepared.txt")
+    return os.path.dirname(data_file)
+
+
 def base_model_dir(model):
     source = config["base_models"][model]
     if "pretrain" in source:
@@ -116,3 +124,61 @@ for model in MODELS:
     source = config["base_models"][model]
     if "path" in source and not Path(source["path"], "config.json").is_file():
         raise WorkflowError(f"config base_models.{model}.path: no HF model (config.json) in {source['path']}")
+
+
+# Tables and figures (analyse.smk): what analysis names, and the files it writes.
+ANALYSIS = config.get("analysis") or {}
+TABLES = ANALYSIS.get("tables") or {}
+FIGURES = ANALYSIS.get("figures") or {}
+TABLE_FORMATS = ("md", "tex", "csv")
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def analysis_job(kind, name, spec):
+    """The JSON the analysis command reads: what to draw, over which runs, with which collapse rule."""
+    job = {
+        "kind": kind,
+        "name": name,
+        "spec": spec,
+        "results": R,
+        "runs": [run.to_dict() for run in RUNS],
+        "evaluations": [[run.run_id, checkpoint] for run, checkpoint in EVALUATIONS],
+        "benchmarks": BENCHMARKS,
+        "collapse": ANALYSIS.get("collapse") or {},
+    }
+    return shlex.quote(json.dumps(job, sort_keys=True))
+
+
+def report_caption(name):
+    caption = Path(workflow.basedir, "workflow", "report", f"{name}.rst")
+    return f"../report/{name}.rst" if caption.is_file() else "../report/generic.rst"
+
+
+def table_files():
+    return [f"{R}/tables/{name}.{fmt}" for name in TABLES for fmt in TABLE_FORMATS]
+
+
+def figure_files():
+    return [f"{R}/figures/{name}.{fmt}" for name in FIGURES for fmt in FIGURE_FORMATS]
+
+
+# Training (train.smk): each job's arguments and threads.
+def train_extra_args(wildcards):
+    """Only what this run's method uses: editing one method's entry changes only its jobs' params."""
+    args = grid.train_arguments(config, run_of(wildcards))
+    flags = ["--momentum", str(args["momentum"]), "--iqr-k", str(args["iqr_k"])]
+    if "N" in args:
+        flags += ["--N", str(args["N"])]
+    return shlex.join(flags + grid.settings_flags(args["settings"]))
+
+
+def train_threads():
+    """The CPU trainer's torch threads (training.settings.threads). Under the SLURM profile they become the job's
+    --cpus-per-task unless resources.train sets cpus_per_task or cpus_per_gpu, which the plugin takes first."""
+    settings = (config.get("training") or {}).get("settings") or {}
+    return int(settings.get("threads", 1)) if BACKEND == "cpu" else int(rule_resources("train").get("cpus_per_task", 1))
+
+
+# The `all` target (Snakefile).
+def all_targets():
+    return metrics_files() + evaluation_files() + table_files() + figure_files() + [f"{R}/report.md"]

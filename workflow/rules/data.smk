@@ -7,7 +7,7 @@ if DATA_KIND == "toy":
         output:
             DATA_FILES,
         params:
-            out=DATA_DIR,
+            out=lambda wildcards, output: os.path.dirname(output[0]),
             seed=config["data"].get("seed", 0),
             options=shlex.join(grid.option_flags(config["data"].get("options") or {})),
         log:
@@ -48,7 +48,7 @@ else:
         output:
             DATA_FILES,
         params:
-            out=DATA_DIR,
+            out=lambda wildcards, output: os.path.dirname(output[0]),
             test_limit=config["data"].get("test_limit", 0),
             exclude="".join(f" --exclude-problems {shlex.quote(f'{BENCHMARK_DIR}/{b}.jsonl')}" for b in MATH_DERIVED),
         log:

@@ -1,12 +1,11 @@
 # Stage 4: `mgrpo evaluate` on the chosen checkpoints (best, final) of every run and on each base model.
+# A job finds its data folder from its first data input (common.smk's benchmark_dir).
 if DATA_KIND == "toy":
-    EVAL_DATA_DIR = DATA_DIR
     EVAL_DATA = DATA_FILES
 else:
-    EVAL_DATA_DIR = EVAL.get("data_dir", "data/benchmarks")
     # The job's output is this record beside the folder, not the folder: when the benchmark list changes,
     # Snakemake deletes only the record, and --keep-present fetches only what is not there intact.
-    EVAL_DATA = [f"{EVAL_DATA_DIR}.prepared.txt"]
+    EVAL_DATA = [f"{BENCHMARK_DIR}.prepared.txt"]  # BENCHMARK_DIR: data.smk
 
     localrules:
         prepare_benchmarks,
@@ -17,7 +16,7 @@ else:
             EVAL_DATA,
         params:
             benchmarks=",".join(BENCHMARKS),
-            out=EVAL_DATA_DIR,
+            out=lambda wildcards, output: benchmark_dir(output[0]),
         log:
             f"{LOGS}/prepare_benchmarks.log",
         shell:
@@ -27,7 +26,7 @@ else:
 EVAL_PARAMS = dict(
     benchmarks=",".join(BENCHMARKS),
     backend=EVAL.get("backend", "hf"),
-    data_dir=EVAL_DATA_DIR,
+    data_dir=lambda wildcards, input: benchmark_dir(input.data[0]),
     temperature=EVAL.get("temperature", 0.8),
     # Only when the config overrides it: otherwise `mgrpo evaluate` applies the paper's per-benchmark k.
     samples=f" --samples {EVAL['samples']}" if "samples" in EVAL else "",
@@ -56,7 +55,7 @@ rule evaluate_checkpoint:
         [f"{EVAL_RUN}/{b}.json" for b in BENCHMARKS],
     params:
         out=EVAL_RUN,
-        cache=f"{WORK}/{EVAL_RUN.removeprefix(R + '/')}",
+        cache=f"{WORK}/{EVAL_RUN.removeprefix(f'{R}/')}",
         **EVAL_PARAMS,
     resources:
         **rule_resources("evaluate"),
@@ -74,7 +73,7 @@ rule evaluate_base_model:
         [f"{EVAL_BASE}/{b}.json" for b in BENCHMARKS],
     params:
         out=EVAL_BASE,
-        cache=f"{WORK}/{EVAL_BASE.removeprefix(R + '/')}",
+        cache=f"{WORK}/{EVAL_BASE.removeprefix(f'{R}/')}",
         **EVAL_PARAMS,
     resources:
         **rule_resources("evaluate"),

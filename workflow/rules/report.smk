@@ -21,10 +21,6 @@ localrules:
     summary_report,
 
 
-def all_targets():
-    return metrics_files() + evaluation_files() + table_files() + figure_files() + [f"{R}/report.md"]
-
-
 onsuccess:
     if (config.get("report") or {}).get("html", True):
         # The config this run used, --config overrides included (the config files alone would miss them).

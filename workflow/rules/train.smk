@@ -4,22 +4,6 @@
 # arguments or inputs changed must not resume the old run: --restart-on-change moves that work aside.
 
 
-def train_extra_args(wildcards):
-    """Only what this run's method uses: editing one method's entry changes only its jobs' params."""
-    args = grid.train_arguments(config, run_of(wildcards))
-    flags = ["--momentum", str(args["momentum"]), "--iqr-k", str(args["iqr_k"])]
-    if "N" in args:
-        flags += ["--N", str(args["N"])]
-    return shlex.join(flags + grid.settings_flags(args["settings"]))
-
-
-def train_threads():
-    """The CPU trainer's torch threads (training.settings.threads). Under the SLURM profile they become the job's
-    --cpus-per-task unless resources.train sets cpus_per_task or cpus_per_gpu, which the plugin takes first."""
-    settings = (config.get("training") or {}).get("settings") or {}
-    return int(settings.get("threads", 1)) if BACKEND == "cpu" else int(rule_resources("train").get("cpus_per_task", 1))
-
-
 rule train:
     input:
         base_model=lambda wc: base_model_dir(wc.model),
@@ -31,9 +15,9 @@ rule train:
         best=directory(f"{RUN}/best"),
     params:
         backend=BACKEND,
-        data=DATA_DIR,
+        data=lambda wildcards, input: os.path.dirname(input.data[0]),
         out=RUN,
-        work=f"{WORK}/{RUN.removeprefix(R + '/')}",
+        work=f"{WORK}/{RUN.removeprefix(f'{R}/')}",
         extra=train_extra_args,
         guard=backend_guard("verl", "the verl backend") if BACKEND == "verl" else "",
     threads: train_threads()
