@@ -272,6 +272,31 @@ def test_a_baseline_dropped_into_baselines_is_picked_up(tmp_path):
     assert "rule my_baseline_asset" in result.stdout
 
 
+BASELINE_TRAIN_SMK = '''
+use rule train as my_baseline_train with:
+    wildcard_constraints:
+        method="my_baseline",
+    resources:
+        mem_mb=1234,
+
+ruleorder: my_baseline_train > train
+'''
+
+
+def test_a_baseline_can_train_its_runs_with_its_own_copy_of_the_train_rule(tmp_path):
+    # docs/workflow.md's pattern: the baseline's runs go to its copy (here: other resources), the others stay
+    workdir = copy_workflow(tmp_path / "clone")
+    (workdir / "baselines" / "my_baseline.py").write_text(BASELINE_PY)
+    (workdir / "baselines" / "my_baseline.smk").write_text(BASELINE_TRAIN_SMK)
+    write_config(workdir / "with_baseline.yaml", tiny_config(methods=("srt", "my_baseline")))
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "with_baseline.yaml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    blocks = {block.split("rule ", 1)[1].split(":", 1)[0]: block
+              for block in result.stdout.split("\n\n") if "\nrule " in block or block.startswith("rule ")}
+    assert "runs/toy/my_baseline/" in blocks["my_baseline_train"] and "mem_mb=1234" in blocks["my_baseline_train"]
+    assert "runs/toy/srt/" in blocks["train"] and "mem_mb=1234" not in blocks["train"]
+
+
 # The one lint left, on purpose: the workflow runs in one environment (environment.yml, or the CPU install),
 # activated before snakemake and inherited by every job, not in per-rule conda environments.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
