@@ -139,6 +139,12 @@ def test_missing_data_dir_or_file(tmp_path, chat_model):
         evaluate(str(chat_model), ["aime24"], tmp_path / "out", data_dir=tmp_path)
 
 
+def test_missing_toy_data_dir_points_at_toy_data_not_prepare_data(tmp_path, chat_model):
+    # prepare-data refuses toy ("toy data is generated"): the advice must name the command that writes it
+    with pytest.raises(ValueError, match=r"test\.jsonl: pass --data-dir \(prepare it with `mgrpo toy-data --out DIR"):
+        evaluate(str(chat_model), ["toy"], tmp_path)
+
+
 @pytest.mark.parametrize("rows,message", [
     ([{"problem": "p"}], "math500.jsonl:1: missing field 'answer'"),
     ([{"problem": "p", "answer": "1"}, {"problem": "", "answer": "2"}], "math500.jsonl:2: field 'problem' is empty"),

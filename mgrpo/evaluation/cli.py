@@ -138,7 +138,7 @@ def prepare_data(benchmarks: str | list[str], out: Path, keep_present: bool = Fa
     chosen = parse_benchmarks(benchmarks)
     for b in chosen:
         if b.runner == "toy":
-            raise ValueError("toy data is generated, not downloaded: use the toy task's data preparation")
+            raise ValueError("toy data is generated, not downloaded: use `mgrpo toy-data --out DIR --seed 0`")
     written = {}
     for b in chosen:
         if keep_present and (entry := present_entry(b.name, out)) is not None:

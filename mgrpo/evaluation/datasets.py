@@ -46,8 +46,10 @@ TOY_FILE = "test.jsonl"
 def data_file(benchmark: str, data_dir: Path | str | None) -> Path:
     name = TOY_FILE if benchmark == "toy" else BENCHMARKS[benchmark].source.filename
     if data_dir is None:
-        raise ValueError(f"benchmark {benchmark!r} reads <data-dir>/{name}: pass --data-dir "
-                         f"(prepare it with `mgrpo prepare-data --benchmarks {benchmark} --out DIR`)")
+        # toy data is generated (prepare-data refuses toy), the others are downloaded
+        how = ("mgrpo toy-data --out DIR --seed 0" if benchmark == "toy" else
+               f"mgrpo prepare-data --benchmarks {benchmark} --out DIR")
+        raise ValueError(f"benchmark {benchmark!r} reads <data-dir>/{name}: pass --data-dir (prepare it with `{how}`)")
     return Path(data_dir) / name
 
 
