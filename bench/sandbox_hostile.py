@@ -11,6 +11,7 @@ Prints a Markdown table, then one JSON line per program.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -34,7 +35,9 @@ def snapshot(directory: Path) -> dict:
             for p in sorted(directory.rglob("*"))}
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    # no options; parsed so that --help prints this and runs no hostile program
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     os.environ["MGRPO_TEST_SECRET"] = SECRET
     rows, contained = [], True
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as server:

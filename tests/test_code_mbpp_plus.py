@@ -471,3 +471,13 @@ def test_a_descendant_the_sweep_cannot_stop_is_an_error_after_its_rounds():
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.stdout.splitlines() == ["SweepError: 1 process(es) of the candidate survived 3 sweeps",
                                         "missed the survivor 3 times"], done
+
+
+def test_the_supervisor_overhead_benchmark_answers_help_without_running():
+    # `python bench/supervisor_overhead.py --help` used to ignore its arguments and run the whole benchmark
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "supervisor_overhead.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: supervisor_overhead.py") and "| input |" not in done.stdout

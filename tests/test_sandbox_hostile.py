@@ -179,3 +179,13 @@ def test_hostile_candidates_score_zero_and_the_evaluation_finishes(tmp_path, sen
     assert recorded["allow_weak_isolation"] is False and recorded["runs"] == len(programs)
     assert recorded["isolation"] == list(isolation) and not recorded["weak"]
     assert recorded["limits"][0]["memory_mb"] == 512 and recorded["limits"][0]["workdir_mb"] == 64
+
+
+def test_the_benchmark_script_answers_help_without_running_any_program():
+    # `python bench/sandbox_hostile.py --help` used to ignore its arguments and run every hostile program
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "sandbox_hostile.py"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: sandbox_hostile.py") and "| program |" not in done.stdout
