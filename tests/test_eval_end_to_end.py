@@ -201,6 +201,19 @@ def test_code_benchmark_data_must_exist_before_anything_runs(tmp_path):
         evaluate("m", ["livecodebench"], tmp_path / "out", data_dir=tmp_path, generator=ScriptedGenerator(None))
 
 
+def test_a_misspelt_code_option_fails_before_any_model_is_loaded(tmp_path):
+    # it failed in the code benchmark, after the model had loaded (minutes for a GPU model); the model path here
+    # does not exist and no generator is given, so reaching the model would raise another error
+    with pytest.raises(ValueError, match=r"unknown code option\(s\) timeout; known: allow_weak_sandbox, end_date, "
+                                         r"memory_mb, release_version, start_date, timeout_s, workers"):
+        evaluate(str(tmp_path / "no_model"), ["mbpp_plus"], tmp_path / "out", data_dir=tmp_path,
+                 code_options={"timeout": 5})
+    # sampling is set by evaluate's own arguments: as a code option it would have been silently overridden
+    with pytest.raises(ValueError, match=r"unknown code option\(s\) temperature"):
+        evaluate(str(tmp_path / "no_model"), ["mbpp_plus"], tmp_path / "out", data_dir=tmp_path,
+                 code_options={"temperature": 0.2})
+
+
 def test_code_option_parsing():
     from mgrpo.evaluation.cli import parse_options
 

@@ -203,6 +203,10 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
         raise ValueError(f"samples must be >= 1, got {samples}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
+    if code_options:
+        from mgrpo.evaluation.code import check_code_options
+
+        check_code_options(code_options)  # a misspelt option before loading any model
     data_dir = Path(data_dir) if data_dir is not None else None
     paths = {b.name: _check_data(b, data_dir) for b in chosen}  # data errors before loading any model
     # read now, not when the result is written: a bad manifest must not cost a benchmark's generations

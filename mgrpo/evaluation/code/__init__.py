@@ -16,11 +16,20 @@ from pathlib import Path
 from mgrpo.atomic import write_json, write_jsonl
 from mgrpo.evaluation import usable_cpus
 
-__all__ = ["evaluate_code", "prepare_data", "BENCHMARKS"]
+__all__ = ["evaluate_code", "prepare_data", "check_code_options", "BENCHMARKS", "CODE_OPTIONS"]
 
 BENCHMARKS = ("mbpp_plus", "livecodebench")
-KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", "workers",
-                  "timeout_s", "memory_mb", "start_date", "end_date", "release_version", "allow_weak_sandbox"}
+# What `mgrpo evaluate --code-option KEY=VALUE` may set (the rest come from its own flags), as config/schema.yaml's
+# evaluation.code_options.
+CODE_OPTIONS = {"workers", "timeout_s", "memory_mb", "start_date", "end_date", "release_version", "allow_weak_sandbox"}
+KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", *CODE_OPTIONS}
+
+
+def check_code_options(options: dict) -> None:
+    """Refuse a code option no code benchmark reads, before a model is loaded for it."""
+    unknown = set(options) - CODE_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown code option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(CODE_OPTIONS))}")
 
 
 def prepare_data(benchmark: str, out_dir) -> dict:
