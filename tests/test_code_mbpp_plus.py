@@ -310,6 +310,20 @@ class ScriptedGenerator:
         return [[a] for a in self.answers]
 
 
+class OneAnswerGenerator(ScriptedGenerator):
+    def generate(self, prompts, n, params):
+        assert len(prompts) == 1 and "similar_elements" in prompts[0]
+        return [[self.answers[0]]]
+
+
+def test_a_single_problem_has_no_standard_error(tmp_path):
+    # as the math, choice and toy benchmarks report it (it was 0.0 here: a spread of one value claimed as none)
+    summary = evaluate_code("mbpp_plus", OneAnswerGenerator([RIGHT_SIMILAR]), FIXTURE, tmp_path,
+                            {"model": "tiny", "limit": 1})
+    assert summary["n_problems"] == 1 and summary["value"] == 1.0
+    assert summary["stderr"] is None
+
+
 def test_evaluate_code_scores_the_two_problem_file(tmp_path, monkeypatch):
     monkeypatch.setenv("EVALPLUS_TIMEOUT_PER_TASK", "20")  # the hang trap: must not reach evalplus
     summary = evaluate_code("mbpp_plus", ScriptedGenerator([RIGHT_SIMILAR, WRONG_PERIMETER]), FIXTURE,

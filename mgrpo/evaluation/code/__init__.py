@@ -9,12 +9,12 @@ allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces or i
 """
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
 from mgrpo.evaluation import usable_cpus
+from mgrpo.evaluation.runner import mean_stderr
 
 __all__ = ["evaluate_code", "prepare_data", "check_code_options", "BENCHMARKS", "CODE_OPTIONS"]
 
@@ -116,8 +116,7 @@ def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> di
 
     per_problem = [sum(verdicts[(i, j)]["passed"] for j in range(samples)) / samples for i in range(len(problems))]
     value = sum(per_problem) / len(per_problem)
-    stderr = (math.sqrt(sum((x - value) ** 2 for x in per_problem) / (len(per_problem) - 1) / len(per_problem))
-              if len(per_problem) > 1 else 0.0)
+    stderr = mean_stderr(per_problem)  # as for every other benchmark: None (JSON null) for a single problem
     summary = {
         "benchmark": benchmark,
         "model": settings.get("model", getattr(generator, "name", "unknown")),
