@@ -13,6 +13,15 @@ def workdir(tmp_path_factory):
     return copy_workflow(tmp_path_factory.mktemp("workflow"))
 
 
+def refused_before_any_job(workdir, config: dict, name: str) -> str:
+    """The output of a dry run of ``config`` that must stop before planning any job."""
+    write_config(workdir / f"{name}.yaml", config)
+    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", f"{name}.yaml")
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "rule " not in result.stdout  # no job was planned
+    return result.stdout
+
+
 def product(models, methods, Gs, Ts):
     return set(itertools.product(models, methods, Gs, Ts))
 
@@ -92,12 +101,9 @@ def test_code_options_reach_the_evaluate_command_and_a_misspelt_one_fails_before
 def test_schema_violation_fails_before_any_job_naming_key_and_reason(workdir):
     config = tiny_config()
     config["experiments"][0]["G"] = [1]
-    write_config(workdir / "bad_g.yaml", config)
-    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "bad_g.yaml")
-    assert result.returncode != 0
-    assert "1 is less than the minimum of 2" in result.stdout
-    assert "['experiments'][0]['G'][0]" in result.stdout
-    assert "rule " not in result.stdout  # no job was planned
+    output = refused_before_any_job(workdir, config, "bad_g")
+    assert "1 is less than the minimum of 2" in output
+    assert "['experiments'][0]['G'][0]" in output
 
     config = tiny_config(seeds=(2**31,))  # beyond what numpy, torch and vLLM take as a seed
     write_config(workdir / "bad_seed.yaml", config)
@@ -155,10 +161,8 @@ def test_config_values_that_would_fail_a_late_job_fail_before_any_job_naming_the
         for key in path[:-1]:
             parent = parent[key]
         parent[path[-1]] = value
-        write_config(workdir / "late.yaml", config)
-        result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "late.yaml")
-        assert result.returncode != 0 and message in result.stdout and where in result.stdout, result.stdout[-2000:]
-        assert "rule " not in result.stdout  # no job was planned
+        output = refused_before_any_job(workdir, config, "late")
+        assert message in output and where in output, output[-2000:]
     # units stay strings: memory and time with a unit are what Snakemake parses
     config = tiny_config(resources={"train": {"mem": "16GB", "runtime": "48h", "cpus_per_task": 4}})
     write_config(workdir / "units.yaml", config)
@@ -184,10 +188,8 @@ def test_paper_config_with_gpus_that_the_cluster_would_not_give_fails_before_any
                                                                "evaluation.backend vllm runs on GPUs")):
         config = yaml.safe_load(yaml.safe_dump(paper))
         change(config)
-        write_config(workdir / "gpus.yaml", config)
-        result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "gpus.yaml")
-        assert result.returncode != 0 and message in result.stdout, result.stdout[-2000:]
-        assert "rule " not in result.stdout
+        output = refused_before_any_job(workdir, config, "gpus")
+        assert message in output, output[-2000:]
 
 
 def test_unknown_method_names_the_registered_ones(workdir):
@@ -203,35 +205,26 @@ def test_unknown_benchmark_fails_before_any_job_naming_the_registered_ones(workd
     # a misspelt benchmark passed the DAG and failed only in the first evaluation job, after data and base model
     config = tiny_config()
     config["evaluation"]["benchmarks"] = ["toy", "math_500"]
-    write_config(workdir / "bench.yaml", config)
-    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "bench.yaml")
-    assert result.returncode != 0
-    assert "config evaluation.benchmarks: unknown benchmark(s) math_500; registered benchmarks:" in result.stdout
-    assert "math500" in result.stdout.split("registered benchmarks:")[1]
-    assert "rule " not in result.stdout  # no job was planned
+    output = refused_before_any_job(workdir, config, "bench")
+    assert "config evaluation.benchmarks: unknown benchmark(s) math_500; registered benchmarks:" in output
+    assert "math500" in output.split("registered benchmarks:")[1]
 
 
 def test_misspelt_training_setting_fails_before_any_job_naming_it(workdir):
     # it passed the DAG and failed only when the first train job read it, after data and base model
     config = tiny_config()
     config["training"]["settings"] = {"steps": 3, "learning_rate": 0.001}
-    write_config(workdir / "settings.yaml", config)
-    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "settings.yaml")
-    assert result.returncode != 0
-    assert "unknown setting(s) 'learning_rate' for CpuSettings; known settings:" in result.stdout
-    assert "rule " not in result.stdout  # no job was planned
+    output = refused_before_any_job(workdir, config, "settings")
+    assert "unknown setting(s) 'learning_rate' for CpuSettings; known settings:" in output
 
 
 def test_misspelt_pretrain_option_fails_before_any_job_naming_it(workdir):
     # it passed the DAG and failed only when the pretrain job started, after the data job
     config = tiny_config()
     config["base_models"]["toy"]["pretrain"]["options"] = {"max_stepz": 10}
-    write_config(workdir / "options.yaml", config)
-    result = snakemake(workdir, "-n", "--cores", "1", "--configfile", "options.yaml")
-    assert result.returncode != 0
-    assert "config base_models.toy.pretrain.options" in result.stdout
-    assert "unrecognized arguments: --max-stepz 10" in result.stdout
-    assert "rule " not in result.stdout  # no job was planned
+    output = refused_before_any_job(workdir, config, "options")
+    assert "config base_models.toy.pretrain.options" in output
+    assert "unrecognized arguments: --max-stepz 10" in output
 
 
 def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(workdir):
