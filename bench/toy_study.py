@@ -3,9 +3,15 @@
 Runs everything through the ``mgrpo`` CLI (the same commands the workflow uses), then writes a
 Markdown table (start / peak / final sampled validation accuracy on the val split, greedy, final entropy and
 pseudo-label accuracy per run and the mean per method) to ``OUT/table.md`` and the raw
-numbers to ``OUT/summary.json``. Nothing is tuned here: the defaults are the toy defaults.
+numbers to ``OUT/summary.json`` (``{"settings": the study's arguments, "results": {method: {seed: ...}}}``;
+each run's summary also holds the N and m its run.json records). Nothing is tuned here: the defaults are the toy
+defaults.
 
-    python bench/toy_study.py --out results/toy_study [--seeds 0 1 2] [--G 8] [--T 1.0]
+    python bench/toy_study.py --out results/toy_study [--seeds 0 1 2] [--G 8] [--T 1.0] [--momentum M] [--N N]
+
+``--momentum`` and ``--N`` reach only the momentum methods (mgrpo, mgrpo_iqr; the others have no momentum model
+and must have N = 0); left out, ``mgrpo train``'s own defaults apply (m = 0.99, N = G/4). Given, they are part
+of those runs' folder names (``mgrpo_G8_T1.0_m0.995_N4_s0``), so one OUT can hold several settings.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mgrpo.atomic import write_json, write_text  # noqa: E402
+from mgrpo.core.methods import get_method  # noqa: E402
 
 METHODS = ("srt", "mgrpo", "mgrpo_iqr", "ground_truth")
 LAST = 10  # steps averaged for "final" entropy / pseudo-label accuracy
@@ -30,6 +37,8 @@ def mgrpo(*args: str) -> None:
 
 
 def summarize(metrics_path: Path) -> dict:
+    run_json = metrics_path.parent / "run.json"
+    spec = json.loads(run_json.read_text())["spec"] if run_json.is_file() else {}
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
     evals = [r for r in rows if "val_acc" in r]
     steps = [r for r in rows if r["step"] > 0]
@@ -42,7 +51,17 @@ def summarize(metrics_path: Path) -> dict:
         "entropy_first": sum(r["entropy"] for r in steps[:LAST]) / len(steps[:LAST]),
         "entropy_final": sum(r["entropy"] for r in tail) / len(tail),
         "pseudo_label_acc_final": sum(r["pseudo_label_acc"] for r in tail) / len(tail),
+        "N": spec.get("N"), "momentum": spec.get("momentum"),
     }
+
+
+def header(settings: dict) -> str:
+    """The line above the table: the study's shared arguments, momentum ones as given (else train's defaults)."""
+    m = "train default (0.99)" if settings["momentum"] is None else settings["momentum"]
+    n = "train default (G/4)" if settings["N"] is None else settings["N"]
+    sets = ", ".join(settings["set"]) or "none"
+    return (f"G = {settings['G']}, T = {settings['T']}, data seed {settings['data_seed']}; momentum methods: "
+            f"m = {m}, N = {n}; --set: {sets}\n\n")
 
 
 def table(results: dict) -> str:
@@ -55,7 +74,8 @@ def table(results: dict) -> str:
                          f"{s['final']:.3f} | {s['peak'] - s['final']:+.3f} | "
                          f"{s['start_greedy']:.3f} -> {s['final_greedy']:.3f} | "
                          f"{s['entropy_first']:.3f} -> {s['entropy_final']:.3f} | {s['pseudo_label_acc_final']:.2f} |")
-        mean = {k: sum(s[k] for s in runs.values()) / len(runs) for k in next(iter(runs.values()))}
+        mean = {k: sum(s[k] for s in runs.values()) / len(runs) for k in next(iter(runs.values()))
+                if k not in ("N", "momentum")}
         lines.append(f"| **{method} mean** | | {mean['start']:.3f} | {mean['peak']:.3f} | {mean['final']:.3f} | "
                      f"{mean['peak'] - mean['final']:+.3f} | {mean['start_greedy']:.3f} -> "
                      f"{mean['final_greedy']:.3f} | {mean['entropy_first']:.3f} -> {mean['entropy_final']:.3f} | "
@@ -71,6 +91,10 @@ def main() -> int:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--G", type=int, default=8)
     parser.add_argument("--T", type=float, default=1.0)
+    parser.add_argument("--momentum", type=float, default=None,
+                        help="EMA coefficient m for the momentum methods (default: mgrpo train's, 0.99)")
+    parser.add_argument("--N", type=int, default=None,
+                        help="momentum rollouts for the momentum methods (default: mgrpo train's, G/4)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="trainer setting override (default: none, the toy defaults)")
     args = parser.parse_args()
@@ -94,16 +118,23 @@ def main() -> int:
     results: dict = {}
     for method in args.methods:
         for seed in args.seeds:
-            run = out / "runs" / f"{method}_G{args.G}_T{args.T}_s{seed}"
+            momentum = []
+            if get_method(method).momentum:  # the others have no momentum model (N must be 0)
+                momentum += ["--momentum", str(args.momentum)] if args.momentum is not None else []
+                momentum += ["--N", str(args.N)] if args.N is not None else []
+            tag = "".join(f"_{flag.lstrip('-')[0]}{value}" for flag, value in zip(momentum[::2], momentum[1::2]))
+            run = out / "runs" / f"{method}_G{args.G}_T{args.T}{tag}_s{seed}"
             if not (run / "metrics.jsonl").is_file():
-                extra = [x for kv in args.set for x in ("--set", kv)]
+                extra = momentum + [x for kv in args.set for x in ("--set", kv)]
                 mgrpo("train", "--backend", "cpu", "--method", method, "--base-model", str(base),
                       "--data", str(data), "--out", str(run), "--work", str(out / "work" / run.name),
                       "--G", str(args.G), "--T", str(args.T), "--seed", str(seed), *extra)
             results.setdefault(method, {})[seed] = summarize(run / "metrics.jsonl")
-    text = table(results)
+    settings = {**shared, "G": args.G, "T": args.T, "momentum": args.momentum, "N": args.N,
+                "seeds": args.seeds, "methods": args.methods}
+    text = header(settings) + table(results)
     write_text(out / "table.md", text)
-    write_json(out / "summary.json", results)
+    write_json(out / "summary.json", {"settings": settings, "results": results})
     print(text)
     print(f"total wall time {time.time() - started:.0f}s")
     return 0
