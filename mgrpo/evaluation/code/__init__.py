@@ -29,7 +29,8 @@ def check_code_options(options: dict) -> None:
     """Refuse a code option no code benchmark reads, before a model is loaded for it."""
     unknown = set(options) - CODE_OPTIONS
     if unknown:
-        raise ValueError(f"unknown code option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(CODE_OPTIONS))}")
+        raise ValueError(f"unknown code option(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(CODE_OPTIONS))}")
 
 
 def prepare_data(benchmark: str, out_dir) -> dict:
