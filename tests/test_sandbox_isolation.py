@@ -135,6 +135,15 @@ def test_the_cli_flag_allows_weak_isolation():
 
 
 # ------------------------------------------------------------------------------------------ as an unprivileged user
+def test_the_sandbox_and_the_code_benchmarks_import_with_the_standard_library_only():
+    # the unprivileged-user tests below run them with a Python that may have no site-packages (user_env, e.g. the
+    # system's /usr/bin/python3); a third-party import here turned those tests into skips, silently
+    run = subprocess.run([sys.executable, "-S", "-c", "import mgrpo.evaluation.code, mgrpo.evaluation.sandbox"],
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}, cwd="/", capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
 def _as_user(argv: list[str]) -> list[str]:
     return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv] if IS_ROOT else argv
 

@@ -1,9 +1,11 @@
 """Evaluation: benchmarks, generation backends, math grading and the sandbox for model-written code."""
 from __future__ import annotations
 
+import math
 import os
+from typing import Sequence
 
-__all__ = ["evaluate", "grade_math", "run_untrusted", "usable_cpus"]
+__all__ = ["evaluate", "grade_math", "mean_stderr", "run_untrusted", "usable_cpus"]
 
 
 def usable_cpus() -> int:
@@ -14,6 +16,15 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def mean_stderr(values: Sequence[float]) -> float | None:
+    """Standard error of the mean (sample std, n-1), as lm-eval reports it; None for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mu = sum(values) / n
+    return math.sqrt(sum((v - mu) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
 
 
 def __getattr__(name):  # lazy: importing the package must not import math-verify or the sandbox

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 from pathlib import Path
-from typing import Sequence
 
+from mgrpo.evaluation import mean_stderr
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
 from mgrpo.atomic import atomic_path, write_json, write_jsonl
 from mgrpo.evaluation.datasets import data_file, dataset_record, file_sha256, load_docs, read_manifest
@@ -33,15 +32,6 @@ from mgrpo.evaluation.generation import (
     load_generator,
 )
 from mgrpo.evaluation.resumable import ChunkedGenerator
-
-
-def mean_stderr(values: Sequence[float]) -> float | None:
-    """Standard error of the mean (sample std, n-1), as lm-eval reports it; None for fewer than 2 values."""
-    n = len(values)
-    if n < 2:
-        return None
-    mu = sum(values) / n
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
 
 
 def _toy_rows(path: Path, limit: int | None) -> list[dict]:

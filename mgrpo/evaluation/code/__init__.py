@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
-from mgrpo.evaluation import usable_cpus
-from mgrpo.evaluation.runner import mean_stderr
+from mgrpo.evaluation import mean_stderr, usable_cpus
 
 __all__ = ["evaluate_code", "prepare_data", "check_code_options", "BENCHMARKS", "CODE_OPTIONS"]
 
