@@ -28,6 +28,8 @@ def test_unknown_method_lists_known_ones():
 def test_srt_rewards_agreement_and_advantages():
     s = score_group(get_method("srt"), ["4", "4", "5", None], gold="5")
     assert s.label == "4" and s.votes == 2 and s.label_correct is False
+    assert s.correct.tolist() == [0.0, 0.0, 1.0, 0.0]  # each rollout against the hidden gold (diagnostic)
+    assert score_group(get_method("srt"), ["4", "5"]).correct is None  # no gold, nothing to say
     assert s.rewards.tolist() == [1.0, 1.0, 0.0, 0.0]
     sd = np.std([1, 1, 0, 0], ddof=1)
     assert np.allclose(s.advantages, [0.5 / sd, 0.5 / sd, -0.5 / sd, -0.5 / sd], atol=1e-5)

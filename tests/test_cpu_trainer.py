@@ -63,6 +63,7 @@ def test_metrics_schema_and_run_dir(toy, tmp_path):
                     "val_acc", "val_acc_greedy"):
             assert r.get(key, 0.0) is not None and 0.0 <= r.get(key, 0.0) <= 1.0, key
         assert r["filtered_frac"] == 0.0  # mgrpo has no filter
+        assert r["filtered_acc"] is None  # so there are no dropped rollouts to score
         assert r["entropy"] >= 0 and r["kl"] >= 0 and r["lr"] == pytest.approx(1e-2)
         assert r["rollouts_per_s"] == pytest.approx(2 * 4 / r["step_seconds"])  # prompts x G / seconds
         assert np.isfinite(r["loss"]) and r["grad_norm"] >= 0
@@ -240,7 +241,10 @@ def test_the_loss_sees_exactly_the_kept_policy_rollouts_with_their_group_advanta
     scored, losses = [], []
     real_score, real_loss = mcore.score_group, mcore.policy_loss
 
+    calls = []
+
     def spy_score(*args, **kwargs):
+        calls.append((args, kwargs))
         scored.append(real_score(*args, **kwargs))
         return scored[-1]
 
@@ -252,7 +256,7 @@ def test_the_loss_sees_exactly_the_kept_policy_rollouts_with_their_group_advanta
     monkeypatch.setattr(mcore, "policy_loss", spy_loss)
     spec = replace(make_spec(toy, tmp_path, method="mgrpo_iqr", G=8, N=2, steps=1, prompts_per_step=3,
                              eval_every=100), iqr_k=0.0)  # k = 0 drops every rollout below Q1
-    trainer.train(spec)
+    out = trainer.train(spec)
     (advantages, mask), = losses
     M = 6
     assert len(scored) == 3 and mask.shape[0] == 3 * M
@@ -268,6 +272,11 @@ def test_the_loss_sees_exactly_the_kept_policy_rollouts_with_their_group_advanta
             assert abs(kept_advantages.mean()) < 1e-9
             assert kept_advantages.std(ddof=1) == pytest.approx(1.0, abs=1e-4) or not kept_advantages.any()
     assert dropped_policy_rows  # the filter dropped a policy rollout, so the mask check above could fail
+    # filtered_acc: the dropped rollouts' answers (as score_group was given them) against each prompt's gold
+    dropped = [float(answer is not None and answer.strip() == kwargs["gold"].strip())
+               for (args, kwargs), score in zip(calls, scored)
+               for answer, kept in zip(args[1] if len(args) > 1 else kwargs["answers"], score.kept) if not kept]
+    assert read_metrics(out)[1]["filtered_acc"] == pytest.approx(sum(dropped) / len(dropped))
 
 
 def _score(in_loss, advantages):

@@ -95,6 +95,7 @@ def test_step_metrics_count_only_labelled_prompts():
     data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
     m = stages.step_metrics(scores, [r[1] or None for r in rows], [r[2] for r in rows], None, [None] * len(rows))
     assert m["pseudo_label_acc"] is None and m["rollout_acc"] is None
+    assert m["filtered_acc"] is None  # mgrpo drops nothing
 
 
 def test_iqr_drops_low_entropy_outlier_and_changes_the_vote():
@@ -111,6 +112,7 @@ def test_iqr_drops_low_entropy_outlier_and_changes_the_vote():
     assert data.batch["response_mask"][2].sum() == 0 and data.batch["response_mask"][3].sum() == 0
     m = stages.step_metrics(scores, [r[1] for r in rows], [r[2] for r in rows], [1, 1, 0, 1], [r[5] for r in rows])
     assert m["filtered_frac"] == pytest.approx(0.25)
+    assert m["filtered_acc"] == 0.0  # the dropped row answered 9, gold 2
 
     _, unfiltered = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
     assert unfiltered.groups[0][2].label == "9"

@@ -239,6 +239,7 @@ class GroupScore:
     advantages: np.ndarray  # [G] group advantage over in-loss rollouts, 0 elsewhere
     agreement: np.ndarray  # [G] 1.0 where the answer equals the label (diagnostic, every rollout)
     label_correct: Optional[bool]  # label == hidden gold (None when no gold given)
+    correct: Optional[np.ndarray] = None  # [G] 1.0 where the answer equals the hidden gold (None when no gold given)
 
 
 def score_group(
@@ -286,4 +287,5 @@ def score_group(
     advantages = np.zeros(G)
     advantages[in_loss] = group_advantages(rewards[in_loss])
     label_correct = None if gold is None else bool(label is not None and same(label, gold))
-    return GroupScore(label, votes, kept, in_loss, rewards, advantages, agreement, label_correct)
+    correct = None if gold is None else np.asarray([float(a is not None and same(a, gold)) for a in answers])
+    return GroupScore(label, votes, kept, in_loss, rewards, advantages, agreement, label_correct, correct)

@@ -339,6 +339,8 @@ def train(spec) -> Path:
             "agreement": _mean(a for s in scores for a in s.agreement[:M]),
             "entropy": _mean(ent_pol),
             "filtered_frac": _mean(1.0 - float(kept) for s in scores for kept in s.kept),
+            # did the filter drop right or wrong answers (hidden labels; null when it dropped none)
+            "filtered_acc": _mean(c for s in scores if s.correct is not None for c in s.correct[~s.kept]),
             # over the prompts that have a (hidden) label; null for unlabelled training data
             "pseudo_label_acc": _mean(float(s.label_correct) for s in scores if s.label_correct is not None),
             # equal as score_group's labels are (and as on verl): white space around a label is no other answer

@@ -225,6 +225,9 @@ def step_metrics(scores: BatchScore, answers: Sequence[Optional[str]], is_moment
         "agreement": _mean(scores.agreement[policy]),
         "entropy": None if entropies is None else _mean(np.asarray(entropies, dtype=np.float64)[policy]),
         "filtered_frac": _mean([1.0 - f for f in kept_flags]),
+        # did the filter drop right or wrong answers (hidden labels; null when it dropped none)
+        "filtered_acc": _mean([c for _, _, score in scores.groups if score.correct is not None
+                               for c in score.correct[~score.kept]]),
         "pseudo_label_acc": _mean([float(score.label_correct) for _, _, score in scores.groups
                                    if score.label_correct is not None]),
         "rollout_acc": _mean(rollout_correct),
