@@ -72,8 +72,7 @@ def test_mgrpo_step_metrics_by_hand():
     data, scores = stages.score_dataproto(data, get_method("mgrpo"))
     ent = stages.trajectory_means(data.batch["entropy"], torch.as_tensor(
         [[1] * r[4] + [0] * (6 - r[4]) for r in MGRPO_ROWS]))
-    m = stages.step_metrics(scores, [r[1] or None for r in MGRPO_ROWS], [r[2] for r in MGRPO_ROWS], ent,
-                            [r[5] for r in MGRPO_ROWS])
+    m = stages.step_metrics(scores, [r[2] for r in MGRPO_ROWS], ent)
     assert m["reward"] == pytest.approx(3 / 6)  # A: 1,0,1  B: 0,0,1
     assert m["agreement"] == pytest.approx(3 / 6)
     assert m["momentum_agreement"] == pytest.approx(1.0)
@@ -87,13 +86,12 @@ def test_step_metrics_count_only_labelled_prompts():
     # Prompt A keeps its hidden gold, prompt B has none: B's rows count neither as right nor as wrong.
     rows = [(u, a, mom, e, n, "" if u.startswith("B") else g) for u, a, mom, e, n, g in MGRPO_ROWS]
     data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
-    golds = [r[5] or None for r in rows]
-    m = stages.step_metrics(scores, [r[1] or None for r in rows], [r[2] for r in rows], None, golds)
+    m = stages.step_metrics(scores, [r[2] for r in rows], None)
     assert m["pseudo_label_acc"] == pytest.approx(1.0)  # A's label 5 is its gold; B is not counted
     assert m["rollout_acc"] == pytest.approx(2 / 3)  # A's policy rows answer 5, 7, 5 for gold 5
     rows = [r[:5] + ("",) for r in rows]
     data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo"))
-    m = stages.step_metrics(scores, [r[1] or None for r in rows], [r[2] for r in rows], None, [None] * len(rows))
+    m = stages.step_metrics(scores, [r[2] for r in rows], None)
     assert m["pseudo_label_acc"] is None and m["rollout_acc"] is None
     assert m["filtered_acc"] is None  # mgrpo drops nothing
 
@@ -110,7 +108,7 @@ def test_iqr_drops_low_entropy_outlier_and_changes_the_vote():
     h = 1 / math.sqrt(2)  # rewards [0, 1] over the two kept policy rows
     assert [float(data.batch["advantages"][i, 0]) for i in range(4)] == pytest.approx([-h, h, 0, 0], abs=1e-5)
     assert data.batch["response_mask"][2].sum() == 0 and data.batch["response_mask"][3].sum() == 0
-    m = stages.step_metrics(scores, [r[1] for r in rows], [r[2] for r in rows], [1, 1, 0, 1], [r[5] for r in rows])
+    m = stages.step_metrics(scores, [r[2] for r in rows], [1, 1, 0, 1])
     assert m["filtered_frac"] == pytest.approx(0.25)
     assert m["filtered_acc"] == 0.0  # the dropped row answered 9, gold 2
 

@@ -343,9 +343,8 @@ def train(spec) -> Path:
             "filtered_acc": _mean(c for s in scores if s.correct is not None for c in s.correct[~s.kept]),
             # over the prompts that have a (hidden) label; null for unlabelled training data
             "pseudo_label_acc": _mean(float(s.label_correct) for s in scores if s.label_correct is not None),
-            # equal as score_group's labels are (and as on verl): white space around a label is no other answer
-            "rollout_acc": _mean(float(a is not None and mcore.same_after_stripping(a, g))
-                                 for a, g in zip(ans_pol, [g for g in golds for _ in range(M)]) if g is not None),
+            # the policy's rollouts (the first M of each group) against the hidden gold, as on verl
+            "rollout_acc": _mean(c for s in scores if s.correct is not None for c in s.correct[:M]),
             "momentum_agreement": _mean(momentum_agree) if N else None,
             "kl": kl,
             "loss": float(loss.item()),

@@ -208,17 +208,13 @@ def score_dataproto(data, method: mcore.Method, k: float = 0.75, keep_fraction: 
     return data, scores
 
 
-def step_metrics(scores: BatchScore, answers: Sequence[Optional[str]], is_momentum: Sequence[bool],
-                 entropies: Optional[Sequence[float]], golds: Optional[Sequence]) -> dict:
+def step_metrics(scores: BatchScore, is_momentum: Sequence[bool], entropies: Optional[Sequence[float]]) -> dict:
     """The method columns of metrics.jsonl (docs/architecture.md), from one step's scored batch."""
     is_momentum = np.asarray(is_momentum, dtype=bool)
     policy = ~is_momentum
-    B = len(is_momentum)
-    gold_rows = [None] * B if golds is None else [_none_if_empty(g) for g in golds]
-    same = mcore.same_after_stripping
     # over what has a (hidden) label, as in the CPU trainer: null for unlabelled training data
-    rollout_correct = [float(a is not None and same(a, g))
-                       for a, g, p in zip(answers, gold_rows, policy) if p and g is not None]
+    rollout_correct = [c for _, rows, score in scores.groups if score.correct is not None
+                       for c, row in zip(score.correct, rows) if policy[row]]
     kept_flags = [float(kept) for _, rows, score in scores.groups for kept in score.kept]
     return {
         "reward": _mean(scores.rewards[scores.in_loss]),

@@ -300,8 +300,7 @@ class MGRPOTrainer(PPOTrainerSync):
 
         per_row = stages.trajectory_means(proto.batch["entropy"], padded["response_mask"][idx])
         self._method_metrics = stages.step_metrics(
-            scores, list(proto.non_tensor_batch[stages.ANSWER]), proto.non_tensor_batch[stages.IS_MOMENTUM],
-            per_row if self.token_statistic == "entropy" else None, list(proto.non_tensor_batch[stages.GOLD]))
+            scores, proto.non_tensor_batch[stages.IS_MOMENTUM], per_row if self.token_statistic == "entropy" else None)
         if log_prob_fields:  # whether the momentum rows came from the EMA weights and the policy's were restored
             self._log_prob_gaps = stages.rollout_logprob_gaps(
                 padded["rollout_log_probs"][idx], padded["old_log_probs"][idx], padded["response_mask"][idx],
