@@ -26,6 +26,14 @@ def test_boundary_is_kept_and_k_matters():
     assert iqr_keep_mask(e, k=0.0).tolist() == [False, False] + [True] * 5  # cut = Q1 = 2.5
 
 
+def test_when_the_middle_of_the_group_shares_one_entropy_any_lower_rollout_is_dropped_whatever_k():
+    # 6 identical responses (entropy 0.3) among 8: sorted positions 1.75 and 5.25 both fall on 0.3, so
+    # Q1 = Q3 = 0.3, IQR = 0 and the cut is 0.3 for every k
+    e = np.array([0.3, 0.3, 0.29, 0.3, 0.3, 0.9, 0.3, 0.3])
+    for k in (0.75, 1e6):
+        assert iqr_keep_mask(e, k=k).tolist() == [True, True, False, True, True, True, True, True]
+
+
 def test_high_outliers_are_kept():
     assert iqr_keep_mask(np.array([1.0, 1, 1, 1, 50])).all()
 

@@ -64,6 +64,54 @@ def test_iqr_drops_low_entropy_outlier_before_voting():
     assert srt.label == "8"  # SRT alone follows the over-confident pair
 
 
+def test_filter_scope_ablations_drop_the_outliers_from_the_vote_or_from_the_loss_only():
+    # SRT+IQR on 8 rollouts. Entropy quartiles (linear): Q1 = 0.01 + 0.75 * 0.99 = 0.7525, Q3 = 1.125, so the cut is
+    # 0.7525 - 0.75 * 0.3725 = 0.473: the over-confident pair (0.01, answer "8") is dropped, and ties "2" 2:2.
+    answers = ["8", "8", "2", "2", "6", "1", "3", "4"]
+    entropies = [0.01, 0.01, 1.0, 1.1, 1.2, 1.0, 1.1, 1.2]
+
+    def variant(scope):
+        return Method(f"srt_iqr_{scope}_test", reward="agreement", entropy_filter=True, filter_scope=scope)
+
+    paper = score_group(get_method("srt_iqr"), answers, entropies=entropies)
+    assert paper.kept.tolist() == [False, False] + [True] * 6
+    assert (paper.label, paper.votes, paper.n_voters) == ("2", 2, 6)
+    assert paper.in_loss.tolist() == [False, False] + [True] * 6
+
+    vote_only = score_group(variant("vote"), answers, entropies=entropies)
+    assert (vote_only.label, vote_only.votes, vote_only.n_voters) == ("2", 2, 6)  # the pair does not vote ...
+    assert vote_only.in_loss.all()  # ... but is trained, rewarded against the filtered vote
+    assert vote_only.rewards.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert vote_only.kept.tolist() == paper.kept.tolist()  # what the filter flagged, whatever the scope
+
+    loss_only = score_group(variant("loss"), answers, entropies=entropies)
+    assert (loss_only.label, loss_only.votes, loss_only.n_voters) == ("8", 2, 8)  # all vote: "8" and "2" tie, "8"
+    assert loss_only.in_loss.tolist() == [False, False] + [True] * 6  # comes first; the pair is not trained
+    assert loss_only.rewards.tolist() == [0.0] * 8  # no trained rollout agrees with "8": every advantage 0
+    assert loss_only.advantages.tolist() == [0.0] * 8
+
+
+def test_frequency_reward_counts_voters_only_and_rewards_every_rollout_on_its_own_answer():
+    answers = ["8", "8", "2", "2", "2", "1", "3", "4"]
+    entropies = [0.01, 0.01, 1.0, 1.1, 1.2, 1.0, 1.1, 1.2]  # the pair is dropped, as above
+    soft = Method("soft_iqr_vote_test", reward="frequency", entropy_filter=True, filter_scope="vote")
+    s = score_group(soft, answers, entropies=entropies)
+    # 6 voters: "2" x 3, "1", "3", "4"; no voter is behind the dropped pair's "8"
+    assert np.allclose(s.rewards, [0, 0, 3 / 6, 3 / 6, 3 / 6, 1 / 6, 1 / 6, 1 / 6])
+    plain = score_group(Method("soft_test", reward="frequency"), answers)  # no filter: 8 voters
+    assert np.allclose(plain.rewards, [2 / 8, 2 / 8, 3 / 8, 3 / 8, 3 / 8, 1 / 8, 1 / 8, 1 / 8])
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(entropy_filter=True, filter_scope="votes"), "unknown filter_scope 'votes'"),
+    (dict(filter_scope="vote"), "needs entropy_filter=True"),
+])
+def test_a_bad_filter_scope_is_refused_at_registration(fields, message):
+    from mgrpo.core import register_method
+    with pytest.raises(ValueError, match=message):
+        register_method(Method("bad_scope_test", reward="agreement", **fields))
+
+
 def test_intuitor_uses_self_certainty():
     s = score_group(get_method("intuitor"), ["1", "2", "3"], self_certainties=[0.1, 0.4, 0.7])
     assert s.rewards.tolist() == [0.1, 0.4, 0.7]

@@ -281,7 +281,7 @@ def test_the_loss_sees_exactly_the_kept_policy_rollouts_with_their_group_advanta
 
 def _score(in_loss, advantages):
     G = len(in_loss)
-    return GroupScore(label="1", votes=1, kept=np.ones(G, bool), in_loss=np.asarray(in_loss),
+    return GroupScore(label="1", votes=1, n_voters=1, kept=np.ones(G, bool), in_loss=np.asarray(in_loss),
                       rewards=np.zeros(G), advantages=np.asarray(advantages, float), agreement=np.zeros(G),
                       label_correct=None)
 

@@ -116,6 +116,26 @@ def test_iqr_drops_low_entropy_outlier_and_changes_the_vote():
     assert unfiltered.groups[0][2].label == "9"
 
 
+def test_the_filter_scope_ablations_reach_the_verl_batch():
+    # the rows above: row 2 (answer 9, entropy 0) is dropped by the filter
+    rows = [("P", "9", False, 1.0, 4, "2"), ("P", "2", False, 1.0, 4, "2"),
+            ("P", "9", False, 0.0, 4, "2"), ("P-momentum", "2", True, 1.0, 4, "2")]
+    # vote only: label 2 from the kept voters; row 2 is trained with reward 0: rewards [0, 1, 0], advantages
+    # (r - 1/3) / sqrt(1/3) = [-S3, 2 S3, -S3]
+    data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo_iqr_vote"))
+    assert scores.groups[0][2].label == "2" and list(scores.kept) == [True, True, False, True]
+    assert list(scores.in_loss) == [True, True, True, False]
+    assert [float(data.batch["advantages"][i, 0]) for i in range(4)] == pytest.approx([-S3, 2 * S3, -S3, 0], abs=1e-5)
+    assert data.batch["response_mask"][2].sum() == 4 and data.batch["response_mask"][3].sum() == 0
+    # loss only: all four vote, 9 and 2 tie 2:2 and 9 comes first; rows 0, 1 in the loss: rewards [1, 0]
+    data, scores = stages.score_dataproto(make_batch(rows), get_method("mgrpo_iqr_loss"))
+    assert scores.groups[0][2].label == "9"
+    assert list(scores.in_loss) == [True, True, False, False]
+    h = 1 / math.sqrt(2)
+    assert [float(data.batch["advantages"][i, 0]) for i in range(4)] == pytest.approx([h, -h, 0, 0], abs=1e-5)
+    assert data.batch["response_mask"][2].sum() == 0
+
+
 def test_intuitor_self_certainty_from_token_statistic():
     # token statistic = logsumexp(z) - mean(z) = self-certainty + log V; rows' means 2+logV, 3+logV, 4+logV
     V = 11

@@ -10,6 +10,9 @@ def iqr_keep_mask(entropies, k: float = 0.75):
 
     Quartiles use linear interpolation (numpy.quantile's default). Accepts a 1-D numpy array or torch tensor and
     returns the same kind. Low-entropy outliers are the over-confident, collapsing trajectories; high ones are kept.
+    When the middle of the group shares one entropy (e.g. 6 of 8 identical responses scored by one model, common
+    once a policy collapses), Q1 = Q3 and every rollout below that value is dropped, whatever k: Tukey's fence, as
+    the paper defines it.
     """
     if k < 0:
         raise ValueError(f"iqr_k must be >= 0 (got {k})")

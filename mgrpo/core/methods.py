@@ -25,10 +25,11 @@ from .voting import Same, majority_vote, same_after_stripping
 
 @dataclass(frozen=True)
 class GroupContext:
-    answers: tuple[Optional[str], ...]
+    answers: tuple[Optional[str], ...]  # every rollout's answer (None: none extracted), filtered ones too
+    voted: np.ndarray  # [G] bool: the rollout's answer was in the vote (not dropped by the filter)
     label: Optional[str]  # the vote's pseudo-label (None: no label)
-    votes: int  # how many kept answers agree with the label
-    n_voters: int  # kept answers that could vote (not None)
+    votes: int  # how many voting answers agree with the label
+    n_voters: int  # voting answers that are not None
     agreement: np.ndarray  # [G] 1.0 where the answer equals the label
     entropies: Optional[np.ndarray]
     self_certainties: Optional[np.ndarray]
@@ -65,9 +66,8 @@ def frequency_reward(ctx: GroupContext) -> np.ndarray:
     """Soft agreement: the share of voters that gave the rollout's answer (the original SRT code's soft option)."""
     if ctx.n_voters == 0:
         return np.zeros(len(ctx.answers))
-    counts = [
-        0 if a is None else sum(1 for b in ctx.answers if b is not None and ctx.same(a, b)) for a in ctx.answers
-    ]
+    voters = [b for b, voted in zip(ctx.answers, ctx.voted) if voted and b is not None]
+    counts = [0 if a is None else sum(1 for b in voters if ctx.same(a, b)) for a in ctx.answers]
     return np.asarray(counts, dtype=np.float64) / ctx.n_voters
 
 
@@ -99,6 +99,12 @@ class Method:
     entropy_filter: bool = False  # IQR filter on trajectory entropy before voting
     vote_threshold: float = 0.0  # a group whose majority share is below this gets no label (SRT option)
     description: str = ""
+    # What a rollout the filter drops leaves: the paper's "vote_and_loss"; "vote" (it still enters the loss, rewarded
+    # against the filtered vote) or "loss" (it still votes) are ablations that say which half of the filter acts.
+    filter_scope: str = "vote_and_loss"
+
+
+FILTER_SCOPES = ("vote_and_loss", "vote", "loss")
 
 
 class UnknownMethodError(KeyError):
@@ -122,6 +128,11 @@ def register_method(method: Method, origin: str = "") -> Method:
                          f"{origin or _loading or '?'})")
     if not 0.0 <= method.vote_threshold <= 1.0:
         raise ValueError(f"method {method.name!r}: vote_threshold must be in [0, 1] (got {method.vote_threshold})")
+    if method.filter_scope not in FILTER_SCOPES:
+        raise ValueError(f"method {method.name!r}: unknown filter_scope {method.filter_scope!r}; "
+                         f"known: {', '.join(FILTER_SCOPES)}")
+    if method.filter_scope != "vote_and_loss" and not method.entropy_filter:
+        raise ValueError(f"method {method.name!r}: filter_scope {method.filter_scope!r} needs entropy_filter=True")
     _METHODS[method.name] = method
     _ORIGIN[method.name] = origin or _loading or "mgrpo.core.methods"
     return method
@@ -232,8 +243,9 @@ def validate_hyperparameters(method: Method, G: int, N: int, m: float, k: float,
 @dataclass(frozen=True)
 class GroupScore:
     label: Optional[str]
-    votes: int
-    kept: np.ndarray  # [G] bool: survived the filter (voted)
+    votes: int  # voting answers that agree with the label
+    n_voters: int  # voting answers that are not None
+    kept: np.ndarray  # [G] bool: survived the filter (all True without one)
     in_loss: np.ndarray  # [G] bool: kept policy rollouts, the only ones with a gradient
     rewards: np.ndarray  # [G] reward of in-loss rollouts, 0 elsewhere
     advantages: np.ndarray  # [G] group advantage over in-loss rollouts, 0 elsewhere
@@ -273,19 +285,20 @@ def score_group(
     else:
         kept = np.ones(G, dtype=bool)
 
-    voting = [a if keep else None for a, keep in zip(answers, kept)]
+    voters = kept if method.filter_scope != "loss" else np.ones(G, dtype=bool)
+    voting = [a if vote else None for a, vote in zip(answers, voters)]
     label, votes = majority_vote(voting, same)
     n_voters = sum(a is not None for a in voting)
     if label is not None and n_voters and votes / n_voters < method.vote_threshold:
         label, votes = None, 0
     agreement = np.asarray([float(label is not None and a is not None and same(a, label)) for a in answers])
 
-    ctx = GroupContext(tuple(voting), label, votes, n_voters, agreement, ent, sc, gold, same)
+    ctx = GroupContext(tuple(answers), voters, label, votes, n_voters, agreement, ent, sc, gold, same)
     rewards = np.asarray(_REWARDS[method.reward](ctx), dtype=np.float64)
-    in_loss = kept & ~is_momentum
+    in_loss = (kept if method.filter_scope != "vote" else True) & ~is_momentum
     rewards = np.where(in_loss, rewards, 0.0)
     advantages = np.zeros(G)
     advantages[in_loss] = group_advantages(rewards[in_loss])
     label_correct = None if gold is None else bool(label is not None and same(label, gold))
     correct = None if gold is None else np.asarray([float(a is not None and same(a, gold)) for a in answers])
-    return GroupScore(label, votes, kept, in_loss, rewards, advantages, agreement, label_correct, correct)
+    return GroupScore(label, votes, n_voters, kept, in_loss, rewards, advantages, agreement, label_correct, correct)

@@ -131,8 +131,7 @@ def score_batch(method: mcore.Method, uids: Sequence[str], answers: Sequence[Opt
             gold=gold_values.pop(), k=k,
         )
         groups.append((uid, rows, score))
-        voters = sum(1 for r, kept in zip(rows, score.kept) if kept and answers[r] is not None)
-        shares.append((uid, score.votes / voters if score.label is not None and voters else None))
+        shares.append((uid, score.votes / score.n_voters if score.label is not None and score.n_voters else None))
     keep = keep_most_consistent(shares, keep_fraction)
     for uid, rows, score in groups:
         if uid not in keep:
