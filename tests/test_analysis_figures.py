@@ -32,15 +32,22 @@ def test_curves_figure_is_written_as_png_and_pdf_and_lists_missing_runs(tmp_path
     assert not list(out.glob(".*"))  # no temp files left behind
 
 
-def test_facets_and_selection(tmp_path):
-    runs = [plan.Run(model, method, 32, 1.1, 0) for model in ("a", "b") for method in ("srt", "intuitor")]
+def test_facets_and_selection(tmp_path, monkeypatch):
+    runs = [plan.Run(model, method, 32, 1.1, 0) for model in ("a", "b", "c") for method in ("srt", "intuitor")]
     for run in runs:
-        write_metrics(tmp_path, run, [0.2, 0.4])
+        write_metrics(tmp_path, run, [0.9, 0.95] if run.model == "c" else [0.2, 0.4])
     job = {"name": "figure5", "results": str(tmp_path), "runs": [r.to_dict() for r in runs],
            "spec": {"select": {"model": ["a", "b"]}, "color_by": "method", "facet_by": "model",
                     "metrics": ["reward", "val_acc"]}}
-    assert plot_curves(job, tmp_path / "f") == []
+    fig = drawn_figure(job, tmp_path / "f", monkeypatch)
     assert (tmp_path / "f" / "figure5.png").is_file()
+    assert len(fig.axes) == 4  # 2 metrics (rows) x 2 selected models (columns); model c is not selected
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["model = a", "model = b"]
+    for ax in fig.axes:
+        curves = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+        assert sorted(line.get_label() for line in curves) == ["intuitor", "srt"]
+        assert all(max(line.get_ydata()) <= 0.4 for line in curves)  # none of model c's 0.9 / 0.95
+    assert "missing runs" not in " ".join(text.get_text() for text in fig.texts)
 
 
 def test_moving_average_is_a_trailing_mean_over_the_window():

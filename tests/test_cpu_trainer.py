@@ -331,7 +331,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path,
 
 
 @pytest.mark.parametrize("field, value, match", [
-    ("G", 1, "G"), ("N", 0, "N"), ("momentum", 1.5, "momentum"), ("temperature", 0.0, "temperature"),
+    ("G", 1, r"G \(rollouts per prompt\) must be an integer >= 2 \(got 1\)"),
+    ("N", 0, r"N \(momentum rollouts\) must be >= 1 for method 'mgrpo' \(got 0\)"),
+    ("momentum", 1.5, r"momentum m must be in \[0, 1\] \(got 1.5\)"),
+    ("temperature", 0.0, r"temperature T must be a finite number > 0 \(got 0.0\)"),
     ("temperature", float("inf"), "temperature T must be a finite number"),  # inf samples uniformly
     ("iqr_k", float("nan"), "iqr_k must be a finite number")])  # NaN would drop every rollout
 def test_bad_hyperparameters_fail_before_training(toy, tmp_path, field, value, match):
@@ -381,7 +384,8 @@ def test_sigkilled_cli_run_resumes_to_the_uninterrupted_metrics(toy, tmp_path):
         if live.is_file() and len(live.read_text().splitlines()) >= 13:  # past step 12, not at a checkpoint
             break
         time.sleep(0.01)
-    if process.poll() is not None:
+    if process.poll() is not None:  # only a clean, early finish is a reason to skip; a crash is a failure
+        assert process.returncode == 0, f"mgrpo train exited with {process.returncode} before it could be killed"
         pytest.skip("the run finished before it could be killed")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -33,7 +33,7 @@ def chat_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def toy_setup(tmp_path_factory):
-    task = pytest.importorskip("mgrpo.toy.task")
+    from mgrpo.toy import task
     root = tmp_path_factory.mktemp("toy")
     task.write_splits(root / "data", seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
     return save_tiny_toy_model(root / "model"), root / "data"
@@ -172,7 +172,7 @@ def test_corrupt_manifest_fails_before_generation(tmp_path):
 
 
 def test_code_benchmarks_dispatch_with_the_same_settings(tmp_path, monkeypatch):
-    code = pytest.importorskip("mgrpo.evaluation.code")
+    from mgrpo.evaluation import code
     from mgrpo.evaluation.generation import EvalSettings, SamplingParams
 
     seen = {}

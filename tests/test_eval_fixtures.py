@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -122,7 +121,7 @@ def save_tiny_chat_model(path: Path, seed: int = 0) -> Path:
 
 
 def save_tiny_toy_model(path: Path, seed: int = 0) -> Path:
-    toy_model = pytest.importorskip("mgrpo.toy.model")
+    from mgrpo.toy import model as toy_model
     tokenizer = toy_model.build_tokenizer()
     toy_model.build_model(tokenizer, seed=seed).save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -76,7 +76,7 @@ def test_stored_chunks_of_another_call_are_not_reused(tmp_path, change):
 
 
 def test_a_preempted_evaluation_job_generates_only_the_rest_and_cleans_up(tmp_path, monkeypatch):
-    task = pytest.importorskip("mgrpo.toy.task")
+    from mgrpo.toy import task
     data = tmp_path / "data"
     task.write_splits(data, seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
     model = save_tiny_toy_model(tmp_path / "model")
@@ -199,7 +199,7 @@ def test_no_two_samples_of_a_vllm_call_share_a_seed(monkeypatch):
 
 
 def test_a_store_left_by_a_kill_after_the_result_was_cached_goes_at_the_next_run(tmp_path, monkeypatch):
-    task = pytest.importorskip("mgrpo.toy.task")
+    from mgrpo.toy import task
     data = tmp_path / "data"
     task.write_splits(data, seed=0, config=task.TaskConfig(pretrain_size=4, train_size=4, test_size=5))
     model = save_tiny_toy_model(tmp_path / "model")

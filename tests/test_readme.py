@@ -25,7 +25,11 @@ def test_ci_runs_the_readme_test_command():
 
 def test_every_extra_the_readme_installs_exists_and_pins_the_cpu_torch():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    installed = []
     for command in readme_commands():
-        for group in re.findall(r'-e "\.\[([a-z,]+)\]"', command):
-            assert set(group.split(",")) <= set(extras), group
+        groups = re.findall(r"""pip install -e ["']?\.\[([a-z,]+)\]["']?""", command)
+        assert len(groups) == 1, command  # each command installs the project once, with its extras
+        installed.append(set(groups[0].split(",")))
+    assert installed == [{"cpu"}, {"cpu", "eval", "verl", "test"}]
+    assert all(group <= set(extras) for group in installed)
     assert "torch==2.13.0" in extras["cpu"]

@@ -102,7 +102,7 @@ def test_each_hostile_program_is_contained(sentinel, listener, monkeypatch, isol
 def test_the_isolation_layers_this_machine_offers_are_reported(isolation):
     assert "rlimits" in isolation
     if os.geteuid() != 0:
-        pytest.skip("as root only (tests/test_sandbox_nonroot.py covers unprivileged users)")
+        pytest.skip("as root only (the unprivileged-user tests of tests/test_sandbox_isolation.py cover users)")
     for layer in (*STRONG_LAYERS, "read-only-fs", "workdir-tmpfs", "private-uid", "cgroup"):
         assert layer in isolation
 

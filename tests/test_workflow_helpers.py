@@ -158,14 +158,4 @@ def fake_log(path: Path) -> list[list[str]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def mgrpo_subcommands() -> set[str]:
-    """The real CLI's subcommands here (empty if it cannot even start)."""
-    result = subprocess.run([sys.executable, "-m", "mgrpo", "--help"], capture_output=True, text=True)
-    if result.returncode != 0:
-        return set()
-    text = result.stdout
-    start = text.find("{")
-    return set(text[start + 1:text.find("}", start)].split(",")) if start >= 0 else set()
-
-
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -85,13 +85,11 @@ def test_cpu_train_job_gets_its_threads_as_cpus_per_task(tmp_path):
 
 
 def test_an_unset_partition_or_account_variable_stops_the_workflow_before_any_submission(tmp_path):
-    import os
-
     workdir = copy_workflow(tmp_path / "clone")
     write_config(workdir / "tiny.yaml", tiny_config(methods=("srt",)))
     env = environment(MGRPO_SLURM_PARTITION="gpu-test")
     env.pop("MGRPO_SLURM_ACCOUNT", None)
-    assert "MGRPO_SLURM_ACCOUNT" not in os.environ or env.get("MGRPO_SLURM_ACCOUNT") is None
+    assert "MGRPO_SLURM_ACCOUNT" not in env
     result = snakemake(workdir, "-n", "--profile", "slurm", "--configfile", "tiny.yaml", env=env, timeout=300)
     assert result.returncode != 0
     assert "profile default-resources slurm_account: MGRPO_SLURM_ACCOUNT is not set" in result.stdout, \

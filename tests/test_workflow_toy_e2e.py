@@ -1,5 +1,5 @@
 """The real toy pipeline through the `mgrpo` CLI: a reduced DAG end to end, and an interrupted training job
-that resumes on the next run. Skipped (with the reason) while a needed CLI subcommand is missing."""
+that resumes on the next run."""
 import json
 import os
 import signal
@@ -10,20 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from test_workflow_helpers import (copy_workflow, environment, mgrpo_subcommands, planned_jobs, snakemake,
+from test_workflow_helpers import (copy_workflow, environment, planned_jobs, snakemake,
                                    tiny_config, write_config)
 
-SUBCOMMANDS = mgrpo_subcommands()
 PROBE_BASELINE = '''
 from mgrpo.core import Method, register_method
 
 register_method(Method("probe_srt", reward="agreement", description="drop-in test baseline"), origin=__file__)
 '''
-
-
-def needs(*names):
-    missing = sorted(set(names) - SUBCOMMANDS)
-    return pytest.mark.skipif(bool(missing), reason=f"mgrpo CLI lacks subcommand(s): {', '.join(missing)}")
 
 
 def reduced_config(methods=("srt", "mgrpo_iqr"), steps=10):
@@ -36,7 +30,6 @@ def reduced_config(methods=("srt", "mgrpo_iqr"), steps=10):
 
 
 @pytest.mark.slow
-@needs("toy-data", "pretrain", "train", "evaluate")
 def test_reduced_toy_dag_runs_end_to_end_and_then_has_nothing_to_do(tmp_path):
     workdir = copy_workflow(tmp_path / "clone")
     # A baseline dropped into this copy only: the CLI inside the jobs must find it too.
@@ -86,7 +79,6 @@ def trainer_pids(session: int) -> list[int]:
 
 
 @pytest.mark.slow
-@needs("toy-data", "pretrain", "train")
 def test_an_interrupted_training_job_resumes_on_the_next_run(tmp_path):
     workdir = copy_workflow(tmp_path / "clone")
     config = reduced_config(methods=("srt",), steps=30)
