@@ -141,7 +141,7 @@ def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[s
     misspelt key would otherwise fail only when its train job starts (on a cluster, after the queue wait).
     ``settings_from`` is the backend's own reader (``mgrpo.cpu.trainer`` or ``mgrpo.verl_backend.trainer``), given
     the settings as the job's ``--set KEY=VALUE`` flags carry them. verl (Hydra) keys, with a dot, are checked
-    when the job composes verl's config."""
+    where verl's config is composed (``check_composed_settings``)."""
     from mgrpo.run_spec import parse_assignments
 
     for method in methods_of(config):
@@ -150,6 +150,24 @@ def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[s
             settings_from(parse_assignments(flags[1::2]))
         except ValueError as err:
             raise ValueError(f"config training.settings (with methods.{method}.settings): {err}") from None
+
+
+def check_composed_settings(config: Mapping[str, Any], check_run: Callable[[Run, Mapping[str, Any]], None]) -> None:
+    """A backend that composes its config from the settings (verl: Hydra) checks the composition before any job,
+    once per method and distinct set of settings, with the first run that uses them: ``check_run(run,
+    train_arguments)`` raises ValueError. (What depends on another run's G or T is checked in its own job.)"""
+    seen = set()
+    for run in runs_of(config):
+        arguments = train_arguments(config, run)
+        key = (run.method, *settings_flags(arguments["settings"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_run(run, arguments)
+        except ValueError as err:
+            raise ValueError(f"config training.settings (with methods.{run.method}.settings), composed for run "
+                             f"{run.run_id}: {err}") from None
 
 
 def check_options(config: Mapping[str, Any], argument_error: Callable[[list[str]], str | None]) -> None:

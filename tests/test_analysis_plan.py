@@ -275,13 +275,30 @@ def test_backend_settings_are_checked_before_any_job_as_the_job_reads_them():
     with pytest.raises(ValueError, match=r"setting 'steps': cannot read 'many' as int"):
         plan.check_settings(unreadable, cpu_settings)
 
-    # verl: its own names and values are checked; a dotted key is verl's (Hydra), checked when the job composes
+    # verl: its own names and values are checked; a dotted key is verl's (Hydra): check_composed_settings
     fine = {"steps": 10, "momentum_in_loss": False, "actor_rollout_ref.actor.optim.lr": 1e-6, "vote_threshold": None}
     plan.check_settings(config(training={"settings": fine}, methods={}), verl_settings)
     with pytest.raises(ValueError, match=r"unknown setting\(s\) 'save_evry' for VerlSettings"):
         plan.check_settings(config(training={"settings": {"save_evry": 5}}, methods={}), verl_settings)
     with pytest.raises(ValueError, match=r"'eval_every' \(30\) must be a multiple of 'save_every' \(25\)"):
         plan.check_settings(config(training={"settings": {"eval_every": 30}}, methods={}), verl_settings)
+
+
+def test_a_composed_backend_config_is_checked_once_per_method_and_settings_with_the_runs_arguments():
+    calls = []
+    plan.check_composed_settings(config(), lambda run, arguments: calls.append((run.run_id, arguments)))
+    # five runs (in runs_of's order), two methods with one set of settings each: the first run of each
+    assert calls == [("m/mgrpo/G8_T1.0_s0", {"momentum": 0.99, "iqr_k": 0.75, "N": 2,
+                                             "settings": {"lr": 0.01, "steps": 50}}),
+                     ("m/srt/G8_T1.0_s0", {"momentum": 0.99, "iqr_k": 0.75, "settings": {"steps": 50}})]
+
+    def refuse_mgrpo(run, arguments):
+        if run.method == "mgrpo":
+            raise ValueError("verl config (override 'a.bc=1'): Could not override 'a.bc'")
+
+    with pytest.raises(ValueError, match=r"^config training.settings \(with methods.mgrpo.settings\), composed for "
+                                         r"run m/mgrpo/G8_T1.0_s0: verl config \(override 'a.bc=1'\)"):
+        plan.check_composed_settings(config(), refuse_mgrpo)
 
 
 def test_data_and_pretrain_options_are_checked_as_their_commands_read_them():

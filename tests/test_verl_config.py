@@ -1,6 +1,7 @@
 """Config composition (paper config through Hydra/OmegaConf) and validation before Ray starts."""
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,11 +121,11 @@ def test_overrides_that_keep_the_runs_values_or_set_gpu_counts_are_accepted(dirs
     assert cfg.trainer.save_freq == 25 and cfg.trainer.n_gpus_per_node == 4
 
 
-@pytest.mark.parametrize("key,value,kind", [("data.max_prompt_length", "x", "int"),
-                                             ("actor_rollout_ref.actor.optim.weight_decay", "heavy", "float"),
-                                             ("actor_rollout_ref.rollout.enforce_eager", "yes", "bool")])
+@pytest.mark.parametrize("key,value,kind", [("data.max_prompt_length", "x", "an integer"),
+                                             ("actor_rollout_ref.actor.optim.weight_decay", "heavy", "a number"),
+                                             ("actor_rollout_ref.rollout.enforce_eager", "yes", "true or false")])
 def test_an_override_of_the_wrong_type_is_refused_before_ray_naming_its_key(dirs, key, value, kind):
-    with pytest.raises(ValueError, match=f"{key} = '{value}' is not a {kind}"):
+    with pytest.raises(ValueError, match=f"{key} = '{value}' is not {kind}"):
         trainer.validate_spec(spec_for(dirs, settings={key: value}))
 
 
@@ -146,6 +147,23 @@ def test_one_policy_rollout_is_refused_unless_the_momentum_rows_are_in_the_loss(
 def test_bad_override_names_its_key(dirs):
     with pytest.raises(ValueError, match="actor_rollout_ref.actor.optim.lrr"):
         trainer.validate_spec(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lrr": "1e-5"}))
+    # beside a key it extends, the misspelt one is the override named (Hydra's message contains both)
+    with pytest.raises(ValueError, match=r"\(override 'actor_rollout_ref\.actor\.optim\.lrr=1e-5'\)"):
+        trainer.validate_spec(spec_for(dirs, settings={"actor_rollout_ref.actor.optim.lr": "1e-6",
+                                                       "actor_rollout_ref.actor.optim.lrr": "1e-5"}))
+
+
+def test_the_workflows_check_composes_the_config_without_reading_a_file(tmp_path):
+    absent = tmp_path / "absent"  # no base model, data or work folder: the workflow checks before any job
+    spec = RunSpec(backend="verl", method="mgrpo", base_model=absent / "model", data=absent / "data",
+                   out=absent / "run", work=absent / "work", G=32, temperature=1.1, seed=0, N=8,
+                   settings={"actor_rollout_ref.actor.optim.lr": "1e-6"})
+    trainer.check_run_config(spec)
+    with pytest.raises(ValueError, match="optim.lr = 'fast' is not a number"):
+        trainer.check_run_config(replace(spec, settings={"actor_rollout_ref.actor.optim.lr": "fast"}))
+    with pytest.raises(ValueError, match="N \\(momentum rollouts\\) must be >= 1"):
+        trainer.check_run_config(replace(spec, N=0))
+    assert not absent.exists()
 
 
 def test_bad_setting_lists_known_ones(dirs):

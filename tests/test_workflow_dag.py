@@ -236,6 +236,19 @@ def test_paper_config_asking_for_fewer_gpus_than_verl_uses_fails_before_any_job(
     assert "resources.train.gpu = 4, but method intuitor's verl run uses n_gpus_per_node = 8" in result.stdout
 
 
+def test_paper_config_with_a_misspelt_or_mistyped_verl_key_fails_before_any_job(workdir):
+    pytest.importorskip("verl")  # without verl, the plan is made and the train job checks its config
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper["training"]["settings"]["actor_rollout_ref.actor.optim.lrr"] = 1e-5
+    out = refused_before_any_job(workdir, paper, "misspelt_verl_key")
+    assert "Could not override 'actor_rollout_ref.actor.optim.lrr'" in out, out[-3000:]
+    del paper["training"]["settings"]["actor_rollout_ref.actor.optim.lrr"]
+    paper["methods"] = {**(paper.get("methods") or {}), "mgrpo_iqr": {"settings": {"data.train_batch_size": "eight"}}}
+    out = refused_before_any_job(workdir, paper, "mistyped_verl_key")
+    assert ("with methods.mgrpo_iqr.settings), composed for run qwen3_4b/mgrpo_iqr/" in out
+            and "data.train_batch_size = 'eight' is not an integer" in out), out[-3000:]
+
+
 BASELINE_PY = '''
 from mgrpo.core import Method, register_method
 

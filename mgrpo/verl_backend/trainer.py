@@ -221,7 +221,10 @@ def compose_config(overrides: list[str]):
             return compose(config_name=CONFIG_NAME, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        culprit = next((o for o in overrides if o.split("=", 1)[0].lstrip("+~") in message), None)
+        keys = [(o, o.split("=", 1)[0].lstrip("+~")) for o in overrides]
+        # the key Hydra quotes, else the longest one the message contains ('...optim.lr' is in '...optim.lrr')
+        culprit = next((o for o, key in keys if f"'{key}'" in message), None) or next(
+            (o for o, key in sorted(keys, key=lambda item: -len(item[1])) if key in message), None)
         where = f" (override {culprit!r})" if culprit else ""
         raise ValueError(f"verl config{where}: {message}") from None
     finally:
@@ -349,12 +352,7 @@ def require_verl() -> None:
 
 def validate_spec(spec):
     """Everything checkable before Ray starts; returns (method, settings, composed config)."""
-    method = mcore.get_method(spec.method)
-    settings, hydra = settings_from(spec.settings)
-    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
-    if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
-        raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
-    stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
+    method, settings, hydra = check_arguments(spec)
     base = Path(spec.base_model)
     if not base.is_dir():
         raise FileNotFoundError(f"base model directory not found: {base}")
@@ -365,6 +363,30 @@ def validate_spec(spec):
             raise FileNotFoundError(f"data file not found: {Path(spec.data) / name} "
                                     f"(prepare it with `mgrpo verl-prepare-data`)")
     resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
+    return method, settings, checked_config(spec, settings, hydra, resuming)
+
+
+def check_arguments(spec):
+    """The run's method, hyper-parameters and settings; returns (method, settings, Hydra overrides)."""
+    method = mcore.get_method(spec.method)
+    settings, hydra = settings_from(spec.settings)
+    mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
+    if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
+        raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
+    stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
+    return method, settings, hydra
+
+
+def check_run_config(spec) -> None:
+    """``validate_spec`` without its files (base model, data, checkpoints): the workflow runs it at start, so that
+    a misspelt or mistyped verl key fails before any job, not in the train job after the queue wait."""
+    _, settings, hydra = check_arguments(spec)
+    checked_config(spec, settings, hydra)
+
+
+def checked_config(spec, settings: VerlSettings, hydra: list[str], resuming: bool = False):
+    """The run's composed verl config, with the user's Hydra overrides and every check on it (owned keys, types,
+    this backend's, verl's own). Reads no file: the workflow runs it at start, with the runs' own paths."""
     harness = harness_overrides(spec, settings, resuming)
     config = compose_config(harness + hydra)
     if hydra:
@@ -373,7 +395,7 @@ def validate_spec(spec):
         check_override_types(own, config, hydra)
     check_composed(config, spec)
     verl_validate(config)
-    return method, settings, config
+    return config
 
 
 # Harness keys a user override may still set: the attention (checked by name), the split placement's plugin
@@ -411,8 +433,8 @@ def check_override_types(default, config, hydra: list[str]) -> None:
             continue
         before, after = OmegaConf.select(default, key), OmegaConf.select(config, key)
         if isinstance(before, (bool, int, float)) and isinstance(after, str):
-            raise ValueError(f"verl config: {key} = {after!r} is not a {type(before).__name__} "
-                             f"(the paper config has {before!r})")
+            kind = {bool: "true or false", int: "an integer", float: "a number"}[type(before)]
+            raise ValueError(f"verl config: {key} = {after!r} is not {kind} (the paper config has {before!r})")
 
 
 def verl_validate(config) -> None:

@@ -1,4 +1,5 @@
 # Shared definitions: the grid (analysis/plan.py), paths, and helpers that the stage files use.
+import importlib.util
 import json
 import os
 import re
@@ -21,6 +22,22 @@ def verl_gpu_defaults():
     from mgrpo.verl_backend.trainer import VerlSettings
 
     return {"n_gpus_per_node": VerlSettings.n_gpus_per_node, "nnodes": VerlSettings.nnodes}
+
+
+def check_verl_config(run, arguments):
+    """Compose and check the verl config of `run` as its train job would, with its paths (none is read)."""
+    from mgrpo.core.methods import default_momentum_rollouts, get_method
+    from mgrpo.run_spec import RunSpec, parse_assignments
+    from mgrpo.verl_backend.trainer import check_run_config
+
+    out = grid.run_dir(R, run)
+    N = arguments.get("N", default_momentum_rollouts(get_method(run.method), run.G))
+    settings = parse_assignments(grid.settings_flags(arguments["settings"])[1::2])
+    check_run_config(RunSpec(
+        backend="verl", method=run.method, base_model=Path(base_model_dir(run.model)),
+        data=Path(os.path.dirname(DATA_FILES[0])), out=Path(out), work=Path(WORK, out.removeprefix(f"{R}/")),
+        G=run.G, temperature=run.T, seed=run.seed, N=N, momentum=arguments["momentum"],
+        iqr_k=arguments["iqr_k"], settings=settings))
 
 
 def backend_settings_reader():

@@ -4,6 +4,15 @@
 # arguments or inputs changed must not resume the old run: --restart-on-change moves that work aside.
 
 
+# verl composes its config from the settings: a misspelt or mistyped verl (Hydra) key fails here, before any job,
+# not in a train job after the queue wait. Where verl is not installed (a plan made on a laptop) the job checks it.
+if BACKEND == "verl" and importlib.util.find_spec("verl") is not None:
+    try:
+        grid.check_composed_settings(config, check_verl_config)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
+
+
 rule train:
     input:
         base_model=lambda wc: base_model_dir(wc.model),
