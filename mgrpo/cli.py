@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
-    except (ValueError, FileNotFoundError, UnknownMethodError) as err:
-        # Bad input: one clear line naming what is wrong; MGRPO_DEBUG=1 shows the traceback.
+    except (ValueError, FileNotFoundError, UnknownMethodError, FloatingPointError) as err:
+        # Bad input, or training that diverged (its message names the step and the last good checkpoint): one
+        # clear line naming what is wrong; MGRPO_DEBUG=1 shows the traceback.
         if os.environ.get("MGRPO_DEBUG"):
             raise
         print(f"mgrpo {args.command}: error: {err}", file=sys.stderr)

@@ -330,6 +330,30 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path,
     assert not spec.out.exists()
 
 
+def test_a_diverging_cli_run_is_one_error_line_naming_the_step_and_the_checkpoint(toy, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from mgrpo.cli import main
+
+    calls = {"n": 0}
+    real_loss = mcore.policy_loss
+
+    def nan_at_step_3(*args, **kwargs):
+        calls["n"] += 1
+        loss, stats = real_loss(*args, **kwargs)
+        return (loss * float("nan") if calls["n"] == 3 else loss), stats
+
+    monkeypatch.setattr(mcore, "policy_loss", nan_at_step_3)
+    work = tmp_path / "work"
+    argv = ["train", "--backend", "cpu", "--method", "srt", "--base-model", str(toy / "model"),
+            "--data", str(toy / "data"), "--out", str(tmp_path / "out"), "--work", str(work),
+            "--G", "4", "--T", "1.0", *[x for k, v in FAST.items() for x in ("--set", f"{k}={v}")]]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mgrpo train: error: non-finite loss (nan) at step 3; stopping "
+        f"(last good checkpoint: {work / 'step_000002'})")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("field, value, match", [
     ("G", 1, r"G \(rollouts per prompt\) must be an integer >= 2 \(got 1\)"),
     ("N", 0, r"N \(momentum rollouts\) must be >= 1 for method 'mgrpo' \(got 0\)"),
@@ -414,6 +438,12 @@ def test_the_cli_refuses_bad_input_before_it_creates_or_stamps_the_work_folder(t
     (["--seed", "-1"], r"seed must be an integer in [0, 2147483647] (got -1)"),
     (["--seed", str(2**40)], r"seed must be an integer in [0, 2147483647]"),
     (["--set", "eval_temperature=inf"], "setting 'eval_temperature' must be a finite number > 0 (got inf)"),
+    # inf reached the sampler as "probability tensor contains inf/nan" or the loss as NaN, naming no setting
+    (["--set", "weight_decay=inf"], "setting 'weight_decay' must be a finite number >= 0 (got inf)"),
+    (["--set", "kl_coef=inf"], "setting 'kl_coef' must be a finite number >= 0 (got inf)"),
+    (["--set", "clip=nan"], "setting 'clip' must be a finite number >= 0 (got nan)"),
+    (["--set", "max_grad_norm=inf"], "setting 'max_grad_norm' must be a finite number >= 0 (got inf)"),
+    (["--set", "lr=inf"], "setting 'lr' must be a finite number > 0 (got inf)"),
     (["--work", "FILE"], "work folder FILE is a file, not a folder"),
     (["--out", "FILE"], "output folder FILE is a file, not a folder"),
 ])

@@ -1,5 +1,6 @@
 """The tiny char-level model and tokenizer load through AutoTokenizer / AutoModelForCausalLM."""
 import json
+import re
 
 import pytest
 import torch
@@ -80,6 +81,33 @@ def test_pretrain_rejects_bad_settings(tmp_path, capsys, flags):
     assert main(["pretrain", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--seed", "0",
                  *flags]) == 2
     assert flags[0].lstrip("-").replace("-", "_") in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"lr": float("inf")}, "pretrain lr must be a finite number > 0, got inf"),
+    ({"lr": float("nan")}, "pretrain lr must be a finite number > 0, got nan"),
+    ({"eval_temperature": float("inf")}, "pretrain eval_temperature must be a finite number > 0, got inf"),
+    ({"weight_decay": float("inf")}, "pretrain weight_decay must be a finite number >= 0, got inf"),
+    ({"weight_decay": float("nan")}, "pretrain weight_decay must be a finite number >= 0, got nan")])
+def test_pretrain_settings_refuse_non_finite_floats(settings, message):
+    from mgrpo.toy.settings import PretrainSettings
+
+    with pytest.raises(ValueError) as err:
+        PretrainSettings(**settings).validate()
+    assert str(err.value) == message
+
+
+def test_diverging_pretraining_is_one_error_line_naming_the_step(tmp_path, capsys):
+    from mgrpo.cli import main
+    from mgrpo.toy.task import TaskConfig, write_splits
+
+    write_splits(tmp_path / "d", 0, TaskConfig(operands=3, pretrain_size=200, train_size=20, test_size=10))
+    assert main(["pretrain", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--seed", "0",
+                 "--lr", "1e6", "--max-steps", "20", "--target-acc", "none", "--select-rows", "20",
+                 "--hidden-size", "16", "--intermediate-size", "32", "--layers", "1", "--heads", "2"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(r"mgrpo pretrain: error: pretraining loss is nan at step \d+\n", err), err
     assert not (tmp_path / "m").exists()
 
 

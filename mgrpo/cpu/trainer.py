@@ -61,11 +61,14 @@ class CpuSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"setting {name!r} must be an integer >= 1 (got {value!r})")
-        if not self.lr > 0 or not np.isfinite(self.lr):
+        if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"setting 'lr' must be a finite number > 0 (got {self.lr!r})")
+        # inf would otherwise surface steps later as a NaN loss or a sampling error that names no setting
+        # (max_grad_norm=0 already means no clipping)
         for name in ("weight_decay", "kl_coef", "clip", "max_grad_norm"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"setting {name!r} must be >= 0 (got {getattr(self, name)!r})")
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"setting {name!r} must be a finite number >= 0 (got {value!r})")
         if not (self.eval_temperature > 0 and math.isfinite(self.eval_temperature)):
             raise ValueError(f"setting 'eval_temperature' must be a finite number > 0 "
                              f"(got {self.eval_temperature!r})")

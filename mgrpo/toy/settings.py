@@ -3,6 +3,7 @@
 of 1.9 s on a 2-core AVX2 VM, paid by every `mgrpo` call before it could reject a bad argument)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -52,12 +53,16 @@ class PretrainSettings:
                      "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"pretrain {name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"pretrain lr must be > 0, got {self.lr}")
+        # inf or nan would only show as a non-finite loss after torch has loaded and training has started
+        for name in ("lr", "eval_temperature"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"pretrain {name} must be a finite number > 0, got {getattr(self, name)}")
         if self.target_acc is not None and not 0.0 < self.target_acc <= 1.0:
             raise ValueError(f"pretrain target_acc must be in (0, 1] or none, got {self.target_acc}")
         if not 0.0 <= self.direct_fraction <= 1.0:
             raise ValueError(f"pretrain direct_fraction must be in [0, 1], got {self.direct_fraction}")
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ValueError("pretrain warmup_steps and weight_decay must be >= 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"pretrain warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"pretrain weight_decay must be a finite number >= 0, got {self.weight_decay}")
         self.size.validate()
