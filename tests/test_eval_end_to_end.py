@@ -123,6 +123,35 @@ def test_cli_unknown_benchmark_is_a_clean_error(tmp_path, capsys):
     assert "unknown benchmark(s) 'nope'" in err and "math500" in err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--out", "FILE"], "output folder FILE is a file, not a folder"),
+    (["--cache", "FILE"], "cache folder FILE is a file, not a folder"),
+    (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+    (["--seed", "-1"], "seed must be an integer in [0, 2147483647] (got -1)"),
+    (["--temperature", "inf"], "temperature must be a finite number >= 0, got inf"),
+    (["--temperature", "nan"], "temperature must be a finite number >= 0, got nan"),
+    pytest.param(["--device", "cuda:7"], "device 'cuda:7' is not usable here: Torch not compiled with CUDA enabled",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="torch here has CUDA")),
+])
+def test_cli_refuses_bad_options_in_one_line_before_loading_the_model(toy_setup, tmp_path, capsys, monkeypatch,
+                                                                      flags, message):
+    from transformers import AutoModelForCausalLM
+
+    from mgrpo.cli import main
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("the model loaded"))
+    model, data = toy_setup
+    (tmp_path / "FILE").write_text("keep me")
+    options = {"--out": str(tmp_path / "out"), "--data-dir": str(data)}
+    flags = [flag.replace("FILE", str(tmp_path / "FILE")) for flag in flags]
+    options.update(zip(flags[::2], flags[1::2]))
+    assert main(["evaluate", "--model", str(model), "--benchmarks", "toy",
+                 *[x for item in options.items() for x in item]]) == 2
+    assert capsys.readouterr().err == f"mgrpo evaluate: error: {message.replace('FILE', str(tmp_path / 'FILE'))}\n"
+    assert (tmp_path / "FILE").read_text() == "keep me"
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_model_checkpoint_fails_before_generation(tmp_path, data_dir):
     not_a_model = tmp_path / "ckpt"
     not_a_model.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+import torch
 
 from mgrpo.evaluation.generation import (
     HFGenerator,
@@ -88,6 +89,35 @@ def test_checkpoint_sampling_defaults_are_ignored(chat_model, tmp_path):
 def test_sampling_params_validation(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         SamplingParams(**bad)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"temperature": float("inf")}, "temperature must be a finite number >= 0, got inf"),  # sampled uniformly
+    ({"temperature": float("nan")}, "temperature must be a finite number >= 0, got nan"),
+    ({"seed": -1}, "seed must be an integer in [0, 2147483647] (got -1)"),  # the range training takes
+    ({"seed": 2**31}, "seed must be an integer in [0, 2147483647] (got 2147483648)")])
+def test_sampling_params_name_a_non_finite_temperature_or_a_bad_seed(bad, message):
+    with pytest.raises(ValueError) as err:
+        SamplingParams(**bad)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": -2}, "batch_size must be an integer >= 1, got -2"),
+    pytest.param({"device": "cuda:7"}, "device 'cuda:7' is not usable here: Torch not compiled with CUDA enabled",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="torch here has CUDA")),
+])
+def test_bad_hf_options_fail_before_the_model_is_read(tmp_path, options, message):
+    # the model folder does not exist: reaching it would raise ModelDirError instead
+    with pytest.raises(ValueError) as err:
+        HFGenerator(tmp_path / "no_model", **options)
+    assert type(err.value) is ValueError and str(err.value) == message
+
+
+def test_an_unknown_device_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"^device 'gpu0' is not usable here: [^\n]*gpu0[^\n]*$"):  # torch's reason
+        HFGenerator(tmp_path / "no_model", device="gpu0")
 
 
 def test_not_a_model_directory(tmp_path):

@@ -95,9 +95,12 @@ def _code_options(args: argparse.Namespace) -> dict:
 def _evaluate(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
+    from mgrpo.atomic import check_folder
     from mgrpo.evaluation.runner import evaluate
     from mgrpo.work_lock import WorkDirInUse, work_lock
 
+    if args.cache is not None:
+        check_folder(args.cache, "cache folder")  # before the lock makes it a folder (or fails on the file)
     try:
         # one evaluation per cache folder: a restarted Snakemake controller resubmits a job that still runs, and
         # the two would generate the same responses twice into one partial store

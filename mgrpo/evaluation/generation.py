@@ -11,11 +11,13 @@ Every benchmark (toy, lm-eval tasks, code) samples through a :class:`Generator`,
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from mgrpo.run_spec import check_seed
 from mgrpo.vllm_env import without_flashinfer_sampler
 
 BACKENDS = ("hf", "vllm")
@@ -30,12 +32,14 @@ class SamplingParams:
     seed: int = 0
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        # inf samples uniformly at random (and NaN fails only mid-generation): neither is a setting anyone means
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        check_seed(self.seed)  # the range training takes: -1 would be accepted by torch, refused by vLLM
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +104,15 @@ class HFGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        # checked before the model loads: both would otherwise fail only at the first generate call, or as an
+        # AssertionError from torch that names no option
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]  # torch's can run to 60 lines
+            raise ValueError(f"device {device!r} is not usable here: {reason}") from None
         self.name = str(check_model_dir(model_dir))
         self.device = device
         self.batch_size = batch_size

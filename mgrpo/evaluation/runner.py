@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mgrpo.evaluation import mean_stderr
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, Benchmark, parse_benchmarks
-from mgrpo.atomic import atomic_path, write_json, write_jsonl
+from mgrpo.atomic import atomic_path, check_folder, write_json, write_jsonl
 from mgrpo.evaluation.datasets import data_file, dataset_record, file_sha256, load_docs, read_manifest
 from mgrpo.evaluation.generation import (
     BACKENDS,
@@ -205,8 +205,11 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
                    max_tokens=max_tokens if max_tokens is not None else 1)
     if generator is None or cache_dir is not None:
         check_model_dir(model)
+    # a file in the way would otherwise fail as a FileExistsError traceback, the cache's after all generations
+    check_folder(out_dir, "output folder")
+    if cache_dir is not None:
+        check_folder(cache_dir, "cache folder")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     plans = {b.name: (samples or b.default_samples,
                       SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens or b.max_tokens,
                                      seed=seed)) for b in chosen}
@@ -224,6 +227,7 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
                 cached.add(b.name)
     if generator is None and any(b.name not in cached for b in chosen):
         generator = load_generator(model, backend=backend, **(backend_options or {}))
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the generator's own checks: a refused run leaves no folder
 
     results = {}
     for benchmark in chosen:
