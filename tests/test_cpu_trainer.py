@@ -1,5 +1,6 @@
 """The CPU trainer on a tiny model: schema, resume, determinism, momentum masking, NaN stop, bad input."""
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +33,13 @@ def toy(tmp_path_factory):
                                                num_attention_heads=2, max_position_embeddings=32))
     pretrain(root / "data", root / "model", seed=0, settings=settings, log=lambda _: None)
     return root
+
+
+def cli_train_argv(toy, out, work, **settings):
+    """`mgrpo train` arguments of make_spec's run (srt, G=4, seed 0, FAST settings)."""
+    return ["train", "--backend", "cpu", "--method", "srt", "--base-model", str(toy / "model"),
+            "--data", str(toy / "data"), "--out", str(out), "--work", str(work), "--G", "4", "--T", "1.0",
+            *[x for k, v in {**FAST, **settings}.items() for x in ("--set", f"{k}={v}")]]
 
 
 def make_spec(toy, tmp_path, method="srt", seed=0, name="run", G=4, N=None, **settings):
@@ -344,14 +352,29 @@ def test_a_diverging_cli_run_is_one_error_line_naming_the_step_and_the_checkpoin
 
     monkeypatch.setattr(mcore, "policy_loss", nan_at_step_3)
     work = tmp_path / "work"
-    argv = ["train", "--backend", "cpu", "--method", "srt", "--base-model", str(toy / "model"),
-            "--data", str(toy / "data"), "--out", str(tmp_path / "out"), "--work", str(work),
-            "--G", "4", "--T", "1.0", *[x for k, v in FAST.items() for x in ("--set", f"{k}={v}")]]
-    assert main(argv) == 2
+    assert main(cli_train_argv(toy, tmp_path / "out", work)) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"mgrpo train: error: non-finite loss (nan) at step 3; stopping "
         f"(last good checkpoint: {work / 'step_000002'})")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_checkpoint_is_named_with_what_to_delete(toy, tmp_path, capsys):
+    from mgrpo.cli import main
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    assert main(cli_train_argv(toy, out, work, steps=2, save_every=1)) == 0
+    shutil.rmtree(out)  # so that the run goes back to its work folder
+    with open(work / "step_000002" / "state.pt", "r+b") as state:
+        state.truncate(100)
+    capsys.readouterr()
+    assert main(cli_train_argv(toy, out, work, steps=2, save_every=1)) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(f"mgrpo train: error: checkpoint {work / 'step_000002' / 'state.pt'} cannot be read ("), err
+    assert err.endswith(f"); delete {work / 'step_000002'} to resume from step 1"), err
+    shutil.rmtree(work / "step_000002")  # as told: the run then resumes from step 1
+    assert main(cli_train_argv(toy, out, work, steps=2, save_every=1)) == 0
+    assert [r["step"] for r in read_metrics(out)] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("field, value, match", [

@@ -115,6 +115,17 @@ def test_bad_hf_options_fail_before_the_model_is_read(tmp_path, options, message
     assert type(err.value) is ValueError and str(err.value) == message
 
 
+def test_truncated_weights_name_the_model_folder(chat_model, tmp_path):
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(chat_model, cut)
+    with open(cut / "model.safetensors", "r+b") as weights:  # a copy cut short
+        weights.truncate(500)
+    with pytest.raises(ModelDirError, match=f"^{cut} is not a loadable model: SafetensorError: "):
+        HFGenerator(cut)
+
+
 def test_an_unknown_device_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"^device 'gpu0' is not usable here: [^\n]*gpu0[^\n]*$"):  # torch's reason
         HFGenerator(tmp_path / "no_model", device="gpu0")

@@ -104,6 +104,16 @@ def test_convert_to_hf_through_verl_model_merger(tmp_path, trained_attention):
         ckpt.convert_to_hf(tmp_path, tmp_path / "x")
 
 
+def test_an_empty_shard_is_an_error_naming_the_checkpoint(tmp_path):
+    actor = tmp_path / "global_step_3" / "actor"
+    _write_actor_checkpoint(actor, _tiny_model())
+    (actor / "model_world_size_1_rank_0.pt").write_bytes(b"")  # a copy cut short
+    with pytest.raises(ValueError) as err:
+        ckpt.convert_to_hf(actor, tmp_path / "run" / "final")
+    assert str(err.value) == f"verl checkpoint {actor} cannot be converted: EOFError: Ran out of input"
+    assert list((tmp_path / "run").iterdir()) == []  # no model and no temp folder left
+
+
 def test_metrics_rows_follow_the_schema():
     verl_metrics = {"actor/kl_loss": 0.01, "actor/loss": 0.5, "actor/lr": 1e-6, "actor/grad_norm": 2.0,
                     "timing_s/step": 4.0, "val-core/math/acc/mean@1": 0.25, "val-core/math/acc/mean@4": 0.5}

@@ -263,7 +263,12 @@ def train(spec) -> Path:
     checkpoints = _checkpoints(work)
     if checkpoints:
         start_step, ckpt_dir = checkpoints[-1]
-        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        try:
+            state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        except Exception as err:  # noqa: BLE001 -- a damaged file (written whole, then cut by a disk) names nothing
+            before = f"step {checkpoints[-2][0]}" if len(checkpoints) > 1 else "the start"
+            raise ValueError(f"checkpoint {ckpt_dir / 'state.pt'} cannot be read ({type(err).__name__}: {err}); "
+                             f"delete {ckpt_dir} to resume from {before}") from err
         if state["fingerprint"] != fingerprint:
             differing = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
                                if fingerprint.get(k) != state["fingerprint"].get(k))

@@ -116,10 +116,14 @@ class HFGenerator:
         self.name = str(check_model_dir(model_dir))
         self.device = device
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(self.name, padding_side="left")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.name, padding_side="left")
+            model = AutoModelForCausalLM.from_pretrained(self.name, dtype=dtype)
+        except Exception as err:  # noqa: BLE001 -- truncated or corrupt weights raise errors that name no file
+            raise ModelDirError(f"{self.name} is not a loadable model: {type(err).__name__}: {err}") from err
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.name, dtype=dtype).to(device).eval()
+        self.model = model.to(device).eval()
         # Drop the checkpoint's sampling defaults (generation_config.json may set top_k, repetition_penalty,
         # ...): only SamplingParams decide how we sample, as with vLLM's explicit SamplingParams.
         from transformers import GenerationConfig

@@ -121,6 +121,9 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
         config = ModelMergerConfig(operation="merge", backend="fsdp", local_dir=str(actor_dir),
                                    target_dir=str(tmp), hf_model_config_path=str(hf_config))
         merger = FSDPModelMerger(config)
-        merger.merge_and_save()
+        try:
+            merger.merge_and_save()
+        except Exception as err:  # noqa: BLE001 -- a truncated shard is `EOFError: Ran out of input`, naming nothing
+            raise ValueError(f"verl checkpoint {actor_dir} cannot be converted: {type(err).__name__}: {err}") from err
         merger.cleanup()
     return target_dir
