@@ -59,6 +59,15 @@ def _differences(old: dict, new: dict, prefix: str) -> list[str]:
     return names
 
 
+def _read_record(stamp: Path) -> tuple[dict | None, str]:
+    """The recorded identity, or None and why not (a record emptied or cut short, e.g. by a full disk)."""
+    try:
+        recorded = json.loads(stamp.read_text())
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError both are
+        return None, str(err)
+    return (recorded, "") if isinstance(recorded, dict) else (None, "not a JSON object")
+
+
 def check_work_dir(spec, settings: Mapping[str, Any], restart: bool = False, log=print) -> None:
     """Record the run in ``spec.work``, or compare with the record there; call while holding the work lock.
 
@@ -68,25 +77,27 @@ def check_work_dir(spec, settings: Mapping[str, Any], restart: bool = False, log
     identity = json.loads(json.dumps(run_identity(spec, settings)))  # as it reads back from the file
     holds_a_run = work.is_dir() and any(e.name not in (LOCK_NAME, STAMP, SUPERSEDED) for e in work.iterdir())
     if stamp.is_file() and holds_a_run:  # a start that failed before writing anything has nothing to protect
-        recorded = json.loads(stamp.read_text())
+        recorded, unreadable = _read_record(stamp)
         if recorded == identity:
             return
         if recorded == _with_settings_as_given(identity, spec):
             write_json(stamp, identity, sort_keys=True)  # an older record of this same run: keep its progress
             return
-        changed = _differences(recorded.get("arguments", {}), identity["arguments"], "arguments.")
-        changed += [f"{name} files ({spec.base_model if name == 'base_model' else spec.data})"
-                    for name in ("base_model", "data") if recorded.get(name) != identity[name]]
+        if recorded is None:  # no telling what the run there was started from: as if it were another run
+            held = f"a run whose record {stamp} cannot be read ({unreadable})"
+        else:
+            changed = _differences(recorded.get("arguments", {}), identity["arguments"], "arguments.")
+            changed += [f"{name} files ({spec.base_model if name == 'base_model' else spec.data})"
+                        for name in ("base_model", "data") if recorded.get(name) != identity[name]]
+            held = f"a run started from other inputs ({', '.join(changed)})"
         if not restart:
-            raise ValueError(f"{work} holds a run started from other inputs ({', '.join(changed)}); use another "
-                             f"--work, or --restart-on-change to move its contents to {work / SUPERSEDED} "
-                             "and start afresh")
+            raise ValueError(f"{work} holds {held}; use another --work, or --restart-on-change to move its "
+                             f"contents to {work / SUPERSEDED} and start afresh")
         target = work / SUPERSEDED / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target.mkdir(parents=True)
         for entry in work.iterdir():
             if entry.name not in (LOCK_NAME, SUPERSEDED):
                 entry.rename(target / entry.name)
-        log(f"mgrpo train: {', '.join(changed)} changed since {work} was started; its contents moved to {target}, "
-            "starting afresh")
+        log(f"mgrpo train: {work} held {held}; its contents moved to {target}, starting afresh")
     work.mkdir(parents=True, exist_ok=True)
     write_json(stamp, identity, sort_keys=True)

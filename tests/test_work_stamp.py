@@ -125,3 +125,25 @@ def test_a_record_from_before_resolved_settings_of_another_run_is_refused(spec):
     (work / STAMP).write_text(json.dumps(older_record(spec, G=8)))
     with pytest.raises(ValueError, match=r"other inputs \(arguments\.G, "):
         check_work_dir(spec)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "Expecting value: line 1 column 1 (char 0)"),  # emptied, e.g. by a full disk
+    ('{"arguments": {"G', "Unterminated string starting at: line 1 column 16 (char 15)"),  # cut short
+    ("[]", "not a JSON object")])
+def test_an_unreadable_record_is_named_and_kept_unless_restart_is_asked(spec, text, reason):
+    work = started(spec)
+    (work / STAMP).write_text(text)
+    with pytest.raises(ValueError) as err:
+        check_work_dir(spec)
+    assert str(err.value) == (f"{work} holds a run whose record {work / STAMP} cannot be read ({reason}); use "
+                              f"another --work, or --restart-on-change to move its contents to {work / SUPERSEDED} "
+                              "and start afresh")
+    assert (work / STAMP).read_text() == text and (work / "step_000005").is_dir()  # nothing touched
+    lines = []
+    check_work_dir(spec, restart=True, log=lines.append)
+    (moved,) = (work / SUPERSEDED).iterdir()
+    assert (moved / STAMP).read_text() == text and (moved / "step_000005").is_dir()
+    assert lines == [f"mgrpo train: {work} held a run whose record {work / STAMP} cannot be read ({reason}); "
+                     f"its contents moved to {moved}, starting afresh"]
+    check_work_dir(spec)  # recorded afresh: the same run now resumes
