@@ -99,6 +99,26 @@ def test_bad_inputs_name_the_file_and_row(tmp_path):
     assert not (tmp_path / "o" / "train.parquet").exists()
 
 
+def test_a_bad_test_split_leaves_the_written_splits_as_they_were(source, tmp_path):
+    out = tmp_path / "out"
+    vdata.prepare(source, out)
+    before = {name: (out / name).read_bytes() for name in ("train.parquet", "test.parquet")}
+    (source / "train.jsonl").write_text(json.dumps(TRAIN[0]) + "\n")  # a new train split...
+    (source / "test.json").write_text(json.dumps([{"solution": "$\\boxed{4}$"}]))  # ...and a test split without 'problem'
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(source, out)
+    assert str(err.value) == f"{source / 'test.json'} row 0: missing 'problem'"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old pair, and no temp file
+
+
+def test_an_out_that_is_a_file_is_refused(source, tmp_path):
+    (tmp_path / "out").write_text("keep me")
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(source, tmp_path / "out")
+    assert str(err.value) == f"output folder {tmp_path / 'out'} is a file, not a folder"
+    assert (tmp_path / "out").read_text() == "keep me"
+
+
 def test_reward_extracts_answer_and_never_scores_training_rows():
     response = "so the answer is \\boxed{\\frac12}. Wait, \\boxed{0.5}"
     assert extract_answer(response) == "\\frac{1}{2}"  # last box, MATH-normalised

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from mgrpo.atomic import atomic_path
+from mgrpo.atomic import atomic_path, check_folder
 from mgrpo.jsonl import iter_jsonl
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
@@ -114,9 +114,10 @@ def prepare(source_dir: Path, out_dir: Path, test_limit: Optional[int] = None,
     picks the best/ checkpoint; MATH-500 is a subset of MATH's test split, so without this SRT_Best's MATH500
     score would be selected on the benchmark it is reported on.
     """
+    check_folder(out_dir, "output folder")
     excluded = read_excluded_problems(exclude)
     found: set[str] = set()
-    written = {}
+    converted = {}
     for split in SPLITS:
         source = find_split(source_dir, split)
         rows = read_rows(source)
@@ -132,8 +133,12 @@ def prepare(source_dir: Path, out_dir: Path, test_limit: Optional[int] = None,
                 raise ValueError(f"{source}: no rows left once the excluded benchmarks' problems are out")
         if split == "test" and test_limit:
             rows = rows[:test_limit]
-        written[split] = Path(out_dir) / f"{split}.parquet"
-        write_parquet_atomic(convert_rows(rows, split, str(source), system_prompt), written[split])
+        converted[split] = convert_rows(rows, split, str(source), system_prompt)
+    # both splits read and converted before either is written: a bad test split must not leave a new train.parquet
+    # beside the old test.parquet
+    written = {split: Path(out_dir) / f"{split}.parquet" for split in SPLITS}
+    for split in SPLITS:
+        write_parquet_atomic(converted[split], written[split])
     for path in sorted(set(excluded.values())):
         absent = [key for key, where in excluded.items() if where == path and key not in found]
         if absent:
