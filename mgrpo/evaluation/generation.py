@@ -39,7 +39,7 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
-        check_seed(self.seed)  # the range training takes: -1 would be accepted by torch, refused by vLLM
+        check_seed(self.seed)  # the range `mgrpo train` takes (check_seed says why)
 
     def to_dict(self) -> dict:
         return asdict(self)
