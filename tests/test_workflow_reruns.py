@@ -97,3 +97,26 @@ def test_the_html_report_sees_command_line_config_overrides(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:]
     assert "the HTML report failed" not in result.stdout
     assert (workdir / "alt" / "report.html").is_file() and not (workdir / "results").exists()
+
+
+def test_folders_with_spaces_reach_every_command_as_one_argument(tmp_path):
+    # results_dir "my results" reached the shell unquoted: `mgrpo toy-data --out my results/data/toy` failed and
+    # left a stray file `my` in the working directory
+    workdir = copy_workflow(tmp_path / "a clone")
+    env = environment(install_fake_mgrpo(tmp_path / "bin"), FAKE_MGRPO_LOG=str(tmp_path / "mgrpo.jsonl"))
+    config = tiny_config(methods=("srt",), html=True, results_dir="my results", work_dir="my work")
+    write_config(workdir / "spaces.yaml", config)
+    result = snakemake(workdir, "--cores", "2", "--configfile", "spaces.yaml", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "the HTML report failed" not in result.stdout
+    assert sorted(p.name for p in workdir.iterdir() if p.name.startswith("my")) == ["my results", "my work"]
+    results = workdir / "my results"
+    for path in ("tables/table2.md", "figures/toy_curves.png", "report.md", "report.html", "logs/toy_data.log"):
+        assert (results / path).is_file(), path
+    assert "toy_curves.png" in (results / "report.md").read_text()
+    calls = {argv[0]: argv for argv in fake_log(tmp_path / "mgrpo.jsonl")}
+    assert calls["toy-data"][1:3] == ["--out", "my results/data/toy"]
+    train = calls["train"]
+    assert train[train.index("--work") + 1] == "my work/runs/toy/srt/G4_T1.0_s0"
+    evaluate = calls["evaluate"]
+    assert evaluate[evaluate.index("--cache") + 1].startswith("my work/eval/toy/")

@@ -22,7 +22,7 @@ for table_name, table_spec in TABLES.items():
         log:
             f"{LOGS}/analysis/table_{table_name}.log",
         shell:
-            "python -m analysis table --job {params.job} --paper {input.paper} --out {params.out} > {log} 2>&1"
+            "python -m analysis table --job {params.job} --paper {input.paper:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 for figure_name, figure_spec in FIGURES.items():
@@ -42,4 +42,4 @@ for figure_name, figure_spec in FIGURES.items():
         log:
             f"{LOGS}/analysis/figure_{figure_name}.log",
         shell:
-            "python -m analysis figure --job {params.job} --out {params.out} > {log} 2>&1"
+            "python -m analysis figure --job {params.job} --out {params.out:q} > {log:q} 2>&1"

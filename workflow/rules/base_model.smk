@@ -22,7 +22,7 @@ if PRETRAINED:
         log:
             f"{LOGS}/pretrain/{{model}}.log",
         shell:
-            "mgrpo pretrain --data {params.data} --out {output} --seed {params.seed} {params.options} > {log} 2>&1"
+            "mgrpo pretrain --data {params.data:q} --out {output:q} --seed {params.seed} {params.options} > {log:q} 2>&1"
 
 
 if DOWNLOADED:
@@ -41,4 +41,4 @@ if DOWNLOADED:
         log:
             f"{LOGS}/download/{{model}}.log",
         shell:
-            "hf download {params.hub} --local-dir {output} > {log} 2>&1"
+            "hf download {params.hub:q} --local-dir {output:q} > {log:q} 2>&1"

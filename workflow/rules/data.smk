@@ -13,7 +13,7 @@ if DATA_KIND == "toy":
         log:
             f"{LOGS}/toy_data.log",
         shell:
-            "mgrpo toy-data --out {params.out} --seed {params.seed} {params.options} > {log} 2>&1"
+            "mgrpo toy-data --out {params.out:q} --seed {params.seed} {params.options} > {log:q} 2>&1"
 
 else:
     DATA_DIR = f"{R}/data/{DATA_KIND}"
@@ -39,7 +39,7 @@ else:
         log:
             f"{LOGS}/prepare_math_source.log",
         shell:
-            "{params.command} > {log} 2>&1"
+            "{params.command} > {log:q} 2>&1"
 
     rule verl_data:
         input:
@@ -54,5 +54,5 @@ else:
         log:
             f"{LOGS}/verl_data.log",
         shell:
-            "mgrpo verl-prepare-data --source {input.source} --out {params.out} --test-limit {params.test_limit}"
-            "{params.exclude} > {log} 2>&1"
+            "mgrpo verl-prepare-data --source {input.source:q} --out {params.out:q} --test-limit {params.test_limit}"
+            "{params.exclude} > {log:q} 2>&1"

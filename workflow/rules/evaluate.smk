@@ -20,7 +20,7 @@ else:
         log:
             f"{LOGS}/prepare_benchmarks.log",
         shell:
-            "mgrpo prepare-data --benchmarks {params.benchmarks} --out {params.out} --keep-present > {output} 2> {log}"
+            "mgrpo prepare-data --benchmarks {params.benchmarks} --out {params.out:q} --keep-present > {output:q} 2> {log:q}"
 
 
 EVAL_PARAMS = dict(
@@ -41,9 +41,9 @@ EVAL_PARAMS = dict(
 # --cache: results also kept outside the outputs (Snakemake deletes those before a rerun), reused while the
 # checkpoint's files, the data and the settings are unchanged: adding a benchmark evaluates only that one.
 EVALUATE_SHELL = (
-    "{params.guard}mgrpo evaluate --model {input.model} --benchmarks {params.benchmarks} --out {params.out}"
-    " --cache {params.cache} --backend {params.backend} --data-dir {params.data_dir}"
-    " --temperature {params.temperature}{params.samples}{params.parallel}{params.code_options} > {log} 2>&1"
+    "{params.guard}mgrpo evaluate --model {input.model:q} --benchmarks {params.benchmarks} --out {params.out:q}"
+    " --cache {params.cache:q} --backend {params.backend} --data-dir {params.data_dir:q}"
+    " --temperature {params.temperature}{params.samples}{params.parallel}{params.code_options} > {log:q} 2>&1"
 )
 
 

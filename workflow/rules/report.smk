@@ -14,7 +14,7 @@ rule summary_report:
     log:
         f"{LOGS}/analysis/report.log",
     shell:
-        "python -m analysis report --out {output} --tables {input.tables:q} --figures {input.figures:q} > {log} 2>&1"
+        "python -m analysis report --out {output:q} --tables {input.tables:q} --figures {input.figures:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -29,6 +29,6 @@ onsuccess:
         write_text(effective, yaml.safe_dump(dict(config), sort_keys=False))
         shell(
             f"snakemake --snakefile {shlex.quote(str(workflow.main_snakefile))} --configfile {shlex.quote(str(effective))}"
-            f" --nolock --report {R}/report.html > {LOGS}/report_html.log 2>&1"
+            f" --nolock --report {shlex.quote(f'{R}/report.html')} > {shlex.quote(f'{LOGS}/report_html.log')} 2>&1"
             " || echo 'mgrpo-bench: the HTML report failed, see the log' >&2"
         )

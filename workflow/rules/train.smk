@@ -36,6 +36,6 @@ rule train:
         f"{LOGS}/train/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}.log",
     shell:
         "{params.guard}mgrpo train --backend {params.backend} --method {wildcards.method}"
-        " --base-model {input.base_model} --data {params.data} --out {params.out} --work {params.work}"
+        " --base-model {input.base_model:q} --data {params.data:q} --out {params.out:q} --work {params.work:q}"
         " --G {wildcards.G} --T {wildcards.T} --seed {wildcards.seed} {params.extra} --restart-on-change"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
