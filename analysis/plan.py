@@ -5,6 +5,8 @@ paths. A run is one (model, method, G, T, seed); it is trained once however many
 """
 from __future__ import annotations
 
+import math
+import os
 import shlex
 from dataclasses import dataclass
 from decimal import Decimal
@@ -125,6 +127,14 @@ def check_hyperparameters(config: Mapping[str, Any]) -> None:
     from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
     from mgrpo.run_spec import momentum_in_loss
 
+    # NaN and infinity pass the schema (exclusiveMinimum compares False): a T of NaN became the run folder
+    # G8_TNaN.0_s0, which no rule matches, and a NaN evaluation temperature reached every evaluate job.
+    for experiment in config["experiments"]:
+        for T in experiment["T"]:
+            if not math.isfinite(T):
+                raise ValueError(f"config experiments[{experiment['name']}].T: {T} is not a finite temperature")
+    check_finite(config["evaluation"], "evaluation")
+
     for run in runs_of(config):
         args = train_arguments(config, run)
         method = get_method(run.method)
@@ -134,6 +144,28 @@ def check_hyperparameters(config: Mapping[str, Any]) -> None:
                                      momentum_in_loss(args["settings"]))
         except ValueError as err:
             raise ValueError(f"config: run {run.run_id}: {err}") from None
+
+
+def check_finite(values: Mapping[str, Any], where: str) -> None:
+    """Every number in a config section (and its subsections) is finite, named by its key otherwise."""
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            check_finite(value, f"{where}.{key}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"config {where}.{key}: {value} is not a finite number")
+
+
+def check_folders(config: Mapping[str, Any]) -> None:
+    """results_dir and work_dir must be apart: a train job replaces its run folder in results_dir whole and keeps
+    its resumable state in work_dir, so with one folder the same as or inside the other every train job refused to
+    start ("output folder ... would replace the work folder"), and Snakemake removes a failed job's outputs."""
+    results, work = config.get("results_dir", "results"), config.get("work_dir", "work")
+    a, b = (os.path.abspath(path) for path in (results, work))
+    relation = ("is the same folder as" if a == b else "lies inside" if os.path.commonpath([a, b]) == a else
+                "holds" if os.path.commonpath([a, b]) == b else None)
+    if relation:
+        raise ValueError(f"config work_dir ({work!r}) {relation} results_dir ({results!r}): keep the two folders "
+                         "apart (e.g. results_dir: results, work_dir: work)")
 
 
 def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[str, str]], Any]) -> None:
@@ -351,6 +383,7 @@ def check_analysis(config: Mapping[str, Any]) -> None:
     benchmarks = list(evaluation["benchmarks"])
     base_models = {run.model for run, _ in evaluated} if evaluation.get("base_model", True) else set()
     analysis = config.get("analysis") or {}
+    check_finite(analysis.get("collapse") or {}, "analysis.collapse")  # min_drop: .inf would never see a collapse
 
     def same(key: str, a, b) -> bool:
         return abs(float(a) - float(b)) < 1e-9 if key == "T" else a == b

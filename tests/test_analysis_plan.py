@@ -326,3 +326,44 @@ def test_data_and_pretrain_options_are_checked_as_their_commands_read_them():
     # the MATH data takes no options: they would be silently dropped
     with pytest.raises(ValueError, match=r"config data.options: only the toy data takes options \(kind is 'math'\)"):
         plan.check_options(toy({"operands": 6}, kind="math"), argument_error)
+
+
+@pytest.mark.parametrize("results, work, relation", [("results", "results", "is the same folder as"),
+                                                     ("out", "./out/", "is the same folder as"),
+                                                     ("out", "out/work", "lies inside"),
+                                                     ("work/results", "work", "holds")])
+def test_a_work_dir_that_is_or_holds_or_lies_in_the_results_dir_is_refused_naming_both(results, work, relation):
+    with pytest.raises(ValueError, match=rf"config work_dir \('{work}'\) {relation} results_dir \('{results}'\)"):
+        plan.check_folders(config(results_dir=results, work_dir=work))
+
+
+def test_folders_apart_pass_even_with_a_shared_name_prefix():
+    plan.check_folders(config())  # the defaults: results and work
+    plan.check_folders(config(results_dir="out", work_dir="out_work"))
+    plan.check_folders(config(results_dir="a/results", work_dir="a/work"))
+
+
+@pytest.mark.parametrize("T", [float("nan"), float("inf")])
+def test_a_temperature_that_is_not_finite_is_refused_naming_the_experiment(T):
+    bad = config()
+    bad["experiments"][1]["T"] = [1.0, T]
+    with pytest.raises(ValueError, match=rf"config experiments\[b\]\.T: {T} is not a finite temperature"):
+        plan.check_hyperparameters(bad)
+
+
+@pytest.mark.parametrize("section, where", [
+    ({"temperature": float("nan")}, r"evaluation\.temperature: nan"),
+    ({"temperature": float("inf")}, r"evaluation\.temperature: inf"),
+    ({"code_options": {"timeout_s": float("inf")}}, r"evaluation\.code_options\.timeout_s: inf"),
+])
+def test_an_evaluation_number_that_is_not_finite_is_refused_naming_the_key(section, where):
+    good = config()
+    plan.check_hyperparameters(good)
+    bad = config(evaluation={**good["evaluation"], **section})
+    with pytest.raises(ValueError, match=rf"config {where} is not a finite number"):
+        plan.check_hyperparameters(bad)
+
+
+def test_an_infinite_collapse_threshold_is_refused_naming_the_key():
+    with pytest.raises(ValueError, match=r"config analysis\.collapse\.min_drop: inf is not a finite number"):
+        plan.check_analysis(config(analysis={"collapse": {"min_drop": float("inf")}}))

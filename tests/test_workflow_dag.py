@@ -314,3 +314,20 @@ def test_snakemake_lint_finds_nothing_but_the_per_rule_environment(workdir, conf
     lints = {line.strip()[2:].rstrip(":") for line in result.stdout.splitlines() if line.startswith("    * ")}
     assert ACCEPTED_LINTS <= lints, result.stdout[-3000:]  # the linter ran and saw the rules
     assert lints == ACCEPTED_LINTS, result.stdout[-6000:]
+
+
+def test_folders_that_overlap_and_numbers_that_are_not_finite_fail_before_any_job_naming_the_key(workdir):
+    cases = [
+        # each train job refused: "output folder ... would replace the work folder"
+        ({"work_dir": "results"}, "config work_dir ('results') is the same folder as results_dir ('results')"),
+        ({"results_dir": "work/results"}, "config work_dir ('work') holds results_dir ('work/results')"),
+        # a MissingInputException for the run folder G4_TNaN.0_s0
+        ({"experiments": [{"name": "hot", "models": ["toy"], "methods": ["srt"], "G": [4], "T": [float("nan")],
+                           "seeds": [0]}]}, "config experiments[hot].T: nan is not a finite temperature"),
+    ]
+    for overrides, message in cases:
+        output = refused_before_any_job(workdir, tiny_config(**overrides), "apart")
+        assert message in output, output[-2000:]
+    config = tiny_config()
+    config["evaluation"]["temperature"] = float("inf")  # passed the schema and reached every evaluate job
+    assert "config evaluation.temperature: inf is not a finite number" in refused_before_any_job(workdir, config, "inf")

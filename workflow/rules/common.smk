@@ -48,13 +48,14 @@ def backend_settings_reader():
     return settings_from
 
 
-# Fail before any job: every method and benchmark must be registered, every model defined, every run's G/N and
-# settings valid for its method and backend, the data and pretrain options ones their commands take, every job's
+# Fail before any job: every method and benchmark must be registered, every model defined, results_dir and
+# work_dir apart, every temperature and evaluation number finite, every run's G/N and settings valid for its method and backend, the data and pretrain options ones their commands take, every job's
 # GPUs used, every resource one that reaches sbatch, every run, checkpoint and benchmark a table or figure names
 # one that the grid produces.
 try:
     grid.check_references(config, known_methods())
     grid.check_benchmarks(config, known_benchmarks())
+    grid.check_folders(config)
     grid.check_hyperparameters(config)
     grid.check_settings(config, backend_settings_reader())
     grid.check_options(config, argument_error)
