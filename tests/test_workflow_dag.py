@@ -331,3 +331,14 @@ def test_folders_that_overlap_and_numbers_that_are_not_finite_fail_before_any_jo
     config = tiny_config()
     config["evaluation"]["temperature"] = float("inf")  # passed the schema and reached every evaluate job
     assert "config evaluation.temperature: inf is not a finite number" in refused_before_any_job(workdir, config, "inf")
+
+
+def test_an_empty_path_fails_before_any_job_naming_the_key(workdir):
+    # results_dir "" gave paths from the root (/tables/...) and a MissingInputException naming none of the keys
+    for key in ("results_dir", "work_dir"):
+        output = refused_before_any_job(workdir, tiny_config(**{key: ""}), "empty")
+        assert "'' should be non-empty" in output and f"On instance['{key}']" in output, output[-2000:]
+    config = tiny_config()
+    config["base_models"]["toy"] = {"path": ""}
+    output = refused_before_any_job(workdir, config, "empty")
+    assert "'' should be non-empty" in output and "On instance['base_models']['toy']['path']" in output
