@@ -89,10 +89,14 @@ def read_metrics(path: Path) -> list[dict]:
     Both trainers write a metric as a finite number or null (not logged that step), so a string, a boolean or
     a NaN/inf in a metric would silently fall out of a curve: it is an error, named with its line and key.
     """
-    rows = []
+    rows, seen = [], {}
     for where, row in iter_jsonl(path, "metrics file"):
         if not _is_number(row.get("step")):
             raise DataError(f"{where}: a metrics row needs a numeric 'step' key (got {row.get('step')!r})")
+        # both trainers write each step once (a resume truncates the log to its checkpoint: jsonl.truncate_log)
+        if row["step"] in seen:
+            raise DataError(f"{where}: step {row['step']} is logged twice (also on line {seen[row['step']]})")
+        seen[row["step"]] = where.rsplit(":", 1)[1]
         for key, value in row.items():
             if value is not None and not (_is_number(value) and math.isfinite(value)):
                 raise DataError(f"{where}: {key} = {value!r}; a metric is a finite number or null")
@@ -106,15 +110,29 @@ def series(rows: Sequence[dict], key: str) -> list[tuple[int, float]]:
 
 
 def read_evaluation(path: Path) -> dict:
+    """An evaluation result (``mgrpo evaluate``'s <benchmark>.json): a JSON object for the benchmark that the file
+    is named after, whose accuracies (value, and each of metrics: avg@k, pass@k) lie in [0, 1]."""
     path = Path(path)
+    benchmark = path.stem
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an evaluation result is a JSON object (got {type(data).__name__})")
     for key in ("benchmark", "value"):
         if key not in data:
             raise ValueError(f"{path}: evaluation result lacks {key!r}")
-    value = data["value"]
-    if not (_is_number(value) and math.isfinite(value)):
-        raise ValueError(f"{path}: value = {value!r}; an evaluation's value is a finite number")
+    if data["benchmark"] != benchmark:
+        raise ValueError(f"{path}: benchmark = {data['benchmark']!r}, not the file's benchmark {benchmark!r}")
+    metrics = data.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: metrics = {metrics!r}; expected an object of accuracies")
+    for key, value in [("value", data["value"])] + [(f"metrics.{k}", v) for k, v in metrics.items()]:
+        if not (_is_number(value) and math.isfinite(value)):
+            raise ValueError(f"{path}: {key} = {value!r}; an evaluation's value is a finite number")
+        if not 0 <= value <= 1:
+            raise ValueError(f"{path}: {key} = {value!r}; an accuracy lies in [0, 1]")
     return data

@@ -84,3 +84,13 @@ def test_series_keeps_only_rows_with_the_key(tmp_path):
     loaded = read_metrics(path)
     assert series(loaded, "val_acc") == [(0, 0.2), (2, 0.3)]
     assert series(loaded, "reward") == [(1, 0.5), (2, 0.6)]
+
+
+def test_a_step_logged_twice_is_an_error_naming_the_file_and_the_step(tmp_path):
+    # a resume truncates the log to its checkpoint (mgrpo.jsonl.truncate_log), so no trainer writes a step twice;
+    # read as it was, the curve had two points at step 5
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "val_acc": 0.5}\n{"step": 5, "val_acc": 0.6}\n{"step": 5, "val_acc": 0.2}\n')
+    with pytest.raises(ValueError) as caught:
+        read_metrics(path)
+    assert str(caught.value) == f"{path}:3: step 5 is logged twice (also on line 2)"

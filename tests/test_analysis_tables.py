@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from analysis import plan
+from analysis.runs import read_evaluation
 from analysis.tables import build_table, load_paper_numbers, render_paper_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,6 +204,33 @@ def test_an_evaluation_whose_value_is_not_a_finite_number_is_an_error_naming_the
     path.write_text(json.dumps({"benchmark": "math500", "value": value}))
     with pytest.raises(ValueError, match=rf"{path.name}: value = "):
         build_table(job(tmp_path, [run], "summary", {"benchmarks": ["math500"]}), PAPER)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"null", "an evaluation result is a JSON object (got NoneType)"),
+    (b"5", "an evaluation result is a JSON object (got int)"),
+    (b'"str"', "an evaluation result is a JSON object (got str)"),
+    (b"\xff\xfe", "not UTF-8 (invalid start byte at byte 0)"),
+    (b'{"benchmark": "gsm", "value": 0.5}', "benchmark = 'gsm', not the file's benchmark 'toy'"),
+    (b'{"benchmark": "toy", "value": 7}', "value = 7; an accuracy lies in [0, 1]"),
+    (b'{"benchmark": "toy", "value": -3}', "value = -3; an accuracy lies in [0, 1]"),
+    (b'{"benchmark": "toy", "value": 0.5, "metrics": {"avg@4": 0.5, "pass@4": 1.5}}',
+     "metrics.pass@4 = 1.5; an accuracy lies in [0, 1]"),
+])
+def test_a_malformed_evaluation_file_is_a_one_line_error_naming_it(tmp_path, content, message):
+    path = tmp_path / "toy.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        read_evaluation(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_an_evaluation_file_as_mgrpo_evaluate_writes_it_is_read(tmp_path):
+    # the counts and the standard error are not accuracies: only value and metrics are held to [0, 1]
+    data = {"benchmark": "toy", "model": "m", "metric": "avg@4", "value": 1.0, "stderr": None, "n_problems": 40,
+            "samples_per_problem": 4, "metrics": {"avg@4": 1.0, "pass@4": 1.0}}
+    (tmp_path / "toy.json").write_text(json.dumps(data))
+    assert read_evaluation(tmp_path / "toy.json") == data
 
 
 def test_a_finished_run_that_logged_no_val_acc_is_an_error_not_a_missing_run(tmp_path):
