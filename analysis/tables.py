@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from mgrpo.evaluation.benchmarks import BENCHMARKS
 from . import plan
 from mgrpo.jsonl import DataError
 
-from .runs import CollapseRule, CurveSummary, read_evaluation, read_metrics, series, summarize_curve
+from .runs import (CollapseRule, CurveSummary, _is_number, read_evaluation, read_metrics, series,
+                   summarize_curve)
 
 MISSING = "missing"
 NOT_EVALUATED = "–"
@@ -136,9 +138,33 @@ SEED_NOTE = ("accuracies in %, mean ± sample standard deviation over seeds (no 
 
 
 def load_paper_numbers(path: Path) -> dict:
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, dict) or "tables" not in data:
-        raise ValueError(f"{path}: expected a mapping with a 'tables' key")
+    """analysis/paper_numbers.yaml: tables.<name> = {columns: [...], rows: [{label, values: {column: number or
+    null}}], ...}; anything else is a one-line error naming the file (the workflow checks it before any job)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err.reason})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not YAML ({getattr(err, 'problem', None) or str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'tables' mapping")
+    for name, table in data["tables"].items():
+        where = f"{path}: tables.{name}"
+        if not isinstance(table, dict):
+            raise ValueError(f"{where}: expected a mapping (title, columns, rows, ...), got {table!r}")
+        for key in ("columns", "rows"):
+            if not isinstance(table.get(key, []), list):
+                raise ValueError(f"{where}.{key}: expected a list, got {table[key]!r}")
+        for index, row in enumerate(table.get("rows", [])):
+            if not (isinstance(row, dict) and "label" in row and isinstance(row.get("values"), dict)):
+                raise ValueError(f"{where}.rows[{index}]: expected {{label: ..., values: {{column: number}}}}, "
+                                 f"got {row!r}")
+            for column, value in row["values"].items():
+                if value is not None and not (_is_number(value) and math.isfinite(value)):
+                    raise ValueError(f"{where}.rows[{index}].values.{column} = {value!r}: expected a number or null")
     return data
 
 

@@ -281,3 +281,21 @@ def test_summary_does_not_report_evaluations_the_grid_never_asks_for_as_missing(
     assert rows["intuitor"]["MATH500 best"] == "–" and rows["intuitor"]["MATH500 final"] == "–"
     assert table.missing == []
     assert "missing" not in table.markdown()
+
+
+@pytest.mark.parametrize("append, message", [
+    ("tables:\n  table2: {rows: [\n", ":4: not YAML \\(expected the node content, but found '<stream end>'\\)"),
+    ("tables:\n  table9: {columns: [math500], rows: [{label: X}]}\n",
+     ": tables.table9.rows\\[0\\]: expected \\{label: ..., values: \\{column: number\\}\\}, got \\{'label': 'X'\\}"),
+    ("tables:\n  table9: {columns: [math500], rows: [{label: X, values: {math500: high}}]}\n",
+     ": tables.table9.rows\\[0\\].values.math500 = 'high': expected a number or null"),
+    ("tables:\n  table9: [a, b]\n", ": tables.table9: expected a mapping"),
+])
+def test_a_malformed_paper_numbers_file_is_a_one_line_error_naming_it(tmp_path, append, message):
+    path = tmp_path / "paper_numbers.yaml"
+    path.write_text("paper: arXiv:2512.13070\n" + append)
+    with pytest.raises(ValueError, match=rf"^{path}{message}") as caught:
+        load_paper_numbers(path)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'absent.yaml'}: cannot be read \(No such file"):
+        load_paper_numbers(tmp_path / "absent.yaml")

@@ -342,3 +342,17 @@ def test_an_empty_path_fails_before_any_job_naming_the_key(workdir):
     config["base_models"]["toy"] = {"path": ""}
     output = refused_before_any_job(workdir, config, "empty")
     assert "'' should be non-empty" in output and "On instance['base_models']['toy']['path']" in output
+
+
+def test_a_malformed_paper_numbers_file_fails_before_any_job_naming_it(tmp_path):
+    # it passed the dry run, and each table job then stopped on a yaml.parser.ParserError traceback
+    workdir = copy_workflow(tmp_path / "clone")
+    paper = workdir / "analysis" / "paper_numbers.yaml"
+    lines = len(paper.read_text().splitlines())
+    paper.write_text(paper.read_text() + "tables:\n  table2: {rows: [\n")
+    output = refused_before_any_job(workdir, tiny_config(), "paper")
+    assert f"analysis/paper_numbers.yaml:{lines + 3}: not YAML (" in output, output[-2000:]
+    config = tiny_config()
+    config["analysis"]["tables"] = {}  # no table reads the file
+    write_config(workdir / "no_tables.yaml", config)
+    assert snakemake(workdir, "-n", "--cores", "1", "--configfile", "no_tables.yaml").returncode == 0

@@ -1,6 +1,4 @@
 # Stage 5: tables and figures from the local run files only (metrics.jsonl, evaluation JSON).
-PAPER_NUMBERS = "analysis/paper_numbers.yaml"
-
 
 for table_name, table_spec in TABLES.items():
 

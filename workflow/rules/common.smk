@@ -6,6 +6,7 @@ import re
 import shlex
 
 from analysis import plan as grid
+from analysis.tables import load_paper_numbers
 from mgrpo.cli import argument_error
 from mgrpo.core.methods import known_methods
 from mgrpo.evaluation.benchmarks import known_benchmarks
@@ -16,6 +17,7 @@ BACKEND = config["backend"]
 DATA_KIND = config["data"]["kind"]
 EVAL = config["evaluation"]
 BENCHMARKS = list(EVAL["benchmarks"])
+PAPER_NUMBERS = "analysis/paper_numbers.yaml"  # the paper's own numbers, beside ours in the tables (analyse.smk)
 
 
 def verl_gpu_defaults():
@@ -49,9 +51,10 @@ def backend_settings_reader():
 
 
 # Fail before any job: every method and benchmark must be registered, every model defined, results_dir and
-# work_dir apart, every temperature and evaluation number finite, every run's G/N and settings valid for its method and backend, the data and pretrain options ones their commands take, every job's
-# GPUs used, every resource one that reaches sbatch, every run, checkpoint and benchmark a table or figure names
-# one that the grid produces.
+# work_dir apart, every temperature and evaluation number finite, every run's G/N and settings valid for its method
+# and backend, the data and pretrain options ones their commands take, every job's GPUs used, every resource one
+# that reaches sbatch, every run, checkpoint and benchmark a table or figure names one that the grid produces, and
+# the paper's numbers that the tables show readable.
 try:
     grid.check_references(config, known_methods())
     grid.check_benchmarks(config, known_benchmarks())
@@ -62,6 +65,8 @@ try:
     grid.check_gpu_counts(config, verl_gpu_defaults() if BACKEND == "verl" else {})
     grid.check_resources(config)
     grid.check_analysis(config)
+    if (config.get("analysis") or {}).get("tables"):  # every table job reads the paper's numbers
+        load_paper_numbers(PAPER_NUMBERS)
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
