@@ -62,12 +62,27 @@ def _paper_table(args) -> int:
     return 0
 
 
+def _input_file(option: str, path: str) -> Path:
+    """A file that the report reads or links, refused (naming the option and the path) when it is not one."""
+    if not Path(path).is_file():
+        raise ValueError(f"{option} {path}: {'a folder, not a file' if Path(path).is_dir() else 'no such file'}")
+    return Path(path)
+
+
 def _report(args) -> int:
     out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out}: a folder, not a file")
     parts = ["# mgrpo-bench results", ""]
     for table in args.tables:
-        parts += [f"## {Path(table).stem}", "", Path(table).read_text().rstrip(), ""]
+        try:
+            text = _input_file("--tables", table).read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"--tables {table}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        parts += [f"## {Path(table).stem}", "", text.rstrip(), ""]
     for figure in args.figures:
+        _input_file("--figures", figure)
+        _input_file(f"--figures {figure}: the PDF linked beside it,", os.path.splitext(figure)[0] + ".pdf")
         relative = os.path.relpath(figure, out.parent)
         pdf = os.path.splitext(relative)[0] + ".pdf"
         parts += [f"## {Path(figure).stem}", "", f"![{Path(figure).stem}]({relative}) ([PDF]({pdf}))", ""]

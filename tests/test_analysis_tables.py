@@ -299,3 +299,28 @@ def test_a_malformed_paper_numbers_file_is_a_one_line_error_naming_it(tmp_path, 
     assert "\n" not in str(caught.value)
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'absent.yaml'}: cannot be read \(No such file"):
         load_paper_numbers(tmp_path / "absent.yaml")
+
+
+def test_report_command_refuses_a_missing_or_folder_input_or_output_naming_it(tmp_path, capsys):
+    from analysis.__main__ import main
+
+    (tmp_path / "t.md").write_text("| a |\n")
+    (tmp_path / "f.png").write_bytes(b"png")
+    out = tmp_path / "report.md"
+    cases = [
+        # a report linking a missing image was written without a word
+        (["--tables", f"{tmp_path}/t.md", "--figures", "/tmp/nofig.png"], "--figures /tmp/nofig.png: no such file"),
+        (["--figures", f"{tmp_path}/f.png"],
+         f"--figures {tmp_path}/f.png: the PDF linked beside it, {tmp_path}/f.pdf: no such file"),
+        # IsADirectoryError tracebacks
+        (["--tables", str(tmp_path)], f"--tables {tmp_path}: a folder, not a file"),
+    ]
+    for options, message in cases:
+        assert main(["report", "--out", str(out), *options]) == 2
+        assert capsys.readouterr().err == f"analysis report: error: {message}\n"
+        assert not out.exists()
+    assert main(["report", "--out", str(tmp_path), "--tables", f"{tmp_path}/t.md"]) == 2
+    assert capsys.readouterr().err == f"analysis report: error: --out {tmp_path}: a folder, not a file\n"
+    (tmp_path / "f.pdf").write_bytes(b"pdf")
+    assert main(["report", "--out", str(out), "--tables", f"{tmp_path}/t.md", "--figures", f"{tmp_path}/f.png"]) == 0
+    assert out.read_text() == "# mgrpo-bench results\n\n## t\n\n| a |\n\n## f\n\n![f](f.png) ([PDF](f.pdf))\n"
