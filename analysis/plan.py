@@ -156,16 +156,14 @@ def check_finite(values: Mapping[str, Any], where: str) -> None:
 
 
 def check_folders(config: Mapping[str, Any]) -> None:
-    """results_dir and work_dir must be apart: a train job replaces its run folder in results_dir whole and keeps
-    its resumable state in work_dir, so with one folder the same as or inside the other every train job refused to
-    start ("output folder ... would replace the work folder"), and Snakemake removes a failed job's outputs."""
+    """results_dir and work_dir must differ: a train job replaces its run folder (results_dir/runs/...) whole and
+    keeps its resumable state in the same path under work_dir, so with one folder for both every train job would
+    refuse to start ("output folder ... would replace the work folder"). One inside the other is fine: the runs'
+    paths still differ."""
     results, work = config.get("results_dir", "results"), config.get("work_dir", "work")
-    a, b = (os.path.abspath(path) for path in (results, work))
-    relation = ("is the same folder as" if a == b else "lies inside" if os.path.commonpath([a, b]) == a else
-                "holds" if os.path.commonpath([a, b]) == b else None)
-    if relation:
-        raise ValueError(f"config work_dir ({work!r}) {relation} results_dir ({results!r}): keep the two folders "
-                         "apart (e.g. results_dir: results, work_dir: work)")
+    if os.path.abspath(results) == os.path.abspath(work):
+        raise ValueError(f"config work_dir ({work!r}) is the same folder as results_dir ({results!r}): keep the "
+                         "two folders apart (e.g. results_dir: results, work_dir: work)")
 
 
 def check_settings(config: Mapping[str, Any], settings_from: Callable[[Mapping[str, str]], Any]) -> None:

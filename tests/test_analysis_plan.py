@@ -328,12 +328,10 @@ def test_data_and_pretrain_options_are_checked_as_their_commands_read_them():
         plan.check_options(toy({"operands": 6}, kind="math"), argument_error)
 
 
-@pytest.mark.parametrize("results, work, relation", [("results", "results", "is the same folder as"),
-                                                     ("out", "./out/", "is the same folder as"),
-                                                     ("out", "out/work", "lies inside"),
-                                                     ("work/results", "work", "holds")])
-def test_a_work_dir_that_is_or_holds_or_lies_in_the_results_dir_is_refused_naming_both(results, work, relation):
-    with pytest.raises(ValueError, match=rf"config work_dir \('{work}'\) {relation} results_dir \('{results}'\)"):
+@pytest.mark.parametrize("results, work", [("results", "results"), ("out", "./out/"), ("a/../out", "out")])
+def test_a_work_dir_that_is_the_results_dir_is_refused_naming_both(results, work):
+    with pytest.raises(ValueError, match=rf"config work_dir \('{work}'\) is the same folder as results_dir "
+                                         rf"\('{results}'\)"):
         plan.check_folders(config(results_dir=results, work_dir=work))
 
 
@@ -341,6 +339,9 @@ def test_folders_apart_pass_even_with_a_shared_name_prefix():
     plan.check_folders(config())  # the defaults: results and work
     plan.check_folders(config(results_dir="out", work_dir="out_work"))
     plan.check_folders(config(results_dir="a/results", work_dir="a/work"))
+    # one inside the other: a run's folder (results/runs/...) and its work (results/work/runs/...) still differ
+    plan.check_folders(config(results_dir="results", work_dir="results/work"))
+    plan.check_folders(config(results_dir="work/results", work_dir="work"))
 
 
 @pytest.mark.parametrize("T", [float("nan"), float("inf")])

@@ -319,7 +319,8 @@ def test_momentum_model_is_the_ema_of_the_policy_after_each_update(toy, tmp_path
     assert moved  # the update changed the policy, so the check above could fail
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path, monkeypatch):
+def nan_loss_at_step_3(monkeypatch):
+    """The trainer's third loss (step 3) becomes NaN."""
     calls = {"n": 0}
     real_loss = mcore.policy_loss
 
@@ -329,6 +330,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path,
         return (loss * float("nan") if calls["n"] == 3 else loss), stats
 
     monkeypatch.setattr(mcore, "policy_loss", nan_at_step_3)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(toy, tmp_path, monkeypatch):
+    nan_loss_at_step_3(monkeypatch)
     spec = make_spec(toy, tmp_path, name="nan")
     with pytest.raises(FloatingPointError, match="step 3"):
         trainer.train(spec)
@@ -342,15 +347,7 @@ def test_a_diverging_cli_run_is_one_error_line_naming_the_step_and_the_checkpoin
                                                                                  capsys):
     from mgrpo.cli import main
 
-    calls = {"n": 0}
-    real_loss = mcore.policy_loss
-
-    def nan_at_step_3(*args, **kwargs):
-        calls["n"] += 1
-        loss, stats = real_loss(*args, **kwargs)
-        return (loss * float("nan") if calls["n"] == 3 else loss), stats
-
-    monkeypatch.setattr(mcore, "policy_loss", nan_at_step_3)
+    nan_loss_at_step_3(monkeypatch)
     work = tmp_path / "work"
     assert main(cli_train_argv(toy, tmp_path / "out", work)) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (

@@ -316,11 +316,10 @@ def test_snakemake_lint_finds_nothing_but_the_per_rule_environment(workdir, conf
     assert lints == ACCEPTED_LINTS, result.stdout[-6000:]
 
 
-def test_folders_that_overlap_and_numbers_that_are_not_finite_fail_before_any_job_naming_the_key(workdir):
+def test_one_folder_for_results_and_work_and_numbers_that_are_not_finite_fail_before_any_job(workdir):
     cases = [
         # each train job refused: "output folder ... would replace the work folder"
         ({"work_dir": "results"}, "config work_dir ('results') is the same folder as results_dir ('results')"),
-        ({"results_dir": "work/results"}, "config work_dir ('work') holds results_dir ('work/results')"),
         # a MissingInputException for the run folder G4_TNaN.0_s0
         ({"experiments": [{"name": "hot", "models": ["toy"], "methods": ["srt"], "G": [4], "T": [float("nan")],
                            "seeds": [0]}]}, "config experiments[hot].T: nan is not a finite temperature"),

@@ -1,9 +1,13 @@
 # Shared definitions: the grid (analysis/plan.py), paths, and helpers that the stage files use.
+import contextlib
 import importlib.util
+import io
 import json
+import logging
 import os
 import re
 import shlex
+import warnings
 
 from analysis import plan as grid
 from analysis.tables import load_paper_numbers
@@ -35,11 +39,20 @@ def check_verl_config(run, arguments):
     out = grid.run_dir(R, run)
     N = arguments.get("N", default_momentum_rollouts(get_method(run.method), run.G))
     settings = parse_assignments(grid.settings_flags(arguments["settings"])[1::2])
-    check_run_config(RunSpec(
+    spec = RunSpec(
         backend="verl", method=run.method, base_model=Path(base_model_dir(run.model)),
         data=Path(os.path.dirname(DATA_FILES[0])), out=Path(out), work=Path(WORK, out.removeprefix(f"{R}/")),
         G=run.G, temperature=run.T, seed=run.seed, N=N, momentum=arguments["momentum"],
-        iqr_k=arguments["iqr_k"], settings=settings))
+        iqr_k=arguments["iqr_k"], settings=settings)
+    # verl's notes on a machine without a GPU and its "checks passed" lines belong in a job's log, not in every
+    # snakemake start; its errors come as the ValueError
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_run_config(spec)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def backend_settings_reader():
