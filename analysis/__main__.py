@@ -5,7 +5,8 @@
     python -m analysis paper-table --paper analysis/paper_numbers.yaml --name table2
     python -m analysis report --out results/report.md --tables T.md ... --figures F.png ...
 
-JOB is the JSON that workflow/rules/analyse.smk builds (kind, name, spec, results, runs, benchmarks, collapse).
+JOB is the JSON that ``analysis_job`` in workflow/rules/common.smk builds (kind, name, spec, results, runs,
+evaluations, benchmarks, collapse).
 """
 from __future__ import annotations
 

@@ -40,8 +40,7 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     spec = job["spec"]
     rule = CollapseRule.from_config(job.get("collapse"))
     results = Results(job["results"], rule)
-    runs = [plan.Run(r["model"], r["method"], int(r["G"]), float(r["T"]), int(r["seed"])) for r in job["runs"]]
-    runs = plan.select_runs(runs, spec.get("select") or {})
+    runs = plan.select_runs(plan.runs_of_job(job), spec.get("select") or {})
     metrics: Sequence[str] = spec["metrics"]
     color_by = spec.get("color_by", "method")
     facet_by = spec.get("facet_by")

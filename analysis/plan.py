@@ -48,6 +48,11 @@ EVAL_PATTERN = "eval/{model}/{method}/G{G}_T{T}_s{seed}/{checkpoint}"
 BASE_EVAL_PATTERN = "eval/{model}/base"
 
 
+def runs_of_job(job: Mapping[str, Any]) -> list[Run]:
+    """The grid's runs as an analysis job carries them (``Run.to_dict`` each)."""
+    return [Run(r["model"], r["method"], int(r["G"]), float(r["T"]), int(r["seed"])) for r in job["runs"]]
+
+
 def run_dir(results: str, run: Run) -> str:
     return str(PurePosixPath(results) / "runs" / run.run_id)
 

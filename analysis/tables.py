@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import yaml
 
@@ -213,10 +213,6 @@ def render_paper_table(paper: dict, name: str) -> Table:
 # Table kinds
 
 
-def _grid_runs(job: dict) -> list[plan.Run]:
-    return [plan.Run(r["model"], r["method"], int(r["G"]), float(r["T"]), int(r["seed"])) for r in job["runs"]]
-
-
 def _collapse_note(rule: CollapseRule) -> str:
     unit = f"{100 * rule.min_drop:.0f}% of its peak" if rule.relative else f"{100 * rule.min_drop:.1f} points"
     return (f"{COLLAPSE_MARK}: collapsed (final validation accuracy more than {unit} below its peak, step 0 included); "
@@ -236,7 +232,7 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
     columns = ["Model", "Method", "G", "T", "Seed", "Start", "Best (step)", "Final (step)", "Collapse"]
     columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in checkpoints]
     rows, missing = [], []
-    for run in _grid_runs(job):
+    for run in plan.runs_of_job(job):
         data = results.run(run)
         head = [run.model, run.method, str(run.G), plan.format_temperature(run.T), str(run.seed)]
         if data.curve is None:
@@ -270,7 +266,7 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
     benchmarks = spec.get("benchmarks", [])
     columns = ["G", "T", "Source", "Seeds", "Val best (step)", "Val final", "Collapse step"]
     columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in ("best", "final")]
-    all_runs = _grid_runs(job)
+    all_runs = plan.runs_of_job(job)
     rows, missing = [], []
     paper_rows = {(int(r["G"]), float(r["T"])): r for r in (paper_table(paper, job["name"]) or {}).get("rows", [])}
     for G, T in spec["cells"]:
@@ -346,7 +342,7 @@ def checkpoints_table(job: dict, results: Results, paper: dict) -> Table:
     columns = ["Method", "Source", "Seeds"] + [benchmark_label(b) for b in benchmarks]
     paper_rows = {str(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
     rows, missing = [], []
-    all_runs = _grid_runs(job)
+    all_runs = plan.runs_of_job(job)
     for spec_row in spec["rows"]:
         row = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
         missing += row.missing
@@ -366,7 +362,7 @@ def rollouts_table(job: dict, results: Results, paper: dict) -> Table:
     columns = ["G", "Source", "Seeds"] + [benchmark_label(b) for b in benchmarks]
     paper_rows = {int(r["label"]): r for r in paper_rows_for(paper, job["name"], benchmarks)}
     rows, missing = [], []
-    all_runs = _grid_runs(job)
+    all_runs = plan.runs_of_job(job)
     for G in spec["G"]:
         spec_row = {"method": spec["method"], "G": G, "T": spec["T"], "checkpoint": spec.get("checkpoint", "final")}
         row = _checkpoint_row(spec_row, spec["model"], benchmarks, all_runs, results)
@@ -389,8 +385,3 @@ def build_table(job: dict, paper: dict) -> Table:
         raise ValueError(f"table {job['name']!r}: unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
     results = Results(job["results"], CollapseRule.from_config(job.get("collapse")))
     return KINDS[kind](job, results, paper)
-
-
-def paper_rows_as_dicts(paper: dict, name: str) -> list[dict[str, Any]]:
-    table = paper_table(paper, name) or {}
-    return [{"label": r["label"], **r["values"]} for r in table.get("rows", [])]

@@ -37,9 +37,9 @@ def test_the_package_declares_the_papers_benchmarks_in_task_files():
 
 
 def test_every_format_has_a_normaliser():
-    from mgrpo.evaluation.datasets import DOC_FORMATS
+    from mgrpo.evaluation.datasets import DOC_BUILDERS
 
-    assert set(DOC_FORMATS) == set(bm.DOC_FORMATS)
+    assert set(DOC_BUILDERS) == set(bm.GRADING_OF_FORMAT)
 
 
 def test_a_benchmark_is_added_by_dropping_in_one_task_file(tmp_path, monkeypatch):

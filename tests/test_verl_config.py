@@ -166,6 +166,14 @@ def test_the_workflows_check_composes_the_config_without_reading_a_file(tmp_path
     assert not absent.exists()
 
 
+def test_spelling_out_a_default_setting_leaves_the_work_folders_record_as_it_was(dirs):
+    # the work folder's record (mgrpo.work_stamp) compares resolved settings: save_every's default is 25
+    assert trainer.resolved_settings(spec_for(dirs)) == trainer.resolved_settings(
+        spec_for(dirs, settings={"save_every": "25"}))
+    assert trainer.resolved_settings(spec_for(dirs)) != trainer.resolved_settings(
+        spec_for(dirs, settings={"save_every": "5", "eval_every": "5"}))
+
+
 def test_bad_setting_lists_known_ones(dirs):
     with pytest.raises(ValueError, match="'stepz'.*known settings: steps"):
         trainer.validate_spec(spec_for(dirs, settings={"stepz": "3"}))
@@ -212,13 +220,6 @@ def test_resume_disables_validation_before_training(dirs):
     (ckpts / "latest_checkpointed_iteration.txt").write_text("5")
     _, _, cfg = trainer.validate_spec(spec_for(dirs))
     assert cfg.trainer.val_before_train is False
-
-
-def test_fingerprint_guards_the_work_dir(tmp_path):
-    trainer.check_fingerprint(tmp_path, {"G": 32})
-    trainer.check_fingerprint(tmp_path, {"G": 32})
-    with pytest.raises(ValueError, match="different arguments \\(G\\)"):
-        trainer.check_fingerprint(tmp_path, {"G": 16})
 
 
 def test_hydra_values_are_quoted_when_needed():

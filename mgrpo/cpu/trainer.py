@@ -113,15 +113,9 @@ def validate_spec(spec) -> tuple[mcore.Method, CpuSettings]:
     return method, settings
 
 
-def _spec_dict(spec) -> dict:
-    if hasattr(spec, "to_json"):
-        return spec.to_json()
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(spec).items()}
-
-
 def _fingerprint(spec, settings: CpuSettings) -> dict:
     """What must match for a checkpoint to be resumed (paths of outputs may move)."""
-    d = {k: v for k, v in _spec_dict(spec).items() if k not in ("out", "work", "settings")}
+    d = {k: v for k, v in spec.to_json().items() if k not in ("out", "work", "settings")}
     d["settings"] = asdict(settings)
     return json.loads(json.dumps(d, sort_keys=True))
 
@@ -397,7 +391,7 @@ def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, m
         tokenizer.save_pretrained(tmp / "best")
         shutil.copyfile(metrics_path, tmp / "metrics.jsonl")
         run = {
-            "spec": _spec_dict(spec),
+            "spec": spec.to_json(),
             "backend": "cpu",
             "settings": asdict(settings),
             "method": asdict(method),

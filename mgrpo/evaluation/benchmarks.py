@@ -24,7 +24,7 @@ DEFAULT_MAX_TOKENS = 3072
 
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 # A task file's document format -> how its responses are graded, and the base task file that grades so.
-DOC_FORMATS = {"math": "math", "gpqa": "choice", "mmlu_pro": "choice"}
+GRADING_OF_FORMAT = {"math": "math", "gpqa": "choice", "mmlu_pro": "choice"}
 GRADING_BASES = {"math": "_math_base.yaml", "choice": "_choice_base.yaml"}
 
 
@@ -49,7 +49,7 @@ class Benchmark:
     max_tokens: int          # default generation budget
     description: str
     label: str = ""                       # its name in tables and figures ("MATH500"); default: the name
-    doc_format: str | None = None         # lm_eval: a key of DOC_FORMATS (mgrpo.evaluation.datasets normalises)
+    doc_format: str | None = None         # lm_eval: a key of GRADING_OF_FORMAT (mgrpo.evaluation.datasets normalises)
     columns: tuple[tuple[str, str], ...] = ()  # format "math": (document key, column) for id, problem, answer
     source: DatasetSource | None = None   # lm_eval: where prepare-data downloads the data from
 
@@ -59,7 +59,7 @@ class Benchmark:
 
     @property
     def grading(self) -> str | None:
-        return DOC_FORMATS.get(self.doc_format)
+        return GRADING_OF_FORMAT.get(self.doc_format)
 
 
 class TaskFileError(ValueError):
@@ -92,7 +92,7 @@ TASK_FILE_SCHEMA = {
                 "description": _NAME,
                 "samples": {"type": "integer", "minimum": 1},
                 "max_tokens": {"type": "integer", "minimum": 1},
-                "format": {"enum": sorted(DOC_FORMATS)},
+                "format": {"enum": sorted(GRADING_OF_FORMAT)},
                 "columns": {"type": "object", "required": ["problem", "answer"], "additionalProperties": False,
                             "properties": {key: _NAME for key in ("id", "problem", "answer")}},
                 "source": {
@@ -130,7 +130,7 @@ def benchmark_from_task_file(path: Path) -> Benchmark:
         fail(f"metadata.benchmark {name!r} must be the file's name {path.stem!r}")
     if task["task"] != f"mgrpo_{name}":
         fail(f"task must be 'mgrpo_{name}' (got {task['task']!r})")
-    base = GRADING_BASES[DOC_FORMATS[doc_format]]
+    base = GRADING_BASES[GRADING_OF_FORMAT[doc_format]]
     if task["include"] != base:
         fail(f"format {doc_format!r} is graded by {base}: set 'include: {base}' (got {task['include']!r})")
     if (doc_format == "math") != bool(columns):

@@ -150,8 +150,6 @@ def prepare_data(benchmarks: str | list[str], out: Path, keep_present: bool = Fa
         if b.runner == "code":
             from mgrpo.evaluation import code
 
-            if not hasattr(code, "prepare_data"):
-                raise ValueError(f"{b.name}: mgrpo.evaluation.code provides no prepare_data()")
             written[b.name] = code.prepare_data(b.name, Path(out))
         else:
             written[b.name] = download(b.name, Path(out))

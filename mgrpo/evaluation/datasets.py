@@ -124,8 +124,8 @@ def mmlu_pro_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list
     return docs
 
 
-# A task file's ``format`` -> how its rows become documents (benchmarks.DOC_FORMATS names the same formats).
-DOC_FORMATS = {"math": math_docs, "gpqa": gpqa_docs, "mmlu_pro": mmlu_pro_docs}
+# A task file's ``format`` -> how its rows become documents (benchmarks.GRADING_OF_FORMAT names the same formats).
+DOC_BUILDERS = {"math": math_docs, "gpqa": gpqa_docs, "mmlu_pro": mmlu_pro_docs}
 
 
 def load_docs(benchmark: str, path: Path | str) -> list[dict]:
@@ -133,7 +133,7 @@ def load_docs(benchmark: str, path: Path | str) -> list[dict]:
     path = Path(path)
     spec = BENCHMARKS[benchmark]
     rows = read_jsonl_rows(path, spec.source.fields)
-    return DOC_FORMATS[spec.doc_format](rows, path, dict(spec.columns))
+    return DOC_BUILDERS[spec.doc_format](rows, path, dict(spec.columns))
 
 
 def file_sha256(path: Path) -> str:

@@ -224,8 +224,8 @@ def _vllm_generate(llm, prompts: list[str], indices: list[int], n: int, params: 
     return [[completion.text for completion in output.outputs] for output in outputs]
 
 
-def _vllm_worker(rank: int, gpus: list[str], engine_args: dict, prompts: list[str], indices: list[int],
-                 n: int, params: dict, out_file: str) -> None:
+def _vllm_worker(gpus: list[str], engine_args: dict, prompts: list[str], indices: list[int], n: int,
+                 params: dict, out_file: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     from vllm import LLM
 
@@ -260,7 +260,7 @@ def _vllm_data_parallel(engine_args: dict, dp: int, prompts: list[str], n: int,
             indices = list(range(bounds[rank], bounds[rank + 1]))
             out_file = os.path.join(tmp, f"rank{rank}.json")
             proc = context.Process(target=_vllm_worker, args=(
-                rank, gpus[rank * tp:(rank + 1) * tp], engine_args, [prompts[i] for i in indices], indices,
+                gpus[rank * tp:(rank + 1) * tp], engine_args, [prompts[i] for i in indices], indices,
                 n, params.to_dict(), out_file))
             proc.start()
             jobs.append((proc, out_file))

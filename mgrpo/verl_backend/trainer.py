@@ -15,7 +15,6 @@ HF-format ``final/`` and ``best/`` models (verl's model_merger).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import platform
@@ -48,7 +47,6 @@ FLASH_ATTENTION_HINT = "pip install flash-attn==2.8.3 (verl's fsdp extra; built 
 SPLIT_ROUTER_FILE = CONFIG_DIR / "momentum_router.yaml"
 SPLIT_AGENT_LOOP_FILE = CONFIG_DIR / "momentum_agent_loop.yaml"
 INSTALL_HINT = "pip install 'verl==0.9.1' 'TransferQueue==0.1.11' cachetools fastapi uvicorn pyzmq msgspec (GPU: 'verl[vllm]==0.9.1')"
-FINGERPRINT_FILE = "verl_fingerprint.json"
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:+@-]*$")
 
 
@@ -449,24 +447,6 @@ def verl_validate(config) -> None:
         raise ValueError(f"verl config rejected by verl.utils.config.validate_config: {err}") from None
 
 
-def _fingerprint(spec, settings: VerlSettings) -> dict:
-    d = {k: v for k, v in spec.to_json().items() if k not in ("out", "work")} if hasattr(spec, "to_json") else {}
-    d["verl_settings"] = dataclasses.asdict(settings)
-    return json.loads(json.dumps(d, sort_keys=True, default=str))
-
-
-def check_fingerprint(work: Path, fingerprint: dict) -> None:
-    path = Path(work) / FINGERPRINT_FILE
-    if path.is_file():
-        previous = json.loads(path.read_text())
-        if previous != fingerprint:
-            differing = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
-            raise ValueError(f"{work} holds a run with different arguments ({', '.join(differing)}); "
-                             f"use another --work dir or delete it")
-    else:
-        write_json(path, fingerprint, sort_keys=True)
-
-
 # ---------------------------------------------------------------------------------------------------- the run
 
 def train(spec) -> Path:
@@ -478,7 +458,6 @@ def train(spec) -> Path:
     method, settings, config = validate_spec(spec)
     work, out = Path(spec.work), Path(spec.out)
     work.mkdir(parents=True, exist_ok=True)
-    check_fingerprint(work, _fingerprint(spec, settings))
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(work.resolve()))
     repo_root = str(Path(__file__).resolve().parents[2])
@@ -528,7 +507,7 @@ def run_record(spec, settings, method, config, final_step: int, best_step: int) 
         except md.PackageNotFoundError:
             versions[package] = None
     record = {
-        "spec": spec.to_json() if hasattr(spec, "to_json") else {},
+        "spec": spec.to_json(),
         "backend": "verl",
         "settings": dataclasses.asdict(settings),
         "method": dataclasses.asdict(method),

@@ -106,9 +106,9 @@ wildcard_constraints:
     checkpoint=r"best|final",
 
 
-RUN = f"{R}/runs/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}"
-EVAL_RUN = f"{R}/eval/{{model}}/{{method}}/G{{G}}_T{{T}}_s{{seed}}/{{checkpoint}}"
-EVAL_BASE = f"{R}/eval/{{model}}/base"
+RUN = f"{R}/{grid.RUN_PATTERN}"
+EVAL_RUN = f"{R}/{grid.EVAL_PATTERN}"
+EVAL_BASE = f"{R}/{grid.BASE_EVAL_PATTERN}"
 LOGS = f"{R}/logs"
 
 
