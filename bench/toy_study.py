@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis.runs import read_metrics, series, summarize_curve  # noqa: E402
 from mgrpo.atomic import write_json, write_text  # noqa: E402
 from mgrpo.core.methods import get_method  # noqa: E402
 
@@ -39,15 +40,14 @@ def mgrpo(*args: str) -> None:
 def summarize(metrics_path: Path) -> dict:
     run_json = metrics_path.parent / "run.json"
     spec = json.loads(run_json.read_text())["spec"] if run_json.is_file() else {}
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
-    evals = [r for r in rows if "val_acc" in r]
+    rows = read_metrics(metrics_path)
+    curve, greedy = summarize_curve(series(rows, "val_acc")), series(rows, "val_acc_greedy")
     steps = [r for r in rows if r["step"] > 0]
     tail = steps[-LAST:]
-    peak = max(evals, key=lambda r: r["val_acc"])
     return {
-        "start": evals[0]["val_acc"], "peak": peak["val_acc"], "peak_step": peak["step"],
-        "final": evals[-1]["val_acc"], "final_step": evals[-1]["step"],
-        "start_greedy": evals[0]["val_acc_greedy"], "final_greedy": evals[-1]["val_acc_greedy"],
+        "start": curve.start, "peak": curve.peak, "peak_step": curve.peak_step,
+        "final": curve.final, "final_step": curve.final_step,
+        "start_greedy": greedy[0][1], "final_greedy": greedy[-1][1],
         "entropy_first": sum(r["entropy"] for r in steps[:LAST]) / len(steps[:LAST]),
         "entropy_final": sum(r["entropy"] for r in tail) / len(tail),
         "pseudo_label_acc_final": sum(r["pseudo_label_acc"] for r in tail) / len(tail),
