@@ -18,6 +18,7 @@ from .methods import (
     score_group,
     validate_hyperparameters,
 )
+from .metrics import step_metrics
 from .momentum import ema_loaded, ema_update_
 from .voting import majority_vote, same_after_stripping
 
@@ -25,6 +26,6 @@ __all__ = [
     "GroupContext", "GroupScore", "Method", "UnknownMethodError", "default_momentum_rollouts", "ema_loaded",
     "ema_update_", "get_method", "group_advantages", "iqr_keep_mask", "known_methods", "known_rewards",
     "load_baselines", "low_var_kl", "majority_vote", "masked_mean", "policy_loss", "register_method", "register_reward",
-    "same_after_stripping", "score_group", "self_certainty", "token_entropy", "token_self_certainty",
+    "same_after_stripping", "score_group", "self_certainty", "step_metrics", "token_entropy", "token_self_certainty",
     "trajectory_entropy", "validate_hyperparameters",
 ]

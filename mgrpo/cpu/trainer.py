@@ -333,21 +333,11 @@ def train(spec) -> Path:
 
         # over the tokens of the loss, as verl's kl_loss is (momentum and filtered rows are not in it)
         kl = float((mcore.low_var_kl(logp.detach(), ref_logp) * mask).sum() / mask.sum().clamp(min=1))
-        rewards_in_loss = [float(r) for s in scores for r, keep in zip(s.rewards, s.in_loss) if keep]
-        momentum_agree = [float(a) for s in scores for a in s.agreement[M:]]
+        is_momentum = np.arange(G) >= M  # each group: the policy's M rollouts, then the momentum model's N
         row = {
             "step": step,
-            "reward": _mean(rewards_in_loss),
-            "agreement": _mean(a for s in scores for a in s.agreement[:M]),
+            **mcore.step_metrics([(s, is_momentum, s.in_loss) for s in scores]),
             "entropy": _mean(ent_pol),
-            "filtered_frac": _mean(1.0 - float(kept) for s in scores for kept in s.kept),
-            # did the filter drop right or wrong answers (hidden labels; null when it dropped none)
-            "filtered_acc": _mean(c for s in scores if s.correct is not None for c in s.correct[~s.kept]),
-            # over the prompts that have a (hidden) label; null for unlabelled training data
-            "pseudo_label_acc": _mean(float(s.label_correct) for s in scores if s.label_correct is not None),
-            # the policy's rollouts (the first M of each group) against the hidden gold, as on verl
-            "rollout_acc": _mean(c for s in scores if s.correct is not None for c in s.correct[:M]),
-            "momentum_agreement": _mean(momentum_agree) if N else None,
             "kl": kl,
             "loss": float(loss.item()),
             "lr": optimizer.param_groups[0]["lr"],

@@ -208,26 +208,12 @@ def score_dataproto(data, method: mcore.Method, k: float = 0.75, keep_fraction: 
 
 
 def step_metrics(scores: BatchScore, is_momentum: Sequence[bool], entropies: Optional[Sequence[float]]) -> dict:
-    """The method columns of metrics.jsonl (docs/architecture.md), from one step's scored batch."""
+    """The method columns of metrics.jsonl (docs/architecture.md), from one step's scored batch: the core's, over
+    the rows verl trained on (keep_fraction may leave a prompt out), and the policy rows' entropy."""
     is_momentum = np.asarray(is_momentum, dtype=bool)
-    policy = ~is_momentum
-    # over what has a (hidden) label, as in the CPU trainer: null for unlabelled training data
-    rollout_correct = [c for _, rows, score in scores.groups if score.correct is not None
-                       for c, row in zip(score.correct, rows) if policy[row]]
-    kept_flags = [float(kept) for _, rows, score in scores.groups for kept in score.kept]
-    return {
-        "reward": _mean(scores.rewards[scores.in_loss]),
-        "agreement": _mean(scores.agreement[policy]),
-        "entropy": None if entropies is None else _mean(np.asarray(entropies, dtype=np.float64)[policy]),
-        "filtered_frac": _mean([1.0 - f for f in kept_flags]),
-        # did the filter drop right or wrong answers (hidden labels; null when it dropped none)
-        "filtered_acc": _mean([c for _, _, score in scores.groups if score.correct is not None
-                               for c in score.correct[~score.kept]]),
-        "pseudo_label_acc": _mean([float(score.label_correct) for _, _, score in scores.groups
-                                   if score.label_correct is not None]),
-        "rollout_acc": _mean(rollout_correct),
-        "momentum_agreement": _mean(scores.agreement[is_momentum]) if is_momentum.any() else None,
-    }
+    groups = [(score, is_momentum[rows], scores.in_loss[rows]) for _, rows, score in scores.groups]
+    entropy = None if entropies is None else _mean(np.asarray(entropies, dtype=np.float64)[~is_momentum])
+    return {**mcore.step_metrics(groups), "entropy": entropy}
 
 
 def rollout_logprob_gaps(rollout_log_probs: torch.Tensor, actor_log_probs: torch.Tensor,
