@@ -331,8 +331,8 @@ class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers  # one list of responses per prompt
 
-    def apply_chat_template(self, user_message):
-        return "<|user|>" + user_message
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        return "<|user|>" + messages[-1]["content"]
 
     def generate(self, prompts, n, params):
         assert all(p.startswith("<|user|>") for p in prompts) and params["temperature"] == 0.8

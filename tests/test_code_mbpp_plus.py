@@ -302,8 +302,8 @@ class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers
 
-    def apply_chat_template(self, user_message):
-        return "<|user|>" + user_message
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        return "<|user|>" + messages[-1]["content"]
 
     def generate(self, prompts, n, params):
         assert "similar_elements" in prompts[0] and "square_perimeter" in prompts[1]
@@ -369,8 +369,8 @@ def test_loading_never_downloads(tmp_path, monkeypatch):
 
 
 class NeverCalledGenerator:
-    def apply_chat_template(self, user_message):
-        return user_message
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        return messages[-1]["content"]
 
     def generate(self, prompts, n, params):
         raise AssertionError("generation must not start when a problem cannot be graded")

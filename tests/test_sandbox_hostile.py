@@ -142,8 +142,8 @@ class ScriptedGenerator:
         self.responses = responses
         self.prompts = None
 
-    def apply_chat_template(self, user_message):
-        return f"<user>{user_message}</user>"
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        return f"<user>{messages[-1]['content']}</user>"
 
     def generate(self, prompts, n, params):
         self.prompts = prompts

@@ -317,8 +317,8 @@ def test_without_user_namespaces_an_unprivileged_evaluation_fails_closed(user_en
             from mgrpo.evaluation.sandbox import SandboxSetupError, SandboxWeakIsolationWarning, run_untrusted
 
             class Generator:
-                def apply_chat_template(self, message):
-                    return message
+                def apply_chat_template(self, messages, add_generation_prompt=True):
+                    return messages[-1]["content"]
                 def generate(self, prompts, n, params):
                     return [[{SOLUTION!r}] for _ in prompts]
 

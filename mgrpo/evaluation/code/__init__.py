@@ -42,8 +42,9 @@ def prepare_data(benchmark: str, out_dir) -> dict:
 def _settings_dict(settings) -> tuple[dict, object | None]:
     """A dict of settings, plus the sampling object to hand to the generator when one was given.
 
-    Accepts the plain dict of the brief or mgrpo.evaluation.generation.EvalSettings (model, backend, sampling,
-    samples, limit, extra)."""
+    Accepts mgrpo.evaluation.generation.EvalSettings (model, backend, sampling, samples, limit, extra), or a plain
+    dict of the same settings, which callers without the evaluation's dependencies (this package imports only the
+    standard library) can build."""
     if isinstance(settings, dict):
         return dict(settings), None
     values = {"model": settings.model, "backend": settings.backend, "limit": settings.limit, **settings.extra}
@@ -55,16 +56,8 @@ def _settings_dict(settings) -> tuple[dict, object | None]:
 
 
 def _chat(generator, user_message: str) -> str:
-    """The generator's chat template for one user message (takes a string, or a list of messages)."""
-    import inspect
-
-    try:
-        first = next(iter(inspect.signature(generator.apply_chat_template).parameters))
-    except (TypeError, ValueError, StopIteration):
-        first = ""
-    if first == "messages":
-        return generator.apply_chat_template([{"role": "user", "content": user_message}])
-    return generator.apply_chat_template(user_message)
+    """The generator's chat template (mgrpo.evaluation.generation.Generator) for one user message."""
+    return generator.apply_chat_template([{"role": "user", "content": user_message}])
 
 
 def evaluate_code(benchmark: str, generator, data_path, out_dir, settings) -> dict:
