@@ -373,6 +373,20 @@ def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manife
     return manifest
 
 
+def read_manifest(path: Path) -> dict:
+    """The manifest ``build`` wrote: {"parts": [{"file", "sha256", ...}], "archive": {"sha256", ...}, ...}."""
+    try:
+        manifest = json.loads(path.read_text())
+        parts, archive = manifest["parts"], manifest["archive"]
+        if not (isinstance(parts, list) and parts and isinstance(archive, dict) and "sha256" in archive
+                and all(isinstance(p, dict) and {"file", "sha256"} <= set(p) for p in parts)):
+            raise TypeError
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        raise WheelhouseError(f"{path}: not the manifest `build` writes (JSON with the parts' and archive's "
+                              "sha256): carry the one built with the parts") from None
+    return manifest
+
+
 def unpack(parts_dir: Path, target: Path) -> dict:
     """Check every part, reassemble the archive and unpack it into ``target`` (the folder for PYTHONPATH); an entry
     that would land outside ``target`` or is no plain file, folder or inside link is refused, naming it, before
@@ -380,7 +394,7 @@ def unpack(parts_dir: Path, target: Path) -> dict:
     manifest_path = parts_dir / MANIFEST
     if not manifest_path.is_file():
         raise WheelhouseError(f"{manifest_path}: no manifest (carry it with the parts)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(manifest_path)
     missing = [p["file"] for p in manifest["parts"] if not (parts_dir / p["file"]).is_file()]
     if missing:
         raise WheelhouseError(f"{parts_dir}: {len(missing)} of {len(manifest['parts'])} parts missing: "

@@ -211,6 +211,17 @@ def test_a_missing_or_damaged_part_is_named(wh, tmp_path):
     assert not any((tmp_path / u).exists() for u in ("u1", "u2", "u3"))
 
 
+@pytest.mark.parametrize("text", ["{", '{"parts": 3}', "[]", '{"parts": [], "archive": {"sha256": "0"}}',
+                                  '{"parts": [{"file": "part-000"}], "archive": {"sha256": "0"}}'])
+def test_a_manifest_that_is_not_builds_is_named(wh, tmp_path, text):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "MANIFEST.json").write_text(text)
+    with pytest.raises(wh.WheelhouseError, match=r"parts/MANIFEST.json: not the manifest `build` writes"):
+        wh.unpack(parts, tmp_path / "u")
+    assert not (tmp_path / "u").exists()
+
+
 @pytest.mark.parametrize("entry", ["../escape.txt", "link-out"])
 def test_an_archive_entry_leaving_the_target_is_refused(wh, tmp_path, entry):
     wheels = real_wheels(tmp_path / "wheels", {"alpha": b"a"})
