@@ -98,8 +98,13 @@ def methods_of(config: Mapping[str, Any]) -> list[str]:
 
 
 def check_references(config: Mapping[str, Any], known_methods: Iterable[str]) -> None:
-    """Names the config uses must exist: methods in the registry, models in base_models."""
+    """Names the config uses must exist: methods in the registry, models in base_models; and each experiment's
+    name, which every message about it uses, must be its own."""
     known = sorted(known_methods)
+    names = [experiment["name"] for experiment in config["experiments"]]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"config experiments: name(s) {', '.join(twice)} used by more than one experiment")
     for experiment in config["experiments"]:
         where = f"experiments[{experiment['name']}]"
         unknown = [m for m in experiment["methods"] if m not in known]

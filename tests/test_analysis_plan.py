@@ -60,6 +60,10 @@ def test_references_are_checked():
     bad["experiments"][0]["models"] = ["absent"]
     with pytest.raises(ValueError, match="absent not defined under base_models"):
         plan.check_references(bad, ["srt", "mgrpo"])
+    same_name = config()
+    same_name["experiments"][1]["name"] = "a"
+    with pytest.raises(ValueError, match=r"^config experiments: name\(s\) a used by more than one experiment$"):
+        plan.check_references(same_name, ["srt", "mgrpo"])
 
 
 def test_select_runs():

@@ -316,6 +316,17 @@ def test_snakemake_lint_finds_nothing_but_the_per_rule_environment(workdir, conf
     assert lints == ACCEPTED_LINTS, result.stdout[-6000:]
 
 
+def test_a_benchmark_or_seed_named_twice_fails_before_any_job_naming_the_list(workdir):
+    config = tiny_config()
+    config["evaluation"]["benchmarks"] = ["toy", "toy"]  # was: "Duplicate output file pattern in rule ..."
+    out = refused_before_any_job(workdir, config, "twice")
+    assert "has non-unique elements" in out and "benchmarks" in out, out[-2000:]
+    config = tiny_config()
+    config["experiments"][0]["seeds"] = [0, 0]
+    out = refused_before_any_job(workdir, config, "seeds")
+    assert "has non-unique elements" in out and "seeds" in out, out[-2000:]
+
+
 def test_one_folder_for_results_and_work_and_numbers_that_are_not_finite_fail_before_any_job(workdir):
     cases = [
         # each train job refused: "output folder ... would replace the work folder"
