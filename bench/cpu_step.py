@@ -19,6 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mgrpo.core.methods import (  # noqa: E402
+    UnknownMethodError,
+    default_momentum_rollouts,
+    get_method,
+    validate_hyperparameters,
+)
+
 
 def mgrpo(*args: str) -> float:
     started = time.perf_counter()
@@ -34,6 +42,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--methods", nargs="+", default=["srt", "mgrpo"])
     args = parser.parse_args()
+    if args.steps < 1 or args.repeats < 1:
+        parser.error(f"--steps and --repeats must be >= 1 (got {args.steps}, {args.repeats})")
+    try:  # what `mgrpo train` would refuse, before the data and base model are built
+        for method in args.methods:
+            resolved = get_method(method)
+            validate_hyperparameters(resolved, args.G, default_momentum_rollouts(resolved, args.G), 0.99, 0.75)
+    except (ValueError, UnknownMethodError) as err:
+        parser.error(str(err))
 
     data, base = args.work / "data", args.work / "base_model"
     if not (data / "val.jsonl").is_file():

@@ -59,7 +59,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from mgrpo.core import get_method  # noqa: E402  (light: no verl, ray or vLLM import)
+from mgrpo.core import UnknownMethodError, get_method  # noqa: E402  (light: no verl, ray or vLLM import)
 from mgrpo.jsonl import read_log  # noqa: E402
 from mgrpo.verl_backend.metrics import STEPS_FILE  # noqa: E402
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -372,8 +372,22 @@ def main(argv=None) -> int:
     parser.add_argument("--placement", choices=("serial", "split"), default="serial",
                         help="where the momentum rollouts are generated (docs/verl_backend.md)")
     args = parser.parse_args(argv)
+    # every argument is checked here, on any machine: a mistake found on the lent GPU costs its scarce time
     if args.placement == "split" and (args.gpus < 4 or args.gpus % 4):
         parser.error(f"--placement split needs --gpus a multiple of 4 (k = gpus x 2 / 8 replicas; got {args.gpus})")
+    if args.gpus < 1 or args.steps < 1 or args.timeout < 1:
+        parser.error(f"--gpus, --steps and --timeout must be >= 1 (got {args.gpus}, {args.steps}, {args.timeout})")
+    if not 0 <= args.warmup < args.steps:
+        parser.error(f"--warmup must be in [0, --steps) to leave a step for the medians (got {args.warmup} of "
+                     f"{args.steps})")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        parser.error("--methods names no method")
+    try:
+        for method in methods:
+            get_method(method)
+    except UnknownMethodError as err:
+        parser.error(str(err))
 
     started = time.perf_counter()
     import torch
@@ -386,11 +400,6 @@ def main(argv=None) -> int:
     def phase(name: str) -> None:  # where the time goes, for the next run's plan (device time is scarce)
         print(f"[{time.perf_counter() - started:6.1f}s] {name}", flush=True)
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        parser.error("--methods names no method")
-    for method in methods:
-        get_method(method)  # an unknown name fails here, listing the registered ones
     if not torch.cuda.is_available():
         print("gpu_smoke: no CUDA GPU visible; nothing run", file=sys.stderr)
         return 2

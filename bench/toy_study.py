@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -83,6 +84,27 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What `mgrpo train` would refuse, before the data and base model are built (a minute of work)."""
+    from mgrpo.core.methods import UnknownMethodError, default_momentum_rollouts, validate_hyperparameters
+    from mgrpo.cpu.trainer import settings_from
+    from mgrpo.run_spec import check_seed, parse_assignments
+
+    try:
+        settings_from(parse_assignments(args.set))
+        for seed in args.seeds:
+            check_seed(seed)
+        if not (args.T > 0 and math.isfinite(args.T)):
+            raise ValueError(f"--T must be a finite number > 0 (got {args.T})")
+        for method in args.methods:
+            resolved = get_method(method)
+            N = args.N if resolved.momentum and args.N is not None else default_momentum_rollouts(resolved, args.G)
+            m = args.momentum if resolved.momentum and args.momentum is not None else 0.99
+            validate_hyperparameters(resolved, args.G, N, m, 0.75)
+    except (ValueError, UnknownMethodError) as err:
+        parser.error(str(err))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -98,6 +120,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="trainer setting override (default: none, the toy defaults)")
     args = parser.parse_args()
+    check_arguments(parser, args)
 
     out = args.out
     data, base = out / "data", out / "base_model"

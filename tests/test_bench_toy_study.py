@@ -1,4 +1,5 @@
-"""bench/toy_study.py reuses what OUT holds, so it must refuse an OUT made with other shared arguments."""
+"""bench/toy_study.py and cpu_step.py check their arguments before any work; toy_study refuses an OUT made with
+other shared arguments."""
 import json
 import sys
 
@@ -54,3 +55,24 @@ def test_momentum_and_N_reach_only_the_momentum_methods_train_commands_and_are_r
     assert summary["settings"]["momentum"] == 0.995 and summary["settings"]["N"] == 4
     assert summary["results"]["mgrpo"]["3"]["N"] == 4 and summary["results"]["srt"]["3"]["N"] == 0
     assert "m = 0.995, N = 4" in (tmp_path / "table.md").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("toy_study", ["--methods", "nosuch"], "unknown method 'nosuch'; registered methods: "),
+    ("toy_study", ["--G", "1"], "G (rollouts per prompt) must be an integer >= 2 (got 1)"),
+    ("toy_study", ["--set", "steps=abc"], "setting 'steps': cannot read 'abc' as int"),
+    ("toy_study", ["--seeds", "0", "-1"], "seed must be an integer in [0, 2147483647] (got -1)"),
+    ("toy_study", ["--methods", "mgrpo", "--N", "7"], "N (momentum rollouts) must be <= G - 2 = 6"),
+    ("cpu_step", ["--repeats", "0"], "--steps and --repeats must be >= 1 (got 40, 0)"),
+    ("cpu_step", ["--methods", "srt", "nosuch"], "unknown method 'nosuch'"),
+])
+def test_what_mgrpo_train_would_refuse_stops_the_bench_before_any_work(bench_script, tmp_path, monkeypatch, capsys,
+                                                                      script, flags, message):
+    bench = bench_script(script)
+    monkeypatch.setattr(bench, "mgrpo", lambda *args: pytest.fail(f"nothing may run: {args}"))
+    out = ["--out", str(tmp_path / "out")] if script == "toy_study" else ["--work", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *out, *flags])
+    with pytest.raises(SystemExit) as exit_:
+        bench.main()
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

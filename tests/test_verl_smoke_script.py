@@ -123,11 +123,18 @@ def test_preflight_names_each_module_that_does_not_import(smoke):
     assert failures[0].startswith("mgrpo_no_such_module: ModuleNotFoundError") and "mgrpo_no_such_module" in failures[0]
 
 
-def test_unknown_method_is_refused_before_anything_runs(smoke, tmp_path):
-    from mgrpo.core import UnknownMethodError
-
-    with pytest.raises(UnknownMethodError, match="no_such_method"):
-        smoke.main(["--methods", "srt,no_such_method", "--out", str(tmp_path / "r.json"), "--root", str(tmp_path)])
+@pytest.mark.parametrize("flags, message", [
+    (["--methods", "srt,no_such_method"], "unknown method 'no_such_method'; registered methods: "),
+    (["--steps", "0"], "--gpus, --steps and --timeout must be >= 1 (got 1, 0, 1800)"),
+    (["--gpus", "0"], "--gpus, --steps and --timeout must be >= 1 (got 0, 6, 1800)"),
+    (["--timeout", "-1"], "--gpus, --steps and --timeout must be >= 1 (got 1, 6, -1)"),
+    (["--warmup", "10", "--steps", "5"], "--warmup must be in [0, --steps) to leave a step for the medians "
+                                         "(got 10 of 5)"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(smoke, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        smoke.main([*flags, "--out", str(tmp_path / "r.json"), "--root", str(tmp_path)])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "model").exists()
 
 
