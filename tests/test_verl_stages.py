@@ -189,6 +189,11 @@ def test_srt_options_threshold_and_soft_reward():
         stages.configure_method(get_method("intuitor"), soft_reward=True)
     with pytest.raises(ValueError, match="vote_threshold"):
         stages.configure_method(srt, vote_threshold=1.5)
+    for name, reward in (("ground_truth", "ground_truth"), ("intuitor", "self_certainty")):
+        with pytest.raises(ValueError) as err:
+            stages.configure_method(get_method(name), vote_threshold=0.5)
+        assert str(err.value) == (f"setting 'vote_threshold' withholds the majority vote's label, which only the "
+                                  f"agreement reward reads; method {name!r} uses {reward!r}")
 
 
 def test_bad_batches_fail_with_names():

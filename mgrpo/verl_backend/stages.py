@@ -60,6 +60,9 @@ def configure_method(method: mcore.Method, vote_threshold: Optional[float] = Non
     if vote_threshold is not None:
         if not 0.0 <= float(vote_threshold) <= 1.0:
             raise ValueError(f"setting 'vote_threshold' must be in [0, 1] (got {vote_threshold!r})")
+        if method.reward != "agreement":
+            raise ValueError(f"setting 'vote_threshold' withholds the majority vote's label, which only the "
+                             f"agreement reward reads; method {method.name!r} uses {method.reward!r}")
         method = replace(method, vote_threshold=float(vote_threshold))
     if soft_reward:
         if method.reward != "agreement":
