@@ -114,6 +114,23 @@ def test_an_empty_shard_is_an_error_naming_the_checkpoint(tmp_path):
     assert list((tmp_path / "run").iterdir()) == []  # no model and no temp folder left
 
 
+def test_an_invalid_hf_config_is_an_error_naming_the_file(tmp_path, capsys):
+    from mgrpo.cli import main
+
+    actor = tmp_path / "global_step_3" / "actor"
+    _write_actor_checkpoint(actor, _tiny_model())
+    config = actor / "huggingface" / "config.json"
+    config.write_text("{\n")
+    assert main(["verl-convert", "--checkpoint", str(actor.parent), "--out", str(tmp_path / "hf")]) == 2
+    assert capsys.readouterr().err == (f"mgrpo verl-convert: error: {config}: not valid JSON (Expecting property "
+                                       f"name enclosed in double quotes: line 2 column 1 (char 2))\n")
+    config.write_text("[]")
+    with pytest.raises(ValueError) as err:
+        ckpt.convert_to_hf(actor, tmp_path / "hf")
+    assert str(err.value) == f"{config}: not a JSON object"
+    assert not (tmp_path / "hf").exists() and [p.name for p in tmp_path.iterdir()] == ["global_step_3"]
+
+
 def test_metrics_rows_follow_the_schema():
     verl_metrics = {"actor/kl_loss": 0.01, "actor/loss": 0.5, "actor/lr": 1e-6, "actor/grad_norm": 2.0,
                     "timing_s/step": 4.0, "val-core/math/acc/mean@1": 0.25, "val-core/math/acc/mean@4": 0.5}

@@ -97,6 +97,17 @@ def best_step(val_by_step: dict[int, float], saved_steps: list[int]) -> Optional
     return min(candidates, key=lambda item: (-item[1], item[0]))[0]
 
 
+def read_hf_config(path: Path) -> dict:
+    """An HF ``config.json`` as a dict; a ValueError naming the file where it is not a JSON object."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return config
+
+
 def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
     """verl's FSDP model_merger: ``global_step_N/actor`` -> HF directory (config, safetensors, tokenizer).
 
@@ -115,7 +126,7 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
         # from_pretrained would then need flash-attn. The HF model gets the architecture's default instead.
         hf_config = Path(scratch) / "huggingface"
         shutil.copytree(actor_dir / "huggingface", hf_config)
-        config_json = json.loads((hf_config / "config.json").read_text())
+        config_json = read_hf_config(actor_dir / "huggingface" / "config.json")
         config_json.pop("attn_implementation", None)
         (hf_config / "config.json").write_text(json.dumps(config_json, indent=2))
         config = ModelMergerConfig(operation="merge", backend="fsdp", local_dir=str(actor_dir),
