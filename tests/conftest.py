@@ -29,3 +29,22 @@ def bench_script():
         return loaded[name]
 
     return load
+
+
+@pytest.fixture()
+def verl_inputs(tmp_path):
+    """(model, data): the smallest inputs the verl backend's checks accept before Ray, a base model's config.json
+    and two rows of each split as `mgrpo verl-prepare-data` writes them."""
+    import json
+
+    from mgrpo.verl_backend.data import prepare
+
+    model, source, data = tmp_path / "model", tmp_path / "math", tmp_path / "data"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen3", "vocab_size": 64}))
+    source.mkdir()
+    rows = [{"problem": f"p{i}", "solution": f"\\boxed{{{i}}}"} for i in range(2)]
+    for split in ("train", "test"):
+        (source / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prepare(source, data)
+    return model, data

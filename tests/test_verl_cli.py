@@ -26,16 +26,11 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "fsdp_config.json" in capsys.readouterr().err
 
 
-def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch):
+def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch, verl_inputs):
     import ray
 
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
-    model, data = tmp_path / "model", tmp_path / "data"
-    model.mkdir()
-    data.mkdir()
-    (model / "config.json").write_text("{}")
-    for name in ("train.parquet", "test.parquet"):
-        (data / name).write_bytes(b"")
+    model, data = verl_inputs
     args = ["train", "--backend", "verl", "--method", "mgrpo_iqr", "--base-model", str(model), "--data", str(data),
             "--out", str(tmp_path / "run"), "--work", str(tmp_path / "work"), "--G", "32", "--T", "1.1"]
     assert main(args + ["--set", "trainer.no_such_key=1"]) == 2
@@ -43,3 +38,12 @@ def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch)
     assert "trainer.no_such_key" in err and len(err.strip().splitlines()) == 1
     assert main(args + ["--set", "keep_fraction=2"]) == 2
     assert "keep_fraction" in capsys.readouterr().err
+    assert main(args + ["--set", "vote_threshold=0.5", "--method", "ground_truth", "--N", "0"]) == 2
+    assert capsys.readouterr().err == ("mgrpo train: error: setting 'vote_threshold' withholds the majority vote's "
+                                       "label, which only the agreement reward reads; method 'ground_truth' uses "
+                                       "'ground_truth'\n")
+    (data / "test.parquet").write_bytes(b"")
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"mgrpo train: error: {data / 'test.parquet'}: not a parquet file (Parquet "
+                                       f"file size is 0 bytes); prepare it with `mgrpo verl-prepare-data`\n")
+    assert not (tmp_path / "work").exists()

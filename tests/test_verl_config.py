@@ -4,6 +4,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("verl")
@@ -15,15 +16,8 @@ from mgrpo.verl_backend import trainer  # noqa: E402
 
 
 @pytest.fixture()
-def dirs(tmp_path):
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "qwen3", "vocab_size": 64}))
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("train.parquet", "test.parquet"):
-        (data / name).write_bytes(b"")  # only existence is checked before Ray
-    return tmp_path, model, data
+def dirs(tmp_path, verl_inputs):
+    return (tmp_path, *verl_inputs)
 
 
 def spec_for(dirs, method="mgrpo", G=32, N=8, settings=None, **kwargs):
@@ -198,6 +192,39 @@ def test_validation_before_ray(dirs, monkeypatch):
     (dirs[2] / "test.parquet").unlink()
     with pytest.raises(FileNotFoundError, match="test.parquet"):
         trainer.validate_spec(spec_for(dirs))
+
+
+HINT = "prepare it with `mgrpo verl-prepare-data`"
+
+
+def _drop(*columns):
+    return lambda path: pd.read_parquet(path).drop(columns=list(columns)).to_parquet(path)
+
+
+@pytest.mark.parametrize("name, spoil, expected", [
+    ("model/config.json", lambda path: path.write_text("{"),
+     "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    ("model/config.json", lambda path: path.write_text("[]"), "not a JSON object"),
+    ("model/config.json", lambda path: path.write_text(json.dumps({"vocab_size": 64})),
+     "no 'model_type' (not an HF model config)"),
+    ("data/train.parquet", lambda path: path.write_bytes(b""),
+     f"not a parquet file (Parquet file size is 0 bytes); {HINT}"),
+    ("data/test.parquet", lambda path: path.write_text("problem,solution\n"),
+     "not a parquet file (Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
+     f"parquet file.); {HINT}"),
+    ("data/train.parquet", _drop("mgrpo_gold"), f"no column mgrpo_gold; {HINT}"),
+    ("data/test.parquet", _drop("prompt", "reward_model"), f"no column prompt, reward_model; {HINT}"),
+    ("data/train.parquet", lambda path: pd.read_parquet(path).iloc[:0].to_parquet(path), "no rows"),
+])
+def test_bad_input_contents_are_refused_before_ray_naming_the_file(dirs, monkeypatch, name, spoil, expected):
+    import ray
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start"))
+    path = dirs[0] / name
+    spoil(path)
+    with pytest.raises(ValueError) as err:
+        trainer.validate_spec(spec_for(dirs))
+    assert str(err.value) == f"{path}: {expected}"
 
 
 def test_train_refuses_bad_input_without_starting_ray(dirs, monkeypatch):

@@ -29,6 +29,10 @@ SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\b
 DATA_SOURCE = "math"
 SPLITS = ("train", "test")
 INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")
+# The columns of a prepared split that are read in training: verl's dataset (prompt), the reward (data_source,
+# reward_model.ground_truth, extra_info.split) and the method's stage (mgrpo_gold).
+READ_COLUMNS = ("data_source", "prompt", "reward_model", "extra_info", "mgrpo_gold")
+PREPARE_HINT = "prepare it with `mgrpo verl-prepare-data`"
 
 
 def find_split(directory: Path, split: str) -> Path:
@@ -88,6 +92,22 @@ def convert_rows(rows: list[dict], split: str, source: str, system_prompt: str =
 def write_parquet_atomic(rows: list[dict], path: Path) -> None:
     with atomic_path(path) as tmp:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
+
+
+def check_prepared(path: Path) -> None:
+    """A prepared split is a parquet file with rows and the columns read in training; checked from its footer
+    alone (no row is read). A ValueError naming the file otherwise."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_metadata(path)
+    except ValueError as err:  # pyarrow's ArrowInvalid: empty, cut short or not parquet
+        raise ValueError(f"{path}: not a parquet file ({err}); {PREPARE_HINT}") from None
+    missing = [name for name in READ_COLUMNS if name not in metadata.schema.to_arrow_schema().names]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(missing)}; {PREPARE_HINT}")
+    if metadata.num_rows == 0:
+        raise ValueError(f"{path}: no rows")
 
 
 def problem_key(text) -> str:

@@ -31,6 +31,7 @@ from mgrpo.jsonl import read_log
 from mgrpo.vllm_env import without_flashinfer_sampler
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import stages
+from mgrpo.verl_backend.data import PREPARE_HINT, check_prepared
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAME = "mgrpo_paper"
@@ -356,10 +357,13 @@ def validate_spec(spec):
         raise FileNotFoundError(f"base model directory not found: {base}")
     if not (base / "config.json").is_file():
         raise FileNotFoundError(f"base model is not an HF model dir (no config.json): {base}")
+    if not ckpt.read_hf_config(base / "config.json").get("model_type"):
+        raise ValueError(f"{base / 'config.json'}: no 'model_type' (not an HF model config)")
     for name in ("train.parquet", "test.parquet"):
-        if not (Path(spec.data) / name).is_file():
-            raise FileNotFoundError(f"data file not found: {Path(spec.data) / name} "
-                                    f"(prepare it with `mgrpo verl-prepare-data`)")
+        path = Path(spec.data) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"data file not found: {path} ({PREPARE_HINT})")
+        check_prepared(path)
     resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
     return method, settings, checked_config(spec, settings, hydra, resuming)
 
