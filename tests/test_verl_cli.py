@@ -1,5 +1,6 @@
 """The backend's subcommands through the `mgrpo` CLI."""
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -47,3 +48,33 @@ def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch,
     assert capsys.readouterr().err == (f"mgrpo train: error: {data / 'test.parquet'}: not a parquet file (Parquet "
                                        f"file size is 0 bytes); prepare it with `mgrpo verl-prepare-data`\n")
     assert not (tmp_path / "work").exists()
+
+
+class RayStarted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("flags", [[], ["--restart-on-change"]])
+def test_train_repairs_an_emptied_tracker_before_resuming(tmp_path, capsys, monkeypatch, verl_inputs, flags):
+    import ray
+    import torch
+
+    def ray_init(*args, **kwargs):
+        raise RayStarted
+
+    monkeypatch.setattr(ray, "init", ray_init)
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # train() sets these: restored after
+    for name in ("WANDB_MODE", "WANDB_DIR", "VLLM_USE_FLASHINFER_SAMPLER"):
+        monkeypatch.delenv(name, raising=False)
+    checkpoints = tmp_path / "work" / "checkpoints"
+    (checkpoints / "global_step_2" / "actor").mkdir(parents=True)
+    torch.save({"sampler": 2}, checkpoints / "global_step_2" / "data.pt")
+    (checkpoints / "latest_checkpointed_iteration.txt").write_text("")  # killed while verl rewrote it
+    model, data = verl_inputs
+    args = ["train", "--backend", "verl", "--method", "mgrpo_iqr", "--base-model", str(model), "--data", str(data),
+            "--out", str(tmp_path / "run"), "--work", str(tmp_path / "work"), "--G", "32", "--T", "1.1"]
+    with pytest.raises(RayStarted):  # every check passed
+        main(args + flags)
+    assert ("mgrpo train: latest_checkpointed_iteration.txt was empty or unreadable (a kill while verl rewrote it); "
+            "resuming from step 2, the newest complete one\n") in capsys.readouterr().err
+    assert (checkpoints / "latest_checkpointed_iteration.txt").read_text() == "2"

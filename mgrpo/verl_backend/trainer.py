@@ -364,7 +364,10 @@ def validate_spec(spec):
         if not path.is_file():
             raise FileNotFoundError(f"data file not found: {path} ({PREPARE_HINT})")
         check_prepared(path)
-    resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
+    try:
+        resuming = ckpt.latest_complete_step(Path(spec.work) / "checkpoints") is not None
+    except ValueError:  # an emptied tracker: train() repairs it (or says why not), under the work lock
+        resuming = True
     return method, settings, checked_config(spec, settings, hydra, resuming)
 
 
