@@ -43,15 +43,23 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(target: Path | str) -> Iterator[Path]:
-    """A temp folder beside `target`; filled by the caller, then it replaces `target` (removed if it exists)."""
+def atomic_dir(target: Path | str, replaceable: Iterable[str] | None = None) -> Iterator[Path]:
+    """A temp folder beside `target`; filled by the caller, then it replaces `target` (removed if it exists).
+
+    `replaceable`: the glob patterns that mark the writer's own earlier output (see check_replaceable); an existing
+    non-empty `target` without them is refused, before the block runs and again before the replacement. None: an
+    internal folder (a checkpoint, a staging folder) replaced whatever it holds."""
     target = Path(target)
     check_folder(target, "output folder")
+    if replaceable is not None:
+        check_replaceable(target, replaceable)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
+        if replaceable is not None:
+            check_replaceable(target, replaceable)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -78,6 +86,21 @@ def check_folder(path: Path | str, what: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {path} is a file, not a folder")
+
+
+def check_replaceable(out: Path | str, markers: Iterable[str]) -> None:
+    """An output folder that atomic_dir replaces whole is absent, empty, or the command's own earlier output: it
+    holds a match of every glob pattern in `markers` (run.json for a run folder, pretrain.json for a base model,
+    config.json and *.safetensors for an HF model). Anything else may be someone's unrelated folder."""
+    out = Path(out)
+    check_folder(out, "output folder")
+    markers = [markers] if isinstance(markers, str) else list(markers)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    missing = [m for m in markers if not any(out.glob(m))]
+    if missing:
+        raise ValueError(f"output folder {out} is not empty and is not an earlier output of this command (it has no "
+                         f"{', '.join(missing)}); it would be replaced whole: write the output elsewhere or remove it")
 
 
 def check_out_apart(out: Path | str, **inputs: Path | str | None) -> None:

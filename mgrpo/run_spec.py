@@ -9,10 +9,11 @@ from typing import Any, Mapping
 
 import yaml
 
-from mgrpo.atomic import check_folder, check_out_apart
+from mgrpo.atomic import check_folder, check_out_apart, check_replaceable
 from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
 
 BACKENDS = ("cpu", "verl")
+RUN_DIR_MARKERS = ("run.json",)  # what marks a folder as a run folder the trainers wrote (and may replace)
 MAX_SEED = 2**31 - 1  # what every seeded library here takes (numpy, torch, vLLM, Python's random)
 
 
@@ -55,6 +56,7 @@ class RunSpec:
             raise FileNotFoundError(f"base model not found: {spec.base_model}")
         check_out_apart(spec.out, **{"base model": spec.base_model, "data folder": spec.data,
                                      "work folder": spec.work})
+        check_replaceable(spec.out, RUN_DIR_MARKERS)
         check_folder(spec.work, "work folder")
         return spec
 

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from mgrpo.atomic import (atomic_dir, atomic_path, check_out_apart, remove_stale_temps, write_json, write_jsonl,
-                          write_text)
+from mgrpo.atomic import (atomic_dir, atomic_path, check_out_apart, check_replaceable, remove_stale_temps, write_json,
+                          write_jsonl, write_text)
 
 
 class Boom(Exception):
@@ -71,6 +71,69 @@ def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path):
         (tmp / "new.txt").write_text("new")
     assert sorted(os.listdir(target)) == ["new.txt"]
     assert os.listdir(tmp_path) == ["run"]
+
+
+def _unrelated_folder(tmp_path):
+    out = tmp_path / "x"
+    (out / "important").mkdir(parents=True)
+    (out / "important" / "notes.txt").write_text("precious\n")
+    return out
+
+
+def test_atomic_dir_refuses_a_folder_that_is_not_the_writers_earlier_output(tmp_path):
+    out = _unrelated_folder(tmp_path)
+    with pytest.raises(ValueError) as err:
+        with atomic_dir(out, replaceable=("run.json",)) as tmp:
+            (tmp / "run.json").write_text("{}")
+    assert str(err.value) == (f"output folder {out} is not empty and is not an earlier output of this command (it has "
+                              f"no run.json); it would be replaced whole: write the output elsewhere or remove it")
+    assert (out / "important" / "notes.txt").read_text() == "precious\n" and os.listdir(tmp_path) == ["x"]
+
+
+def test_atomic_dir_refuses_a_folder_that_appeared_while_the_block_ran(tmp_path):
+    out = tmp_path / "x"
+    with pytest.raises(ValueError, match="not an earlier output"):
+        with atomic_dir(out, replaceable=("run.json",)):
+            _unrelated_folder(tmp_path)
+    assert os.listdir(out) == ["important"] and os.listdir(tmp_path) == ["x"]
+
+
+def test_an_absent_empty_or_own_earlier_output_is_replaceable(tmp_path):
+    check_replaceable(tmp_path / "absent", ("run.json",))
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", ("run.json",))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"it has no \*\.safetensors\)"):  # a config alone is not a model
+        check_replaceable(model, ("config.json", "*.safetensors"))
+    (model / "model-00001-of-00002.safetensors").write_bytes(b"")
+    with atomic_dir(model, replaceable=("config.json", "*.safetensors")) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert os.listdir(model) == ["config.json"]
+
+
+def test_pretrain_refuses_an_unrelated_out_before_training(tmp_path, capsys):
+    from mgrpo.cli import main
+
+    out = _unrelated_folder(tmp_path)
+    assert main(["pretrain", "--data", str(tmp_path / "data"), "--out", str(out), "--seed", "0"]) == 2
+    assert f"is not an earlier output of this command (it has no pretrain.json)" in capsys.readouterr().err
+    assert (out / "important" / "notes.txt").read_text() == "precious\n"
+
+
+def test_train_refuses_an_unrelated_out_and_replaces_its_own_run_folder(tmp_path):
+    from mgrpo.run_spec import RunSpec
+
+    model = tmp_path / "base"
+    model.mkdir()
+    out = _unrelated_folder(tmp_path)
+    create = dict(backend="cpu", method="srt", G=4, base_model=model, data=tmp_path / "data", out=out,
+                  work=tmp_path / "work", temperature=1.0, seed=0)
+    with pytest.raises(ValueError, match=f"output folder {out} is not empty .*no run.json"):
+        RunSpec.create(**create)
+    (out / "run.json").write_text("{}")  # an earlier run's folder: a rerun replaces it
+    assert RunSpec.create(**create).out == out
 
 
 def test_failed_atomic_dir_keeps_the_old_folder_and_leaves_no_temp(tmp_path):

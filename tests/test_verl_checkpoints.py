@@ -156,6 +156,24 @@ def _write_actor_checkpoint(actor, model):
     (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
 
 
+def test_convert_refuses_an_unrelated_folder_and_replaces_its_own_earlier_model(tmp_path):
+    actor = tmp_path / "global_step_3" / "actor"
+    _write_actor_checkpoint(actor, _tiny_model())
+    out = tmp_path / "x"
+    (out / "important").mkdir(parents=True)
+    (out / "important" / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match=rf"output folder {out} is not empty and is not an earlier output of this "
+                                         rf"command \(it has no config.json, \*\.safetensors\)"):
+        ckpt.convert_to_hf(actor, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["global_step_3", "x"]
+    assert (out / "important" / "notes.txt").read_text() == "precious"
+    model = tmp_path / "model"
+    ckpt.convert_to_hf(actor, model)
+    (model / "stale.txt").write_text("from the last conversion")
+    ckpt.convert_to_hf(actor, model)  # a rerun over its own earlier output replaces it
+    assert not (model / "stale.txt").exists() and (model / "config.json").is_file()
+
+
 def test_finalize_run_dir_converts_final_and_best(tmp_path):
     from mgrpo.core import get_method
     from mgrpo.run_spec import RunSpec

@@ -30,6 +30,7 @@ from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json, write_jsonl
 from mgrpo.cpu import rollout as ro
 from mgrpo.jsonl import append_row, truncate_log
 from mgrpo.run_metrics import METRIC_KEYS
+from mgrpo.run_spec import RUN_DIR_MARKERS
 
 TIMING_FIELDS = ("step_seconds", "rollouts_per_s")  # the only fields that differ between runs with one seed
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{6})$")
@@ -372,7 +373,7 @@ def _write_run_dir(out: Path, spec, settings, method, policy, tokenizer, best, m
     import mgrpo
 
     remove_stale_temps(out)  # of a kill during an earlier start's final write (the work lock makes us the writer)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replaceable=RUN_DIR_MARKERS) as tmp:
         policy.save_pretrained(tmp / "final")
         tokenizer.save_pretrained(tmp / "final")
         best_model = copy.deepcopy(policy)

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
-from mgrpo.atomic import atomic_dir, check_out_apart, write_json
+from mgrpo.atomic import atomic_dir, check_out_apart, check_replaceable, write_json
 from mgrpo.toy.model import build_model, build_tokenizer, count_parameters
 from mgrpo.toy.settings import PretrainSettings
 from mgrpo.toy.task import ANSWER_MARK, check_generation_budget, read_jsonl, worked_solution
+
+PRETRAIN_MARKERS = ("pretrain.json",)  # what marks a folder as pretrain's own output (which it may replace)
 
 
 def _batch(tokenizer, rows: list[dict], direct: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,6 +55,7 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     check_seed(seed)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_out_apart(out_dir, **{"data folder": data_dir})
+    check_replaceable(out_dir, PRETRAIN_MARKERS)
     rows = read_jsonl(data_dir / "pretrain.jsonl")
     test_rows = read_jsonl(data_dir / "test.jsonl")
     tokenizer = build_tokenizer()
@@ -129,13 +132,13 @@ def pretrain(data_dir: Path, out_dir: Path, seed: int,
     log(f"pretrained {summary['parameters']} parameters in {step} steps, {train_seconds:.1f}s: test acc "
         f"sampled@T={settings.eval_temperature} {summary['test_acc_sampled']:.3f}, "
         f"greedy {summary['test_acc_greedy']:.3f}")
-    save_model_atomic(model, tokenizer, out_dir, extra={"pretrain.json": summary})
+    save_model_atomic(model, tokenizer, out_dir, extra={"pretrain.json": summary}, replaceable=PRETRAIN_MARKERS)
     return summary
 
 
-def save_model_atomic(model, tokenizer, out_dir: Path, extra: dict | None = None) -> None:
-    """save_pretrained into a temp dir beside ``out_dir``, then rename over it."""
-    with atomic_dir(out_dir) as tmp:
+def save_model_atomic(model, tokenizer, out_dir: Path, extra: dict | None = None, replaceable=None) -> None:
+    """save_pretrained into a temp dir beside ``out_dir``, then rename over it (see atomic_dir's `replaceable`)."""
+    with atomic_dir(out_dir, replaceable=replaceable) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for name, payload in (extra or {}).items():

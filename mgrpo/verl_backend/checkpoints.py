@@ -17,6 +17,8 @@ from typing import Optional
 
 from mgrpo.atomic import atomic_dir, check_out_apart, write_text
 
+HF_MODEL_MARKERS = ("config.json", "*.safetensors")  # an HF model folder, which verl-convert may replace
+
 STEP_DIR = re.compile(r"^global_step_(\d+)$")
 TRACKER = "latest_checkpointed_iteration.txt"
 DATALOADER_STATE = "data.pt"
@@ -120,7 +122,7 @@ def convert_to_hf(actor_dir: Path, target_dir: Path) -> Path:
     if not (actor_dir / "fsdp_config.json").is_file():
         raise FileNotFoundError(f"not a verl FSDP actor checkpoint (no fsdp_config.json): {actor_dir}")
     check_out_apart(target_dir, checkpoint=actor_dir)
-    with atomic_dir(target_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".hfcfg.") as scratch:
+    with atomic_dir(target_dir, replaceable=HF_MODEL_MARKERS) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".hfcfg.") as scratch:
         # verl saves the training run's override_config into huggingface/config.json, attn_implementation
         # included (flash_attention_2 where flash-attn was installed): the merger's from_config and every later
         # from_pretrained would then need flash-attn. The HF model gets the architecture's default instead.

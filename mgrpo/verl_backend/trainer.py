@@ -28,6 +28,7 @@ from typing import Any, Optional
 from mgrpo import core as mcore
 from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json
 from mgrpo.jsonl import read_log
+from mgrpo.run_spec import RUN_DIR_MARKERS
 from mgrpo.vllm_env import without_flashinfer_sampler
 from mgrpo.verl_backend import checkpoints as ckpt
 from mgrpo.verl_backend import stages
@@ -496,7 +497,7 @@ def finalize_run_dir(spec, settings: VerlSettings, method, config=None) -> Path:
     # a kill during an earlier start's conversion left its temp (two models' worth) beside RUN_DIR; the work lock
     # makes this process RUN_DIR's one writer
     remove_stale_temps(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replaceable=RUN_DIR_MARKERS) as tmp:
         ckpt.convert_to_hf(root / f"global_step_{latest}" / "actor", tmp / "final")
         ckpt.convert_to_hf(root / f"global_step_{best}" / "actor", tmp / "best")
         shutil.copyfile(work / "metrics.jsonl", tmp / "metrics.jsonl")
