@@ -55,6 +55,44 @@ def test_malformed_mbpp_plus_release_names_the_field_and_writes_nothing(mbpp_rel
     assert not (tmp_path / "data" / "mbpp_plus.jsonl").exists()
 
 
+def test_mbpp_plus_without_network_is_one_line_naming_the_source(mbpp_release, tmp_path, monkeypatch):
+    import urllib.error
+
+    import evalplus.data.utils
+
+    def offline(url, cached):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(evalplus.data.utils, "make_cache", offline)
+    url = (tmp_path / "MbppPlus.jsonl.gz").as_uri()
+    with pytest.raises(ValueError) as err:
+        prepare_data("mbpp_plus", tmp_path / "data")
+    assert str(err.value) == (f"mbpp_plus: cannot download {url}, which needs network access: "
+                              "URLError: <urlopen error [Errno -2] Name or service not known>")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("failing", ["dataset_info", "snapshot_download"])
+def test_livecodebench_without_hub_access_is_one_line_and_leaves_nothing(monkeypatch, tmp_path, failing):
+    import huggingface_hub
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    fake_hub(monkeypatch, {"test.jsonl": ""})
+
+    def offline(*args, **kwargs):
+        raise OfflineModeIsEnabled("Cannot reach https://huggingface.co/api: offline mode is enabled.")
+
+    monkeypatch.setattr(huggingface_hub.HfApi if failing == "dataset_info" else huggingface_hub, failing, offline)
+    out = tmp_path / "data"
+    out.mkdir()
+    with pytest.raises(ValueError) as err:
+        prepare_data("livecodebench", out)
+    assert str(err.value) == ("livecodebench: cannot download livecodebench/code_generation_lite, which needs Hugging "
+                              "Face Hub access (network, HF_HUB_OFFLINE unset): OfflineModeIsEnabled: Cannot reach "
+                              "https://huggingface.co/api: offline mode is enabled.")
+    assert list(out.iterdir()) == []  # no release folder and no temp folder
+
+
 def fake_hub(monkeypatch, files: dict[str, str], revision="0123abc"):
     """HfApi.dataset_info and snapshot_download answered from `files` (name -> text), honouring allow_patterns."""
     import fnmatch

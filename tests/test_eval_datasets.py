@@ -158,6 +158,63 @@ def test_prepare_data_writes_rows_and_manifest(tmp_path, monkeypatch):
     assert ds.dataset_record("aime25", tmp_path / "aime25.jsonl")["revision"] == "f" * 40
 
 
+def _offline_errors():
+    import urllib.error
+
+    import httpx
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return [(httpx.ConnectError("[Errno -2] Name or service not known"),
+             "ConnectError: [Errno -2] Name or service not known"),
+            (OfflineModeIsEnabled("Cannot reach https://huggingface.co/api: offline mode is enabled.\nUnset it."),
+             "OfflineModeIsEnabled: Cannot reach https://huggingface.co/api: offline mode is enabled."),
+            (urllib.error.URLError("[Errno -2] Name or service not known"),
+             "URLError: <urlopen error [Errno -2] Name or service not known>")]
+
+
+@pytest.mark.parametrize("failing", ["dataset_info", "load_dataset"])
+@pytest.mark.parametrize("error,shown", _offline_errors())
+def test_prepare_data_without_hub_access_is_one_line_naming_the_benchmark_and_source(tmp_path, monkeypatch, failing,
+                                                                                     error, shown):
+    import datasets
+    import huggingface_hub as hub
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(hub.HfApi, "dataset_info", fail if failing == "dataset_info" else
+                        lambda self, repo, revision=None, token=None: SimpleNamespace(sha="f" * 40))
+    monkeypatch.setattr(datasets, "load_dataset", fail)
+    from mgrpo.evaluation.cli import prepare_data
+
+    with pytest.raises(ValueError) as err:
+        prepare_data("math500", tmp_path / "data")
+    assert str(err.value) == ("math500: cannot download HuggingFaceH4/MATH-500, which needs Hugging Face Hub access "
+                              f"(network, HF_HUB_OFFLINE unset): {shown}")
+    assert not (tmp_path / "data").exists()
+
+
+def test_prepare_math_without_hub_access_is_one_error_line(tmp_path, monkeypatch, capsys):
+    import huggingface_hub as hub
+
+    from mgrpo.cli import main
+
+    def fail(*args, **kwargs):
+        raise _offline_errors()[0][0]
+
+    monkeypatch.setattr(hub.HfApi, "dataset_info", fail)
+    assert main(["prepare-math", "--out", str(tmp_path / "math")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mgrpo prepare-math: error: math_train: cannot download DigitalLearningGmbH/MATH-lighteval, "
+                          "which needs Hugging Face Hub access") and err.count("\n") == 1
+
+
+def test_an_error_that_is_not_about_the_network_is_not_reworded():
+    with pytest.raises(KeyError):
+        with ds.network_access("math500", "HuggingFaceH4/MATH-500"):
+            raise KeyError("problem")
+
+
 def test_prepare_data_keeps_intact_benchmarks_and_fetches_the_rest(tmp_path, monkeypatch):
     from mgrpo.evaluation import cli
 

@@ -17,6 +17,8 @@ import json
 import os
 import random
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -185,6 +187,23 @@ def hf_token() -> str | None:
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
 
 
+@contextmanager
+def network_access(benchmark: str, source: str, hub: bool = True):
+    """A download that cannot reach its source (no network, HF_HUB_OFFLINE=1, a Hub error) ends in one line naming
+    the benchmark and the source, not in the client's traceback. OSError covers urllib's URLError, requests' and
+    huggingface_hub's errors; httpx's (huggingface_hub's client) are checked only once httpx is loaded."""
+    try:
+        yield
+    except Exception as err:
+        httpx = sys.modules.get("httpx")
+        if not (isinstance(err, OSError) or (httpx is not None and isinstance(err, httpx.HTTPError))):
+            raise
+        detail = (str(err).strip().splitlines() or [""])[0]
+        needs = "Hugging Face Hub access (network, HF_HUB_OFFLINE unset)" if hub else "network access"
+        raise ValueError(f"{benchmark}: cannot download {source}, which needs {needs}: "
+                         f"{type(err).__name__}: {detail}") from None
+
+
 def download(benchmark: str, out_dir: Path | str) -> dict:
     """Download one benchmark into ``out_dir`` and record it in MANIFEST.json; returns the manifest entry."""
     source = BENCHMARKS[benchmark].source if benchmark in BENCHMARKS else None
@@ -202,8 +221,9 @@ def download_source(source: DatasetSource, out_dir: Path | str) -> dict:
     import datasets
     from huggingface_hub import HfApi
 
-    revision = HfApi().dataset_info(source.hf_id, revision=source.revision, token=token).sha
-    rows = datasets.load_dataset(source.hf_id, source.config, split=source.split, revision=revision, token=token)
+    with network_access(source.benchmark, source.hf_id):
+        revision = HfApi().dataset_info(source.hf_id, revision=source.revision, token=token).sha
+        rows = datasets.load_dataset(source.hf_id, source.config, split=source.split, revision=revision, token=token)
     path = Path(out_dir) / source.filename
     count = write_jsonl(path, iter(rows), ensure_ascii=False, default=str)
     read_jsonl_rows(path, source.fields)  # fail now, not at evaluation time, if a column is missing

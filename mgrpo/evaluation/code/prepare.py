@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from mgrpo.atomic import atomic_dir, atomic_path, write_json
-from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token, read_manifest
+from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token, network_access, read_manifest
 
 # Where the code benchmarks come from (the math / multiple-choice sources are in their task files, lm_eval_tasks/).
 MBPP_PLUS_RELEASE = "v0.2.0"  # evalplus 0.3.1's default MBPP+ version
@@ -35,7 +35,8 @@ def prepare_mbpp_plus(out_dir: Path) -> dict:
     from mgrpo.evaluation.code import mbpp_plus
 
     url, cached = get_dataset_metadata("MbppPlus", MBPP_PLUS_RELEASE, mini=False, noextreme=False)
-    make_cache(url, cached)  # evalplus downloads and un-gzips into its cache (no-op when already there)
+    with network_access("mbpp_plus", url, hub=False):
+        make_cache(url, cached)  # evalplus downloads and un-gzips into its cache (no-op when already there)
     problems = mbpp_plus.load_problems(cached)  # names the file, line and field when malformed
     target = out_dir / "mbpp_plus.jsonl"
     with atomic_path(target) as tmp:
@@ -50,11 +51,13 @@ def prepare_livecodebench(out_dir: Path) -> dict:
     from mgrpo.evaluation.code import livecodebench
 
     token = hf_token()
-    revision = HfApi().dataset_info(LCB_REPO, revision=LCB_REVISION, token=token).sha
+    with network_access("livecodebench", LCB_REPO):
+        revision = HfApi().dataset_info(LCB_REPO, revision=LCB_REVISION, token=token).sha
     target = out_dir / "livecodebench"
     with atomic_dir(target) as staging:
-        snapshot_download(repo_id=LCB_REPO, repo_type="dataset", revision=revision, allow_patterns=[LCB_FILES],
-                          local_dir=staging, token=token)
+        with network_access("livecodebench", LCB_REPO):
+            snapshot_download(repo_id=LCB_REPO, repo_type="dataset", revision=revision, allow_patterns=[LCB_FILES],
+                              local_dir=staging, token=token)
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
         files = livecodebench.release_files(staging)
         problems = livecodebench.load_problems(staging)  # every row parses, or the file and field are named
