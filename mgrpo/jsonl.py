@@ -19,6 +19,8 @@ def iter_jsonl(path: Path | str, what: str = "data file") -> Iterator[tuple[str,
 
     A missing file is a FileNotFoundError that says which kind of file (`what`) was expected."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     with open(path, "rb") as handle:  # decoded line by line, so a bad byte is reported with its line

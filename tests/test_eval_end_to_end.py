@@ -211,7 +211,8 @@ def test_code_benchmarks_dispatch_with_the_same_settings(tmp_path, monkeypatch):
         return {"benchmark": benchmark, "metric": "pass@1", "value": 0.5}
 
     monkeypatch.setattr(code, "evaluate_code", fake_evaluate_code)
-    (tmp_path / "mbpp_plus.jsonl").write_text("{}\n")
+    # valid data: it is loaded and checked before any model (the fake stands in for what follows)
+    (tmp_path / "mbpp_plus.jsonl").write_bytes(MBPP_FIXTURE.read_bytes())
     generator = ScriptedGenerator(lambda text, j: "")
     result = evaluate("m", ["mbpp_plus"], tmp_path / "out", data_dir=tmp_path, generator=generator,
                       temperature=0.7, samples=2, seed=3, limit=4, code_options={"workers": 2})["mbpp_plus"]
@@ -228,6 +229,66 @@ def test_code_benchmark_data_must_exist_before_anything_runs(tmp_path):
         evaluate("m", ["livecodebench"], tmp_path / "out", generator=ScriptedGenerator(None))
     with pytest.raises(FileNotFoundError, match="data for livecodebench not found"):
         evaluate("m", ["livecodebench"], tmp_path / "out", data_dir=tmp_path, generator=ScriptedGenerator(None))
+
+
+MBPP_FIXTURE = __import__("pathlib").Path(__file__).parent / "fixtures" / "mbpp_plus_two_problems.jsonl"
+
+
+def _without_entry_point(path):
+    rows = read_jsonl(MBPP_FIXTURE)
+    del rows[1]["entry_point"]
+    write_jsonl(path, rows)
+
+
+@pytest.mark.parametrize("name,spoil,message", [
+    ("mbpp_plus", lambda p: p.write_text(""), "{path}: no problems"),
+    ("mbpp_plus", lambda p: p.mkdir(), "MBPP+ data file {path} is a folder, not a file"),
+    ("mbpp_plus", _without_entry_point, "{path}:2: missing field(s) ['entry_point']"),
+    ("livecodebench", lambda p: p.write_text(""), "livecodebench: no problems to evaluate in {path} with these "
+                                                  "settings"),
+    ("livecodebench", lambda p: p.write_text('{"question_id": "1"}\n'),
+     "{path}:1: missing field(s) ['question_title', 'question_content', 'platform', 'contest_date', 'starter_code', "
+     "'difficulty', 'public_test_cases', 'private_test_cases', 'metadata']"),
+])
+def test_bad_code_benchmark_data_fails_before_the_model_loads_and_before_toy_is_written(toy_setup, tmp_path,
+                                                                                        name, spoil, message):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_setup[1], data)
+    path = data / f"{name}.jsonl"
+    spoil(path)
+    # the model does not exist: reaching it would be another error
+    with pytest.raises(ValueError) as err:
+        evaluate(str(tmp_path / "no_model"), ["toy", name], tmp_path / "out", data_dir=data)
+    assert str(err.value) == message.format(path=path)
+    assert not (tmp_path / "out").exists()  # toy was not evaluated first
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("start_date", 20240101, 'a date "YYYY-MM-DD"'), ("start_date", "2024/01/01", 'a date "YYYY-MM-DD"'),
+    ("end_date", "2024-13-01", 'a date "YYYY-MM-DD"'),
+    ("workers", "abc", "an integer >= 1"), ("workers", 0, "an integer >= 1"), ("workers", 2.5, "an integer >= 1"),
+    ("timeout_s", "abc", "a number > 0 (seconds)"), ("timeout_s", 0, "a number > 0 (seconds)"),
+    ("timeout_s", -1, "a number > 0 (seconds)"), ("timeout_s", True, "a number > 0 (seconds)"),
+    ("memory_mb", 0, "an integer >= 1 (MiB)"), ("memory_mb", -5, "an integer >= 1 (MiB)"),
+    ("release_version", "v5", "'release_latest' or 'release_vK'"),
+    ("allow_weak_sandbox", "yes", "true or false"),
+])
+def test_a_code_option_of_the_wrong_type_or_range_is_named_before_any_model_is_loaded(tmp_path, option, value,
+                                                                                      expected):
+    with pytest.raises(ValueError) as err:
+        evaluate(str(tmp_path / "no_model"), ["livecodebench"], tmp_path / "out", data_dir=tmp_path,
+                 code_options={option: value})
+    assert str(err.value) == f"code option {option} must be {expected} (got {value!r})"
+
+
+def test_valid_code_options_pass_the_check():
+    from mgrpo.evaluation.code import check_code_options
+
+    check_code_options({"workers": 1, "timeout_s": 0.5, "memory_mb": 1, "start_date": "2024-01-01",
+                        "end_date": "2024-12-31", "release_version": "release_v5", "allow_weak_sandbox": False})
+    check_code_options({"timeout_s": 6, "release_version": "release_latest"})
 
 
 def test_a_misspelt_code_option_fails_before_any_model_is_loaded(tmp_path):

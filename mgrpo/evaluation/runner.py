@@ -61,14 +61,16 @@ def run_toy(generator: Generator, path: Path, samples: int, params: SamplingPara
             "pass": sum(any(r["correct"]) for r in records) / len(records), "n_problems": len(records)}, records
 
 
-def _check_data(benchmark: Benchmark, data_dir: Path | None) -> Path | None:
+def _check_data(benchmark: Benchmark, data_dir: Path | None, code_options: dict | None = None) -> Path | None:
     if benchmark.runner == "code":
-        # mgrpo.evaluation.code validates the contents; here only that the data is there, before loading a model.
+        from mgrpo.evaluation import code
+
         if data_dir is None:
             raise ValueError(f"benchmark {benchmark.name!r} reads <data-dir>/{benchmark.name}.jsonl "
                              f"(or the folder <data-dir>/{benchmark.name}/): pass --data-dir")
         for candidate in (Path(data_dir) / f"{benchmark.name}.jsonl", Path(data_dir) / benchmark.name):
             if candidate.exists():
+                code.check_data(benchmark.name, candidate, code_options or {})
                 return candidate
         raise FileNotFoundError(f"data for {benchmark.name} not found: {Path(data_dir) / benchmark.name}.jsonl "
                                 f"(or folder {Path(data_dir) / benchmark.name})")
@@ -198,7 +200,7 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
 
         check_code_options(code_options)  # a misspelt option before loading any model
     data_dir = Path(data_dir) if data_dir is not None else None
-    paths = {b.name: _check_data(b, data_dir) for b in chosen}  # data errors before loading any model
+    paths = {b.name: _check_data(b, data_dir, code_options) for b in chosen}  # data errors before loading any model
     # read now, not when the result is written: a bad manifest must not cost a benchmark's generations
     manifests = {b.name: read_manifest(paths[b.name].parent) for b in chosen if b.runner != "code"}
     SamplingParams(temperature=temperature, top_p=top_p, seed=seed,  # validate before loading anything

@@ -9,7 +9,9 @@ allow_weak_sandbox (False: refuse to run where the sandbox lacks namespaces or i
 """
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
@@ -24,12 +26,50 @@ CODE_OPTIONS = {"workers", "timeout_s", "memory_mb", "start_date", "end_date", "
 KNOWN_SETTINGS = {"model", "backend", "temperature", "top_p", "max_tokens", "seed", "samples", "limit", *CODE_OPTIONS}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_date(value) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m-%d")
+    except (TypeError, ValueError):
+        return False
+    return re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
+
+
+# each option's rule, as config/schema.yaml's evaluation.code_options (and release_files' release names)
+_OPTION_RULES = {
+    "workers": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "timeout_s": (lambda v: (_is_int(v) or isinstance(v, float)) and v > 0, "a number > 0 (seconds)"),
+    "memory_mb": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (MiB)"),
+    "start_date": (_is_date, 'a date "YYYY-MM-DD"'),
+    "end_date": (_is_date, 'a date "YYYY-MM-DD"'),
+    "release_version": (lambda v: isinstance(v, str) and re.fullmatch(r"release_latest|release_v\d+", v) is not None,
+                        "'release_latest' or 'release_vK'"),
+    "allow_weak_sandbox": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
 def check_code_options(options: dict) -> None:
-    """Refuse a code option no code benchmark reads, before a model is loaded for it."""
+    """Refuse a code option no code benchmark reads, or a value of the wrong type or range, before a model is
+    loaded for it."""
     unknown = set(options) - CODE_OPTIONS
     if unknown:
         raise ValueError(f"unknown code option(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(sorted(CODE_OPTIONS))}")
+    for key, value in options.items():
+        valid, expected = _OPTION_RULES[key]
+        if not valid(value):
+            raise ValueError(f"code option {key} must be {expected} (got {value!r})")
+
+
+def check_data(benchmark: str, data_path, options: dict) -> None:
+    """Load and validate the benchmark's problems as evaluate_code will, with these (checked) code options, before
+    a model is loaded for them: a malformed, empty or misplaced data file, or options that select no problem."""
+    benchmark_io = _mbpp_plus(data_path, options) if benchmark == "mbpp_plus" else _livecodebench(data_path, options)
+    if not benchmark_io["problems"]:
+        raise ValueError(f"{benchmark}: no problems to evaluate in {data_path} with these settings")
 
 
 def prepare_data(benchmark: str, out_dir) -> dict:
