@@ -77,13 +77,22 @@ def read_log(path: Path | str) -> list[dict]:
 
 def truncate_log(path: Path | str, step: int) -> list[dict]:
     """Resume rule: keep the rows of steps <= ``step`` (later ones belong to lost work), each step once, in order.
-    The log is rewritten whole (atomically); returns its rows."""
+    The log is rewritten whole (atomically); returns its rows.
+
+    The checkpoint at ``step`` was written after its row, so the log holds every step 1..``step`` (step 0, the
+    base model's validation, only where it ran): a log emptied or cut short since is refused, untouched, rather
+    than resumed into a run whose metrics miss those steps."""
     kept: dict[int, dict] = {}
     for row in read_log(path):
         if not isinstance(row.get("step"), int):
             raise DataError(f"{path}: a row without an integer 'step': {json.dumps(row)[:200]}")
         if row["step"] <= step:
             kept[row["step"]] = row  # a repeated step (killed between its row and its checkpoint) keeps the last
+    missing = [s for s in range(1, step + 1) if s not in kept]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"{path} has no row for step(s) {shown}, though the checkpoint it resumes from is at step "
+                        f"{step}: the log was emptied or cut since; restore it, or start afresh with another --work")
     rows = [kept[s] for s in sorted(kept)]
     write_jsonl(path, rows)
     return rows

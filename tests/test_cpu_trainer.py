@@ -374,6 +374,22 @@ def test_a_truncated_checkpoint_is_named_with_what_to_delete(toy, tmp_path, caps
     assert [r["step"] for r in read_metrics(out)] == [0, 1, 2]
 
 
+def test_a_resume_whose_metrics_log_was_emptied_is_refused_naming_the_file_and_step(toy, tmp_path, capsys):
+    from mgrpo.cli import main
+
+    assert main(cli_train_argv(toy, tmp_path / "out", tmp_path / "work")) == 0  # checkpoints at steps 2 and 4
+    work, out = tmp_path / "copy" / "work", tmp_path / "copy" / "out"
+    shutil.copytree(tmp_path / "work", work)
+    (work / "metrics.jsonl").write_text("")
+    shutil.rmtree(work / "step_000004")  # resumes from step 2, whose rows (and step 0's) are gone
+    capsys.readouterr()
+    assert main(cli_train_argv(toy, out, work)) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mgrpo train: error: {work / 'metrics.jsonl'} has no row for step(s) 1, 2, though the checkpoint it resumes "
+        f"from is at step 2: the log was emptied or cut since; restore it, or start afresh with another --work")
+    assert (work / "metrics.jsonl").read_text() == "" and not out.exists()
+
+
 @pytest.mark.parametrize("field, value, match", [
     ("G", 1, r"G \(rollouts per prompt\) must be an integer >= 2 \(got 1\)"),
     ("N", 0, r"N \(momentum rollouts\) must be >= 1 for method 'mgrpo' \(got 0\)"),

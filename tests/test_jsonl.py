@@ -71,5 +71,28 @@ def test_a_damaged_log_is_an_error_naming_the_file_and_line(tmp_path, text, mess
     assert path.read_text() == text  # nothing rewritten
 
 
+@pytest.mark.parametrize("text, step, missing", [
+    ("", 2, "1, 2"),  # emptied
+    ('{"step": 0}\n{"step": 1}\n', 2, "2"),  # cut short before the checkpoint's step
+    ('{"step": 0}\n{"step": 2}\n', 2, "1"),  # a step's row lost in the middle
+    ('{"step": 0}\n{"step": 1}\n{"step": 2}\n{"step": 10}\n', 10, "3, 4, 5, 6, 7 and 2 more"),
+])
+def test_a_log_that_no_longer_reaches_the_checkpoint_is_refused_untouched(tmp_path, text, step, missing):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        truncate_log(path, step)
+    assert str(err.value) == (f"{path} has no row for step(s) {missing}, though the checkpoint it resumes from is at "
+                              f"step {step}: the log was emptied or cut since; restore it, or start afresh with "
+                              f"another --work")
+    assert path.read_text() == text
+
+
+def test_a_log_without_step_0_resumes(tmp_path):  # verl writes step 0 only where it validates before training
+    path = tmp_path / "steps.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n')
+    assert truncate_log(path, 2) == [{"step": 1}, {"step": 2}]
+
+
 def test_no_log_yet_has_no_rows(tmp_path):
     assert read_log(tmp_path / "metrics.jsonl") == []
