@@ -118,7 +118,7 @@ def test_pretrain_refuses_an_unrelated_out_before_training(tmp_path, capsys):
 
     out = _unrelated_folder(tmp_path)
     assert main(["pretrain", "--data", str(tmp_path / "data"), "--out", str(out), "--seed", "0"]) == 2
-    assert f"is not an earlier output of this command (it has no pretrain.json)" in capsys.readouterr().err
+    assert "is not an earlier output of this command (it has no pretrain.json)" in capsys.readouterr().err
     assert (out / "important" / "notes.txt").read_text() == "precious\n"
 
 
