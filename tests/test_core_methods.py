@@ -100,6 +100,11 @@ def test_frequency_reward_counts_voters_only_and_rewards_every_rollout_on_its_ow
     assert np.allclose(s.rewards, [0, 0, 3 / 6, 3 / 6, 3 / 6, 1 / 6, 1 / 6, 1 / 6])
     plain = score_group(Method("soft_test", reward="frequency"), answers)  # no filter: 8 voters
     assert np.allclose(plain.rewards, [2 / 8, 2 / 8, 3 / 8, 3 / 8, 3 / 8, 1 / 8, 1 / 8, 1 / 8])
+    # 3 of 8 agree with the majority: below a 0.5 threshold the label is withheld, and with it every reward
+    withheld = score_group(Method("soft_threshold_test", reward="frequency", vote_threshold=0.5), answers)
+    assert withheld.label is None and withheld.rewards.tolist() == [0.0] * 8
+    passed = score_group(Method("soft_threshold_test", reward="frequency", vote_threshold=0.375), answers)
+    assert passed.label == "2" and np.allclose(passed.rewards, plain.rewards)
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -41,8 +41,8 @@ def test_train_with_bad_override_fails_before_ray(tmp_path, capsys, monkeypatch,
     assert "keep_fraction" in capsys.readouterr().err
     assert main(args + ["--set", "vote_threshold=0.5", "--method", "ground_truth", "--N", "0"]) == 2
     assert capsys.readouterr().err == ("mgrpo train: error: setting 'vote_threshold' withholds the majority vote's "
-                                       "label, which only the agreement reward reads; method 'ground_truth' uses "
-                                       "'ground_truth'\n")
+                                       "label, which only the agreement and frequency rewards read; method "
+                                       "'ground_truth' uses 'ground_truth'\n")
     (data / "test.parquet").write_bytes(b"")
     assert main(args) == 2
     assert capsys.readouterr().err == (f"mgrpo train: error: {data / 'test.parquet'}: not a parquet file (Parquet "

@@ -193,7 +193,22 @@ def test_srt_options_threshold_and_soft_reward():
         with pytest.raises(ValueError) as err:
             stages.configure_method(get_method(name), vote_threshold=0.5)
         assert str(err.value) == (f"setting 'vote_threshold' withholds the majority vote's label, which only the "
-                                  f"agreement reward reads; method {name!r} uses {reward!r}")
+                                  f"agreement and frequency rewards read; method {name!r} uses {reward!r}")
+        with pytest.raises(ValueError) as err:
+            stages.configure_method(get_method(name), keep_fraction=0.5)
+        assert str(err.value) == (f"setting 'keep_fraction' keeps the prompts with the most self-consistent majority "
+                                  f"vote, which only the agreement and frequency rewards read; method {name!r} uses "
+                                  f"{reward!r}")
+    assert stages.configure_method(get_method("intuitor"), keep_fraction=1.0) == get_method("intuitor")  # the default
+
+
+def test_soft_reward_with_threshold_rewards_nothing_where_the_label_is_withheld():
+    # Both options of the original SRT reward manager at once: the threshold must still act under the soft reward.
+    both = stages.configure_method(get_method("srt"), vote_threshold=0.5, soft_reward=True)
+    below = [("A", a, False, 1.0, 2, "") for a in ("1", "2", "3", "4", "1")]  # share 2/5 < 0.5
+    above = [("B", a, False, 1.0, 2, "") for a in ("1", "2", "1", "1")]  # share 3/4 >= 0.5
+    _, scores = stages.score_dataproto(make_batch(below + above), both)
+    assert list(scores.rewards) == pytest.approx([0, 0, 0, 0, 0, 0.75, 0.25, 0.75, 0.75])
 
 
 def test_bad_batches_fail_with_names():

@@ -63,8 +63,10 @@ def agreement_reward(ctx: GroupContext) -> np.ndarray:
 
 @register_reward("frequency")
 def frequency_reward(ctx: GroupContext) -> np.ndarray:
-    """Soft agreement: the share of voters that gave the rollout's answer (the original SRT code's soft option)."""
-    if ctx.n_voters == 0:
+    """Soft agreement: the share of voters that gave the rollout's answer (the original SRT code's soft option).
+    A group without a label (no voter answered, or ``vote_threshold`` withheld it) gets no reward, as under the
+    agreement reward."""
+    if ctx.n_voters == 0 or ctx.label is None:
         return np.zeros(len(ctx.answers))
     voters = [b for b, voted in zip(ctx.answers, ctx.voted) if voted and b is not None]
     counts = [0 if a is None else sum(1 for b in voters if ctx.same(a, b)) for a in ctx.answers]

@@ -54,15 +54,25 @@ def group_rows(uids: Sequence[str], is_momentum: Optional[Sequence[bool]] = None
     return groups
 
 
+VOTE_REWARDS = ("agreement", "frequency")  # the core rewards that read the group's majority vote
+
+
 def configure_method(method: mcore.Method, vote_threshold: Optional[float] = None,
-                     soft_reward: bool = False) -> mcore.Method:
-    """The original SRT reward manager's options on top of a registered method (off by default)."""
+                     soft_reward: bool = False, keep_fraction: float = 1.0) -> mcore.Method:
+    """The original SRT reward manager's options on top of a registered method (off by default). Each reads the
+    majority vote, so each is refused for a method whose reward does not (it would change nothing, or rank
+    prompts by a vote the reward never sees)."""
+    if keep_fraction != 1.0 and method.reward not in VOTE_REWARDS:
+        raise ValueError(f"setting 'keep_fraction' keeps the prompts with the most self-consistent majority vote, "
+                         f"which only the {' and '.join(VOTE_REWARDS)} rewards read; method {method.name!r} uses "
+                         f"{method.reward!r}")
     if vote_threshold is not None:
         if not 0.0 <= float(vote_threshold) <= 1.0:
             raise ValueError(f"setting 'vote_threshold' must be in [0, 1] (got {vote_threshold!r})")
-        if method.reward != "agreement":
+        if method.reward not in VOTE_REWARDS:
             raise ValueError(f"setting 'vote_threshold' withholds the majority vote's label, which only the "
-                             f"agreement reward reads; method {method.name!r} uses {method.reward!r}")
+                             f"{' and '.join(VOTE_REWARDS)} rewards read; method {method.name!r} uses "
+                             f"{method.reward!r}")
         method = replace(method, vote_threshold=float(vote_threshold))
     if soft_reward:
         if method.reward != "agreement":

@@ -379,7 +379,7 @@ def check_arguments(spec):
     mcore.validate_hyperparameters(method, spec.G, spec.N, spec.momentum, spec.iqr_k, settings.momentum_in_loss)
     if not (spec.temperature > 0 and math.isfinite(spec.temperature)):
         raise ValueError(f"temperature T must be a finite number > 0 (got {spec.temperature!r})")
-    stages.configure_method(method, settings.vote_threshold, settings.soft_reward)
+    stages.configure_method(method, settings.vote_threshold, settings.soft_reward, settings.keep_fraction)
     return method, settings, hydra
 
 

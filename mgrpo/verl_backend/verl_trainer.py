@@ -71,7 +71,7 @@ class MGRPOTrainer(PPOTrainerSync):
 
         options = config.mgrpo
         self.method = stages.configure_method(mcore.get_method(options.method), options.vote_threshold,
-                                              bool(options.soft_reward))
+                                              bool(options.soft_reward), float(options.keep_fraction))
         self.G = int(config.actor_rollout_ref.rollout.n)
         self.N = int(options.momentum_rollouts)
         self.M = self.G - self.N
