@@ -165,6 +165,14 @@ def read_manifest(data_dir: Path | str) -> dict[str, dict]:
     return manifest
 
 
+def record_in_manifest(data_dir: Path | str, benchmark: str, entry: dict) -> dict:
+    """Set ``benchmark``'s entry of ``<data_dir>/MANIFEST.json`` (the others kept; written atomically)."""
+    manifest = read_manifest(data_dir)
+    manifest[benchmark] = entry
+    write_json(Path(data_dir) / MANIFEST, manifest, ensure_ascii=False)
+    return entry
+
+
 def dataset_record(benchmark: str, path: Path, manifest: dict[str, dict] | None = None) -> dict:
     """What a result file reports about the data it used: source, revision, local path and sha256.
     ``manifest``: the already read ``read_manifest(path.parent)`` (read here when None)."""
@@ -229,7 +237,4 @@ def download_source(source: DatasetSource, out_dir: Path | str) -> dict:
     read_jsonl_rows(path, source.fields)  # fail now, not at evaluation time, if a column is missing
     entry = {**{k: v for k, v in asdict(source).items() if k in ("hf_id", "config", "split", "license")},
              "revision": revision, "path": source.filename, "rows": count, "sha256": file_sha256(path)}
-    manifest = read_manifest(out_dir)
-    manifest[source.benchmark] = entry
-    write_json(Path(out_dir) / MANIFEST, manifest, ensure_ascii=False)
-    return entry
+    return record_in_manifest(out_dir, source.benchmark, entry)

@@ -12,21 +12,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mgrpo.atomic import atomic_dir, atomic_path, write_json
-from mgrpo.evaluation.datasets import MANIFEST, file_sha256, hf_token, network_access, read_manifest
+from mgrpo.atomic import atomic_dir, atomic_path
+from mgrpo.evaluation.datasets import file_sha256, hf_token, network_access, record_in_manifest
 
 # Where the code benchmarks come from (the math / multiple-choice sources are in their task files, lm_eval_tasks/).
 MBPP_PLUS_RELEASE = "v0.2.0"  # evalplus 0.3.1's default MBPP+ version
 LCB_REPO = "livecodebench/code_generation_lite"
 LCB_REVISION = None  # None = the default branch at download time; the resolved commit goes into MANIFEST.json
 LCB_FILES = "test*.jsonl"  # every release (release_vK = test.jsonl ... testK.jsonl); evaluation selects
-
-
-def _record(out_dir: Path, benchmark: str, entry: dict) -> dict:
-    manifest = read_manifest(out_dir)
-    manifest[benchmark] = entry
-    write_json(out_dir / MANIFEST, manifest, ensure_ascii=False)
-    return entry
 
 
 def prepare_mbpp_plus(out_dir: Path) -> dict:
@@ -41,7 +34,7 @@ def prepare_mbpp_plus(out_dir: Path) -> dict:
     target = out_dir / "mbpp_plus.jsonl"
     with atomic_path(target) as tmp:
         shutil.copyfile(cached, tmp)
-    return _record(out_dir, "mbpp_plus", {"source": url, "revision": MBPP_PLUS_RELEASE, "path": target.name,
+    return record_in_manifest(out_dir, "mbpp_plus", {"source": url, "revision": MBPP_PLUS_RELEASE, "path": target.name,
                                           "rows": len(problems), "sha256": file_sha256(target)})
 
 
@@ -61,7 +54,7 @@ def prepare_livecodebench(out_dir: Path) -> dict:
         shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
         files = livecodebench.release_files(staging)
         problems = livecodebench.load_problems(staging)  # every row parses, or the file and field are named
-    return _record(out_dir, "livecodebench", {
+    return record_in_manifest(out_dir, "livecodebench", {
         "source": LCB_REPO, "revision": revision, "path": target.name, "rows": len(problems),
         "files": {f.name: file_sha256(target / f.name) for f in files}})
 
