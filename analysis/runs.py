@@ -5,7 +5,8 @@ Peak = the highest validation accuracy of the curve, step 0 (the base model) inc
 the trained steps (step > 0), the step both trainers save as ``best/`` (ties: the earliest step, for both);
 Final = the last evaluated step. A run has collapsed when its final accuracy lies more than `min_drop` below its
 peak (absolute accuracy, or a fraction of the peak with `relative`); the collapse step is the first evaluation
-after the peak that is that far below it.
+after the peak that is that far below it (after its last evaluation, where the curve reaches the peak value more
+than once: a dip that comes back up to the peak is not where the run collapsed).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class CurveSummary:
     final_step: int
     drop: float  # peak - final in the rule's units
     collapsed: bool
-    collapse_step: Optional[int]  # first evaluation after the peak below the threshold (None if never)
+    collapse_step: Optional[int]  # first evaluation after the (last) peak below the threshold (None if never)
 
 
 def _highest(points: Sequence[tuple[int, float]]) -> tuple[int, float]:
@@ -71,7 +72,10 @@ def summarize_curve(points: Sequence[tuple[int, float]], rule: CollapseRule = Co
     peak_step, peak = _highest(ordered)
     best_step, best = _highest([p for p in ordered if p[0] > 0] or ordered)
     final_step, final = ordered[-1]
-    collapse_step = next((s for s, v in ordered if s > peak_step and rule.fell(peak, v)), None)
+    # from the last time the curve stands at its peak: with the peak reached at steps 0 and 20, a dip at step 10
+    # came back up and would put the collapse before the best/ checkpoint
+    last_peak_step = max(s for s, v in ordered if v == peak)
+    collapse_step = next((s for s, v in ordered if s > last_peak_step and rule.fell(peak, v)), None)
     return CurveSummary(
         start=ordered[0][1], start_step=ordered[0][0], peak=peak, peak_step=peak_step, best=best,
         best_step=best_step, final=final, final_step=final_step, drop=rule.drop(peak, final),

@@ -94,3 +94,14 @@ def test_a_step_logged_twice_is_an_error_naming_the_file_and_the_step(tmp_path):
     with pytest.raises(ValueError) as caught:
         read_metrics(path)
     assert str(caught.value) == f"{path}:3: step 5 is logged twice (also on line 2)"
+
+
+def test_a_peak_reached_twice_puts_the_collapse_after_its_last_visit_not_in_a_dip_that_came_back():
+    # 0.70 at steps 0 and 20; the dip to 0.55 at step 10 came back up to the peak; the run falls at step 30.
+    c = summarize_curve([(0, 0.70), (10, 0.55), (20, 0.70), (30, 0.50)], CollapseRule(min_drop=0.10))
+    assert (c.peak, c.peak_step) == (0.70, 0)  # the peak's first step, as reported
+    assert (c.best, c.best_step) == (0.70, 20)
+    assert c.collapsed and c.collapse_step == 30  # not step 10, which lies before the best/ checkpoint
+    # the same with a trained peak reached twice: 0.8 at 10 and 30, dip at 20, fall at 40
+    c = summarize_curve([(0, 0.5), (10, 0.8), (20, 0.6), (30, 0.8), (40, 0.5)], CollapseRule(min_drop=0.10))
+    assert c.collapsed and c.collapse_step == 40
