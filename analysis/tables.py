@@ -260,6 +260,25 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
     return Table(job["spec"].get("title", "Summary of every run"), columns, rows, notes, missing)
 
 
+def grid_paper_rows(paper: dict, name: str, benchmarks: Sequence[str]) -> dict:
+    """The paper's rows of a grid table (Table 1) by (G, T). Each row gives its cell as `G` and `T` and its values
+    under the keys the table shows: val_best, val_final and <benchmark>_best / _final. A row without G and T, or a
+    value under another key, would crash the table or drop the paper's number from it without a word: an error."""
+    known = {"val_best", "val_final"} | {f"{b}_{ck}" for b in [*BENCHMARKS, *benchmarks] for ck in ("best", "final")}
+    rows = {}
+    for index, row in enumerate((paper_table(paper, name) or {}).get("rows", [])):
+        where = f"paper numbers: tables.{name}.rows[{index}] ({row['label']})"
+        if not all(_is_number(row.get(key)) for key in ("G", "T")):
+            raise ValueError(f"{where}: a grid table's paper row needs numeric G and T keys (its cell), "
+                             f"got G = {row.get('G')!r}, T = {row.get('T')!r}")
+        unknown = sorted(set(row["values"]) - known)
+        if unknown:
+            raise ValueError(f"{where}: value key(s) {', '.join(unknown)} are not shown by a grid table; its keys: "
+                             "val_best, val_final, <benchmark>_best, <benchmark>_final")
+        rows[(int(row["G"]), float(row["T"]))] = row
+    return rows
+
+
 def grid_table(job: dict, results: Results, paper: dict) -> Table:
     """Table 1: one method's best/final accuracy and collapse per (G, T) cell, mean ± sd over seeds."""
     spec = job["spec"]
@@ -268,7 +287,7 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
     columns += [f"{benchmark_label(b)} {c}" for b in benchmarks for c in ("best", "final")]
     all_runs = plan.runs_of_job(job)
     rows, missing = [], []
-    paper_rows = {(int(r["G"]), float(r["T"])): r for r in (paper_table(paper, job["name"]) or {}).get("rows", [])}
+    paper_rows = grid_paper_rows(paper, job["name"], benchmarks)
     for G, T in spec["cells"]:
         runs = plan.select_runs(all_runs, {"model": [spec["model"]], "method": [spec["method"]], "G": [int(G)],
                                            "T": [float(T)]})

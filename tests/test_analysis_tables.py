@@ -324,3 +324,28 @@ def test_report_command_refuses_a_missing_or_folder_input_or_output_naming_it(tm
     (tmp_path / "f.pdf").write_bytes(b"pdf")
     assert main(["report", "--out", str(out), "--tables", f"{tmp_path}/t.md", "--figures", f"{tmp_path}/f.png"]) == 0
     assert out.read_text() == "# mgrpo-bench results\n\n## t\n\n| a |\n\n## f\n\n![f](f.png) ([PDF](f.pdf))\n"
+
+
+def test_table1_paper_rows_need_their_cell_and_the_grid_keys_and_are_shown_apart_from_ours(tmp_path):
+    a = plan.Run("m", "srt", 16, 0.8, 0)
+    write_run(tmp_path, a, [0.3, 0.6, 0.4], {"best": 0.5, "final": 0.25})
+    spec = {"model": "m", "method": "srt", "cells": [[16, 0.8]], "benchmarks": ["math500"]}
+    paper = json.loads(json.dumps(PAPER))
+    table1 = paper["tables"]["table1"]
+    # the format load_paper_numbers accepts and paper-table prints, but without the cell: once a KeyError traceback
+    table1.update(columns=["math500_best"], rows=[{"label": "16, 0.8", "values": {"math500_best": 61.5}}])
+    with pytest.raises(ValueError, match=r"tables\.table1\.rows\[0\] \(16, 0\.8\): .*numeric G and T"):
+        build_table(job(tmp_path, [a], "grid", spec, name="table1"), paper)
+    # a value under a key the grid does not show (bare "math500") was dropped without a word: every cell "–"
+    table1["rows"] = [{"label": "16, 0.8", "G": 16, "T": 0.8, "values": {"math500": 61.5}}]
+    with pytest.raises(ValueError, match="value key.*math500 are not shown"):
+        build_table(job(tmp_path, [a], "grid", spec, name="table1"), paper)
+    table1["rows"] = [{"label": "16, 0.8", "G": 16, "T": 0.8, "values": {"val_best": 70.0, "math500_best": 61.5}}]
+    table = build_table(job(tmp_path, [a], "grid", spec, name="table1"), paper)
+    rows = [dict(zip(table.columns, row)) for row in table.rows]
+    assert [r["Source"] for r in rows] == ["ours", "paper"]
+    # ours: best 0.6 (step 10), final 0.4; evaluations 0.5 / 0.25; the paper row only its own numbers
+    assert [rows[0][k] for k in ("Val best (step)", "Val final", "MATH500 best", "MATH500 final")] == \
+        ["60.00 (10)", "40.00 ↓", "50.00", "25.00"]  # 0.4 lies 0.2 below the peak 0.6: collapsed
+    assert [rows[1][k] for k in ("Val best (step)", "Val final", "MATH500 best", "MATH500 final")] == \
+        ["70.00", "–", "61.50", "–"]
