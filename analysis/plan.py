@@ -392,6 +392,10 @@ def check_analysis(config: Mapping[str, Any]) -> None:
     base_models = {run.model for run, _ in evaluated} if evaluation.get("base_model", True) else set()
     analysis = config.get("analysis") or {}
     check_finite(analysis.get("collapse") or {}, "analysis.collapse")  # min_drop: .inf would never see a collapse
+    min_drop = (analysis.get("collapse") or {}).get("min_drop", 0.10)
+    if not min_drop < 1:  # 10 meant as points: accuracies are fractions, and no drop exceeds 1
+        raise ValueError(f"config analysis.collapse.min_drop: {min_drop} is not below 1; it is a fraction of accuracy "
+                         "(0.10 = 10 points, or 10% of the peak with relative), and no run could ever collapse")
 
     def same(key: str, a, b) -> bool:
         return abs(float(a) - float(b)) < 1e-9 if key == "T" else a == b

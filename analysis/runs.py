@@ -27,6 +27,10 @@ class CollapseRule:
     def __post_init__(self):
         if not self.min_drop > 0:
             raise ValueError(f"collapse min_drop must be > 0 (got {self.min_drop!r})")
+        # an accuracy, and a drop relative to the peak, lie in [0, 1]: a drop of more than 1 never happens
+        if not self.min_drop < 1:
+            raise ValueError(f"collapse min_drop must be < 1, a fraction of accuracy, not points (got "
+                             f"{self.min_drop!r}): no run could ever collapse")
 
     @classmethod
     def from_config(cls, config: Optional[dict]) -> "CollapseRule":

@@ -372,3 +372,15 @@ def test_an_evaluation_number_that_is_not_finite_is_refused_naming_the_key(secti
 def test_an_infinite_collapse_threshold_is_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"config analysis\.collapse\.min_drop: inf is not a finite number"):
         plan.check_analysis(config(analysis={"collapse": {"min_drop": float("inf")}}))
+
+
+@pytest.mark.parametrize("min_drop", [1, 10])
+def test_a_collapse_threshold_of_one_or_more_which_no_run_can_cross_is_refused(min_drop):
+    # accuracies lie in [0, 1], so a drop below the peak is at most 1 (relative: at most 100%): min_drop 10 (meant as
+    # 10 points) marked no run collapsed, a crash from 0.8 to 0.1 included
+    with pytest.raises(ValueError, match=rf"config analysis\.collapse\.min_drop: {min_drop} is not below 1"):
+        plan.check_analysis(config(analysis={"collapse": {"min_drop": min_drop}}))
+    from analysis.runs import CollapseRule
+    with pytest.raises(ValueError, match="must be < 1"):
+        CollapseRule(min_drop=min_drop)
+    assert CollapseRule(min_drop=0.6).fell(0.8, 0.1)  # 0.7 below the peak: the largest thresholds below 1 work
