@@ -41,6 +41,9 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     rule = CollapseRule.from_config(job.get("collapse"))
     results = Results(job["results"], rule)
     runs = plan.select_runs(plan.runs_of_job(job), spec.get("select") or {})
+    if not runs:  # the workflow refuses such a config before any job; run by hand it drew empty axes, rc 0
+        raise ValueError(f"figure {job['name']!r}: select {spec.get('select') or {}} matches no run of the job's grid "
+                         f"({len(job['runs'])} runs)")
     metrics: Sequence[str] = spec["metrics"]
     color_by = spec.get("color_by", "method")
     facet_by = spec.get("facet_by")

@@ -127,3 +127,17 @@ def test_one_legend_beside_the_panels_names_each_colour_once(tmp_path, monkeypat
     fig.canvas.draw()  # the legend lies right of every panel, so it covers none
     right_edge = max(ax.get_window_extent().x1 for ax in fig.axes)
     assert legend.get_window_extent().x0 >= right_edge
+
+
+def test_a_selection_that_matches_no_run_is_an_error_not_an_empty_figure(tmp_path, capsys):
+    from analysis.__main__ import main
+
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_metrics(tmp_path, run, [0.3, 0.7, 0.2])
+    job = {"name": "figure2", "results": str(tmp_path), "runs": [run.to_dict()],
+           "spec": {"select": {"method": ["mgrpo"]}, "color_by": "method", "metrics": ["entropy"]}}
+    assert main(["figure", "--job", json.dumps(job), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("analysis figure: error: figure 'figure2': select {'method': ['mgrpo']} matches no run of the "
+                   "job's grid (1 runs)")
+    assert not (tmp_path / "f" / "figure2.png").exists()
