@@ -35,6 +35,14 @@ def _value(run: plan.Run, field: str):
     return plan.format_temperature(run.T) if field == "T" else getattr(run, field)
 
 
+def _order(value) -> tuple:
+    """Numbers by value (G 8, 16, 128; T as spelt, e.g. '0.8', '10.0'), names alphabetically."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, str(value))
+
+
 def plot_curves(job: dict, out_dir: Path) -> list[str]:
     """Draw one figure (PNG and PDF) for job['spec']; returns the run ids that were missing."""
     spec = job["spec"]
@@ -47,8 +55,8 @@ def plot_curves(job: dict, out_dir: Path) -> list[str]:
     metrics: Sequence[str] = spec["metrics"]
     color_by = spec.get("color_by", "method")
     facet_by = spec.get("facet_by")
-    facets = sorted({_value(r, facet_by) for r in runs}, key=str) if facet_by else [None]
-    keys = sorted({_value(r, color_by) for r in runs}, key=lambda v: (isinstance(v, str), v))
+    facets = sorted({_value(r, facet_by) for r in runs}, key=_order) if facet_by else [None]
+    keys = sorted({_value(r, color_by) for r in runs}, key=_order)
     colors = {k: plt.get_cmap("tab10")(i % 10) for i, k in enumerate(keys)}
 
     fig, axes = plt.subplots(len(metrics), len(facets), figsize=(4.8 * len(facets), 2.8 * len(metrics)),

@@ -141,3 +141,19 @@ def test_a_selection_that_matches_no_run_is_an_error_not_an_empty_figure(tmp_pat
     assert err == ("analysis figure: error: figure 'figure2': select {'method': ['mgrpo']} matches no run of the "
                    "job's grid (1 runs)")
     assert not (tmp_path / "f" / "figure2.png").exists()
+
+
+@pytest.mark.parametrize("field, values, expected", [
+    ("G", [128, 8, 16], ["G = 8", "G = 16", "G = 128"]),  # sorted as text: 128, 16, 8
+    ("T", [10.0, 0.8, 2.0], ["T = 0.8", "T = 2.0", "T = 10.0"]),  # as text: 0.8, 10.0, 2.0
+    ("seed", [10, 2], ["seed = 2", "seed = 10"]),
+])
+def test_numeric_facets_are_in_numeric_order(tmp_path, monkeypatch, field, values, expected):
+    base = {"model": "m", "method": "srt", "G": 8, "T": 1.0, "seed": 0}
+    runs = [plan.Run(**{**base, field: value}) for value in values]
+    for run in runs:
+        write_metrics(tmp_path, run, [0.2, 0.4])
+    job = {"name": "f", "results": str(tmp_path), "runs": [r.to_dict() for r in runs],
+           "spec": {"select": {}, "color_by": "method", "facet_by": field, "metrics": ["val_acc"]}}
+    fig = drawn_figure(job, tmp_path / "f", monkeypatch)
+    assert [ax.get_title() for ax in fig.axes] == expected
