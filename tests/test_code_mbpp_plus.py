@@ -131,6 +131,25 @@ def test_host_check_follows_evalplus_special_oracles_and_float_tolerance():
     assert status("f", 0, [[1], [2]], [1, 2], [0], ["phase_timeout", "x"]) == "fail"
 
 
+# Mbpp/2 is a set-equality task: evalplus 0.3.1's unsafe_execute grades it by `set(out) == set(exp)`, so any iterable
+# of the right elements passes there (checked by hand with evalplus.eval.untrusted_check, outside any sandbox:
+# pass/pass for each of these), and one of the wrong elements, or a value that is not iterable, fails.
+SIMILAR = "def similar_elements(a, b):\n    return "
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("(x for x in a if x in b)", (True, "pass", "pass")),                  # a generator
+    ("filter(lambda x: x in b, a)", (True, "pass", "pass")),               # filter object
+    ("map(lambda x: x, set(a) & set(b))", (True, "pass", "pass")),         # map object
+    ("dict.fromkeys(x for x in a if x in b).keys()", (True, "pass", "pass")),  # dict view
+    ("(x for x in a if x not in b)", (False, "fail", "fail")),             # an iterable of the wrong elements
+    ("len(set(a) & set(b))", (False, "fail", "fail")),                     # not iterable: set(out) raises
+])
+def test_set_equality_tasks_take_any_iterable_as_evalplus_does(problems, body, expected):
+    verdict = mbpp_plus.score_solution(problems[0], SIMILAR + body)
+    assert (verdict["passed"], verdict["base_status"], verdict["plus_status"]) == expected, verdict
+
+
 def test_set_equality_tasks_refuse_outputs_that_flood_one_hash():
     from test_code_plain_data import colliding_pairs
 

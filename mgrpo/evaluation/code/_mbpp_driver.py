@@ -22,6 +22,9 @@ import os
 import time
 
 PHASES = ("base", "plus")
+# Outputs of a set-equality task that are reported as they are (plain data, or a subclass of it, for `encode`); any
+# other output is an iterable whose items evalplus's set(out) takes, and is reported as their list.
+SET_EQ_AS_IS = (str, bytes, list, tuple, set, frozenset, dict)
 
 # evalplus untrusted_check: min(EVALPLUS_TIMEOUT_PER_TASK=60, sum(time_limits)) + 1 (+1 join). Enforced here, outside
 # the candidate's process; the host also bounds the whole sandbox's wall time by the same budgets
@@ -48,10 +51,11 @@ def candidate_worker(receive, reply):
     """A worker's life (forked before the task was read): evalplus's guard, then load the code when told and call
     it on each input it is sent, under evalplus's `swallow_io`; each reply is the plain-data output or the error."""
     from evalplus.eval import query_maximum_memory_bytes
+    from evalplus.eval._special_oracle import MBPP_OUTPUT_SET_EQ_TASKS
     from evalplus.eval.utils import reliability_guard, swallow_io
 
     reliability_guard(maximum_memory_bytes=query_maximum_memory_bytes())  # evalplus's guard: candidates see it
-    fn = None
+    fn, set_eq = None, False
     while True:
         message = receive()
         if message is None:
@@ -62,9 +66,16 @@ def candidate_worker(receive, reply):
                     namespace = {}
                     exec(message["code"], namespace)
                     fn = namespace[message["entry_point"]]
+                    set_eq = message["entry_point"] in MBPP_OUTPUT_SET_EQ_TASKS
                     value = True
                 else:
-                    value = encode(fn(*message["args"]))
+                    value = fn(*message["args"])
+                    if set_eq and not isinstance(value, SET_EQ_AS_IS):
+                        # evalplus grades these tasks by set(out): any iterable (a generator, map, filter, dict
+                        # view) passes there. Its items are taken here, on the call's clock (a non-iterable raises,
+                        # as set(out) does in evalplus: a failed test); the host builds the set.
+                        value = list(value)
+                    value = encode(value)
         except BaseException as error:  # noqa: BLE001 - evalplus counts any exception as a failed test
             reply(message, "error", describe_error(error))
             continue
