@@ -130,6 +130,32 @@ def test_stdin_problem_is_scored_by_lcb_rules(problems, code, passed, last):
     assert verdict["results"][-1] == last
 
 
+# lcb_runner's call_method stacks @patch("sys.stdin", StringIO(inputs)) over patches of sys.stdin.readline /
+# readlines / read; mock enters stacked patches bottom-up, so those three are set on the process's own stdin
+# before sys.stdin is swapped, and the program reads a plain StringIO (checked by running that decorator stack
+# by hand): readline() keeps its newline and gives "" at the end, read() and readlines() give what is left.
+TWO_SUMS = lcb.LcbProblem("sums", "t", "c", "atcoder", "easy", lcb.datetime(2024, 1, 1), "", ("2\n1 2\n3 4\n",),
+                          ("3\n7\n",), None)
+
+
+@pytest.mark.parametrize("code,passed", [
+    # correct programs using common stdin idioms
+    ("import sys\nn = int(sys.stdin.readline())\nd = sys.stdin.read().split()\n"
+     "for i in range(n):\n    print(int(d[2 * i]) + int(d[2 * i + 1]))", True),
+    ("import sys\nn = int(input())\nd = sys.stdin.read().split()\n"
+     "for i in range(n):\n    print(int(d[2 * i]) + int(d[2 * i + 1]))", True),
+    ("import sys\nfor line in sys.stdin.readlines()[1:]:\n    a, b = map(int, line.split())\n    print(a + b)", True),
+    ("import sys\nsys.stdin.readline()\nfor line in sys.stdin:\n    a, b = map(int, line.split())\n"
+     "    print(a + b)", True),
+    ("import sys\nlines = sys.stdin.readlines()\nprint(len(lines[1]))\nprint(7)", False),  # '1 2\n' is 4 long
+    ("import sys\nlines = sys.stdin.readlines()\nprint(len(lines[1]) - 1)\nprint(7)", True),
+    ("import sys\nprint(len(sys.stdin.readline()) + 1)\nprint(7)", True),  # '2\n': 2 + 1 = 3
+])
+def test_stdin_is_read_as_lcb_runner_serves_it(code, passed):
+    verdict = lcb.score_code(TWO_SUMS, code, timeout_s=2.0)
+    assert verdict["passed"] is passed, verdict
+
+
 @pytest.mark.parametrize("body,passed,last", [
     ("return (sum(nums), k)", True, True),  # tuples count as lists
     ("return [sum(nums), k + 1]", False, -2),

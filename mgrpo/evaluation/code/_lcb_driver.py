@@ -59,11 +59,11 @@ def wrap_in_function(code):
 
 
 def run_with_stdin(function, text):
-    lines = iter(text.split("\n"))
+    # What lcb_runner's call_method gives the program: `sys.stdin` is a plain StringIO of the input. Its stacked
+    # @patch decorators also name sys.stdin.readline / readlines / read, but mock enters stacked patches bottom-up,
+    # so those three land on the process's own stdin before sys.stdin is swapped, not on the StringIO: readline
+    # keeps its newline and returns "" at the end, read() and readlines() give what is left.
     fake_stdin = io.StringIO(text)
-    fake_stdin.readline = lambda *args: next(lines)
-    fake_stdin.readlines = lambda *args: text.split("\n")
-    fake_stdin.read = lambda *args: text
     import builtins
 
     real_stdin, real_stdout, real_open = sys.stdin, sys.stdout, builtins.open
