@@ -166,6 +166,10 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("The energy is \\boxed{5 \\text{ eV}}, so the answer is (C).", 4, "C"),
     ("\\boxed{42}. Answer: B", 4, "B"),
     ("\\boxed{E}. The answer is (B).", 4, None),  # but a box naming a letter decides, even one out of range
+    # and so does the last answer phrase: a final letter outside the options is wrong, not the earlier letter
+    ("The answer is (B). Checking again, the answer is (E).", 4, None),
+    ("Answer: B\nOn reflection, Answer: G", 4, None),
+    ("The answer is (C). Answer: I'm confident.", 4, "C"),  # the pronoun I, outside 4 options, names none
     ("\\boxed{B = 0.5\\,\\text{T}}", 4, None),          # a boxed equation names a quantity, not option B
     ("\\boxed{B = 0.5\\,\\text{T}}, so the answer is (C).", 4, "C"),
     ("\\boxed{A_1}", 4, None),

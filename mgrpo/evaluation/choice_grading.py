@@ -66,8 +66,9 @@ def extract_choice(response: str, n_options: int = 4) -> str | None:
     response = _MATH_LETTER.sub(r"(\1\2)", _unwrap(response))
     for match in reversed(list(_ANSWER_PHRASE.finditer(response))):
         letter = _phrase_letter(response, match)
-        if letter is not None and letter in letters:
-            return letter
+        if letter is None or (letter == "I" and letter not in letters):
+            continue  # the pronoun ("Answer: I think ...", "Answer: I'm sure" with fewer than 9 options)
+        return letter if letter in letters else None  # the last phrase naming a letter decides, as a box does
     return None
 
 
