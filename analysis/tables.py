@@ -301,17 +301,20 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
             curves = [d.curve for d in present]
             # per seed, in the order of the best steps: "–" for a seed that did not collapse
             steps = [str(c.collapse_step) if c.collapsed else "–" for c in curves]
-            cells = ["ours", str(len(present)),
-                     f"{mean_sd([c.best for c in curves])} ({', '.join(str(c.best_step) for c in curves)})",
-                     mean_sd([c.final for c in curves]) + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
+            # Seeds: the cell's runs in the grid, as in Tables 2 and 3; "(n/m)" where only n of them have a curve
+            cells = ["ours", str(len(runs)),
+                     f"{mean_sd([c.best for c in curves], len(runs))} "
+                     f"({', '.join(str(c.best_step) for c in curves)})",
+                     mean_sd([c.final for c in curves], len(runs))
+                     + (f" {COLLAPSE_MARK}" if any(c.collapsed for c in curves) else ""),
                      ", ".join(steps) if any(c.collapsed for c in curves) else "–"]
             for b in benchmarks:
                 for ck in ("best", "final"):
                     found = [(d.run, results.evaluation(d.run, ck, b)) for d in present]
                     missing += [f"{run.run_id}/{ck}/{b}" for run, v in found if v is None]
-                    cells.append(mean_sd([v for _, v in found if v is not None], len(present)))
+                    cells.append(mean_sd([v for _, v in found if v is not None], len(runs)))
         else:
-            cells = ["ours", "0"] + [MISSING] * (len(columns) - 4)
+            cells = ["ours", str(len(runs))] + [MISSING] * (len(columns) - 4)
         rows.append(head + cells)
         paper_row = paper_rows.get((int(G), float(T)))
         if paper_row is not None:

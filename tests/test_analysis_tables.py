@@ -139,6 +139,20 @@ def test_grid_table_lists_a_seeds_missing_evaluation_instead_of_averaging_the_ot
     assert f"{b.run_id}/best/math500" in table.missing and f"{a.run_id}/final/math500" in table.missing
 
 
+def test_grid_table_counts_a_seed_that_never_trained_as_table2_does(tmp_path):
+    a, b = plan.Run("m", "srt", 8, 1.0, 0), plan.Run("m", "srt", 8, 1.0, 1)
+    write_run(tmp_path, a, [0.5, 0.6], {"final": 0.6})  # seed 1 has no run folder at all
+    grid = build_table(job(tmp_path, [a, b], "grid", {"model": "m", "method": "srt", "cells": [[8, 1.0]],
+                                                      "benchmarks": ["math500"]}, name="table1"), PAPER)
+    ours = dict(zip(grid.columns, grid.rows[0]))
+    assert (ours["Seeds"], ours["Val best (step)"], ours["Val final"]) == ("2", "60.00 (1/2) (10)", "60.00 (1/2)")
+    assert ours["MATH500 final"] == "60.00 (1/2)" and b.run_id in grid.missing
+    checkpoints = build_table(job(tmp_path, [a, b], "checkpoints", {
+        "model": "m", "benchmarks": ["math500"],
+        "rows": [{"label": "SRT_Final", "method": "srt", "G": 8, "T": 1.0, "checkpoint": "final"}]}), PAPER)
+    assert checkpoints.rows == [["SRT_Final", "ours", "2", "60.00 (1/2)"]]
+
+
 def test_table2_reports_the_spread_over_seeds_and_counts_the_seeds_it_has(tmp_path):
     seeds = [plan.Run("m", "srt", 32, 1.1, s) for s in range(3)]
     for run, final in zip(seeds, [0.40, 0.50, 0.90]):
