@@ -152,6 +152,10 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("\\boxed{42}", 4, None),
     ("\\boxed{\\textit{C}}", 4, "C"),
     ("\\boxed{\\text{\\textbf{C}}}", 4, "C"),         # nested wrappers, unwrapped repeatedly
+    ("\\boxed{\\text{Option C}}", 4, "C"),
+    ("\\boxed{choice (b)}", 4, "B"),
+    ("\\boxed{Choice}", 4, None),                    # the word alone names no option (not its "C")
+    ("\\boxed{\\text{Option E}}", 4, None),           # outside the four options
     ("The correct answer is **(B)**", 4, "B"),      # bold around a bracketed letter
     ("Answer: I think it is (C).", 10, "C"),        # the pronoun I is not option I
     ("The answer is (C). Answer: I hope this helps.", 10, "C"),

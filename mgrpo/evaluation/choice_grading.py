@@ -1,10 +1,10 @@
 """Multiple-choice grading (GPQA, MMLU-Pro): the chosen letter of a response, compared with the gold letter.
 
 The prompt asks for the letter inside ``\\boxed{}``; the letter is read from the last box first
-(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``), then, when there is no
-box or the last box names no letter (``\\boxed{5 eV}``), from an
-"answer is (C)" / "Answer: C" / "answer is **(C)**" / "answer is option (C)" phrase, where "Answer: I think ..." is the pronoun, not
-option I. A response naming no letter among the options is wrong.
+(``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{\\textbf{C}}}``, ``\\boxed{C) 42}``,
+``\\boxed{\\text{Option C}}``), then, when there is no box or the last box names no letter (``\\boxed{5 eV}``),
+from an "answer is (C)" / "Answer: C" / "answer is **(C)**" / "answer is option (C)" phrase, where
+"Answer: I think ..." is the pronoun, not option I. A response naming no letter among the options is wrong.
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ _PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
 # After that pronoun, the option is a bracketed or bold letter in the same sentence ("I think it is (C).").
 _WRAPPED_LETTER = re.compile(r"[(\[]\s*([A-J])\s*[)\]]|\*\*\s*([A-J])\s*\*\*")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+# A box's letter, after an optional "Option" / "Choice" ("\\boxed{\\text{Option C}}").
+_BOXED_LETTER = re.compile(r"^[\s(\[*]*(?:(?i:option|choice)[\s:(\[*]*)?([A-Za-z])(?![A-Za-z])(?!\s*[=<>_^])")
 
 
 def _unwrap(text: str) -> str:
@@ -41,7 +43,7 @@ def _unwrap(text: str) -> str:
 def _boxed_letter(text: str) -> str | None:
     """The letter a box's content names (any of A-Z, upper-cased), or None when it names none ("5 eV", "42", or an
     equation or subscript: "B = 0.5 T" and "A_1" name quantities, not options)."""
-    match = re.match(r"^[\s(\[*]*([A-Za-z])(?![A-Za-z])(?!\s*[=<>_^])", _unwrap(text).strip())
+    match = _BOXED_LETTER.match(_unwrap(text).strip())
     return match.group(1).upper() if match else None
 
 
