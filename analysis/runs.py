@@ -119,7 +119,8 @@ def series(rows: Sequence[dict], key: str) -> list[tuple[int, float]]:
 
 def read_evaluation(path: Path) -> dict:
     """An evaluation result (``mgrpo evaluate``'s <benchmark>.json): a JSON object for the benchmark that the file
-    is named after, whose accuracies (value, and each of metrics: avg@k, pass@k) lie in [0, 1]."""
+    is named after, whose accuracies (value, and each of metrics: avg@k, pass@k) lie in [0, 1] and whose stderr,
+    where given, is a finite number >= 0."""
     path = Path(path)
     benchmark = path.stem
     try:
@@ -143,4 +144,7 @@ def read_evaluation(path: Path) -> dict:
             raise ValueError(f"{path}: {key} = {value!r}; an evaluation's value is a finite number")
         if not 0 <= value <= 1:
             raise ValueError(f"{path}: {key} = {value!r}; an accuracy lies in [0, 1]")
+    stderr = data.get("stderr")
+    if stderr is not None and not (_is_number(stderr) and math.isfinite(stderr) and stderr >= 0):
+        raise ValueError(f"{path}: stderr = {stderr!r}; a standard error is null or a finite number >= 0")
     return data

@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import yaml
 
@@ -110,9 +110,12 @@ class Results:
                 self._runs[run] = RunData(run, summarize_curve(points, self.rule), rows)
         return self._runs[run]
 
-    def evaluation(self, run: Optional[plan.Run], checkpoint: str, benchmark: str, model: str = "") -> Optional[float]:
+    def evaluation(self, run: Optional[plan.Run], checkpoint: str, benchmark: str, model: str = "") -> Optional[Score]:
         path = Path(plan.eval_dir(self.results_dir, run, checkpoint, model)) / f"{benchmark}.json"
-        return float(read_evaluation(path)["value"]) if path.is_file() else None
+        if not path.is_file():
+            return None
+        data = read_evaluation(path)
+        return Score(float(data["value"]), None if data.get("stderr") is None else float(data["stderr"]))
 
 
 def percent(value: Optional[float]) -> str:
@@ -123,18 +126,35 @@ def paper_value(value: Optional[float]) -> str:
     return "–" if value is None else f"{float(value):.2f}"
 
 
-def mean_sd(values: Sequence[float], seeds: Optional[int] = None) -> str:
-    """Mean over seeds in %, followed by ± the sample standard deviation when two or more seeds are present;
-    with `seeds` (the runs the cell stands for), "(n/seeds)" when only n of them have a value."""
+def mean_sd(values: Sequence[float], seeds: Optional[int] = None, stderr: Optional[float] = None) -> str:
+    """Mean over seeds in %, followed by ± the sample standard deviation when two or more seeds are present, or,
+    for a single value, by its standard error over the benchmark's problems when given ("(s.e. x)"); with `seeds`
+    (the runs the cell stands for), "(n/seeds)" when only n of them have a value."""
     if not values:
         return MISSING
     text = percent(statistics.fmean(values))
-    text = f"{text} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else text
+    if len(values) > 1:
+        text = f"{text} ± {100 * statistics.stdev(values):.2f}"
+    elif stderr is not None:
+        text = f"{text} (s.e. {100 * stderr:.2f})"
     return f"{text} ({len(values)}/{seeds})" if seeds is not None and len(values) < seeds else text
 
 
+class Score(NamedTuple):
+    """One evaluation: its accuracy and the standard error over the benchmark's problems (None where not given)."""
+    value: float
+    stderr: Optional[float]
+
+
+def scores_cell(scores: Sequence[Score], seeds: Optional[int] = None) -> str:
+    """A benchmark cell: ``mean_sd`` of the scores; a lone score carries its standard error, since with one seed
+    (the paper's grid) it is the only measure of how much the number could move."""
+    return mean_sd([s.value for s in scores], seeds, scores[0].stderr if len(scores) == 1 else None)
+
+
 SEED_NOTE = ("accuracies in %, mean ± sample standard deviation over seeds (no ± with one seed); "
-             "(n/m): only n of the row's m seeds have this value, the others are listed as missing")
+             "(s.e. x): a benchmark value from one seed, with the standard error of its mean over the benchmark's "
+             "problems; (n/m): only n of the row's m seeds have this value, the others are listed as missing")
 
 
 def load_paper_numbers(path: Path) -> dict:
@@ -248,12 +268,13 @@ def summary_table(job: dict, results: Results, paper: dict) -> Table:
                 if planned is not None and (run.run_id, ck) not in planned:
                     cells.append(NOT_EVALUATED)
                     continue
-                value = results.evaluation(run, ck, b)
-                if value is None:
+                score = results.evaluation(run, ck, b)
+                if score is None:
                     missing.append(f"{run.run_id}/{ck}/{b}")
-                cells.append(percent(value))
+                cells.append(scores_cell([] if score is None else [score]))
         rows.append(head + cells)
-    notes = ["accuracies in %; validation accuracy from metrics.jsonl, benchmark columns from mgrpo evaluate",
+    notes = ["accuracies in %; validation accuracy from metrics.jsonl, benchmark columns from mgrpo evaluate, with "
+             "(s.e. x) the standard error of the mean over the benchmark's problems",
              _collapse_note(results.rule)]
     if planned is not None and any(NOT_EVALUATED in row[9:] for row in rows):
         notes.append(f"{NOT_EVALUATED}: checkpoint not evaluated by this configuration (e.g. checkpoints: [])")
@@ -312,7 +333,7 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
                 for ck in ("best", "final"):
                     found = [(d.run, results.evaluation(d.run, ck, b)) for d in present]
                     missing += [f"{run.run_id}/{ck}/{b}" for run, v in found if v is None]
-                    cells.append(mean_sd([v for _, v in found if v is not None], len(runs)))
+                    cells.append(scores_cell([v for _, v in found if v is not None], len(runs)))
         else:
             cells = ["ours", str(len(runs))] + [MISSING] * (len(columns) - 4)
         rows.append(head + cells)
@@ -330,13 +351,13 @@ def grid_table(job: dict, results: Results, paper: dict) -> Table:
 @dataclass
 class CheckpointRow:
     """One (method, G, T, checkpoint) over its seeds, or the base model: per benchmark the values found."""
-    values: list[list[float]]
+    values: list[list[Score]]
     seeds: Optional[int]  # runs of the row in the grid; None for the base model
     curves: list[Optional[CurveSummary]]
     missing: list[str]
 
     def cells(self) -> list[str]:
-        return ["–" if self.seeds is None else str(self.seeds)] + [mean_sd(v, self.seeds) for v in self.values]
+        return ["–" if self.seeds is None else str(self.seeds)] + [scores_cell(v, self.seeds) for v in self.values]
 
 
 def _checkpoint_row(spec_row: dict, model: str, benchmarks: Sequence[str], all_runs, results: Results) -> CheckpointRow:

@@ -363,3 +363,43 @@ def test_table1_paper_rows_need_their_cell_and_the_grid_keys_and_are_shown_apart
         ["60.00 (10)", "40.00 ↓", "50.00", "25.00"]  # 0.4 lies 0.2 below the peak 0.6: collapsed
     assert [rows[1][k] for k in ("Val best (step)", "Val final", "MATH500 best", "MATH500 final")] == \
         ["70.00", "–", "61.50", "–"]
+
+
+def write_score(results: Path, run, checkpoint: str, value: float, stderr, model: str = ""):
+    out = Path(plan.eval_dir(str(results), run, checkpoint, model))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "math500.json").write_text(json.dumps({"benchmark": "math500", "value": value, "stderr": stderr}))
+
+
+def test_a_benchmark_value_from_one_seed_shows_its_standard_error_over_problems_and_several_seeds_their_sd(tmp_path):
+    one = plan.Run("m", "srt", 8, 1.0, 0)
+    two = [plan.Run("m", "mgrpo", 8, 1.0, s) for s in (0, 1)]
+    partial = [plan.Run("m", "intuitor", 8, 1.0, s) for s in (0, 1)]
+    for run in [one, *two, *partial]:
+        write_run(tmp_path, run, [0.3, 0.5], {})
+    # per-problem scores 1, 0, 0.5, 0.5: mean 0.5, sample sd sqrt(0.5 / 3) = 0.40825, s.e. 0.40825 / 2 = 0.20412
+    write_score(tmp_path, None, "base", 0.5, 0.2041241, model="m")
+    write_score(tmp_path, one, "final", 0.25, 0.125)
+    write_score(tmp_path, two[0], "final", 0.4, 0.1)
+    write_score(tmp_path, two[1], "final", 0.6, 0.1)  # sd over seeds |0.6 - 0.4| / sqrt(2) = 0.14142
+    write_score(tmp_path, partial[0], "final", 0.4, 0.1)  # seed 1 never evaluated
+    rows = [{"label": label, "method": method, "G": 8, "T": 1.0, "checkpoint": "final"}
+            for label, method in (("SRT", "srt"), ("M-GRPO", "mgrpo"), ("Intuitor", "intuitor"))]
+    spec = {"model": "m", "benchmarks": ["math500"], "rows": [{"label": "Base", "checkpoint": "base"}, *rows]}
+    table = build_table(job(tmp_path, [one, *two, *partial], "checkpoints", spec), PAPER)
+    assert [row[3] for row in table.rows] == ["50.00 (s.e. 20.41)", "25.00 (s.e. 12.50)", "50.00 ± 14.14",
+                                              "40.00 (s.e. 10.00) (1/2)"]
+    assert any("(s.e. x)" in note for note in table.notes)
+    summary = build_table(job(tmp_path, [one], "summary", {"benchmarks": ["math500"]}), PAPER)
+    assert dict(zip(summary.columns, summary.rows[0]))["MATH500 final"] == "25.00 (s.e. 12.50)"
+
+
+@pytest.mark.parametrize("stderr", [-0.1, "0.1", float("nan"), True])
+def test_an_evaluation_whose_stderr_is_not_a_number_at_least_0_is_an_error_naming_the_file(tmp_path, stderr):
+    run = plan.Run("toy", "srt", 8, 1.0, 0)
+    write_run(tmp_path, run, [0.3, 0.6], {})
+    write_score(tmp_path, run, "final", 0.5, stderr)
+    path = Path(plan.eval_dir(str(tmp_path), run, "final")) / "math500.json"
+    with pytest.raises(ValueError) as err:
+        build_table(job(tmp_path, [run], "summary", {"benchmarks": ["math500"]}), PAPER)
+    assert str(err.value) == f"{path}: stderr = {stderr!r}; a standard error is null or a finite number >= 0"
