@@ -366,3 +366,17 @@ def test_a_malformed_paper_numbers_file_fails_before_any_job_naming_it(tmp_path)
     config["analysis"]["tables"] = {}  # no table reads the file
     write_config(workdir / "no_tables.yaml", config)
     assert snakemake(workdir, "-n", "--cores", "1", "--configfile", "no_tables.yaml").returncode == 0
+
+
+def test_a_results_or_work_dir_spelt_with_a_trailing_slash_or_dot_plans_the_same_jobs_and_paths(workdir):
+    # results_dir: "results/" gave paths results//runs/... (123 "contains double '/'" warnings) and then a
+    # MissingInputException in rule table_toy_summary; "./results" gave 123 "starts with './'" warnings
+    for results, work in (("results/", "work/"), ("./results", "./work")):
+        write_config(workdir / "slash.yaml", tiny_config(results_dir=results, work_dir=work))
+        result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "slash.yaml")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "double '/'" not in result.stdout and "starts with './'" not in result.stdout
+        command = next(line for line in result.stdout.splitlines() if "mgrpo train" in line and "--seed 0" in line)
+        assert " --out results/runs/toy/" in command and " --work work/runs/toy/" in command, command
+        # 2 runs: 1 toy_data, 1 pretrain, 2 train, 4 + 1 evaluations, 2 tables, 1 figure, 1 report, all
+        assert "\ntotal                     14\n" in result.stdout, result.stdout[-3000:]

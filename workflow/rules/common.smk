@@ -15,8 +15,10 @@ from mgrpo.cli import argument_error
 from mgrpo.core.methods import known_methods
 from mgrpo.evaluation.benchmarks import known_benchmarks
 
-R = config.get("results_dir", "results")
-WORK = config.get("work_dir", "work")
+# Normalised: "results/" would give paths results//runs/... that Snakemake matches inconsistently (a
+# MissingInputException in the table rules), and "./results" a warning for every path.
+R = os.path.normpath(config.get("results_dir", "results"))
+WORK = os.path.normpath(config.get("work_dir", "work"))
 BACKEND = config["backend"]
 DATA_KIND = config["data"]["kind"]
 EVAL = config["evaluation"]
