@@ -129,6 +129,18 @@ def check_benchmarks(config: Mapping[str, Any], known_benchmarks: Iterable[str])
     if unknown:
         raise ValueError(f"config evaluation.benchmarks: unknown benchmark(s) {', '.join(unknown)}; "
                          f"registered benchmarks: {', '.join(known)}")
+    # Every evaluate job reads one data folder: the toy splits with data.kind toy, else evaluation.data_dir. A
+    # benchmark of the other kind passed the DAG and failed in every evaluate job, after all the training.
+    kind = (config.get("data") or {}).get("kind")
+    benchmarks = config["evaluation"]["benchmarks"]
+    if kind == "toy" and any(b != "toy" for b in benchmarks):
+        others = ", ".join(b for b in benchmarks if b != "toy")
+        raise ValueError(f"config evaluation.benchmarks: {others} cannot be evaluated with data.kind: toy (every "
+                         "evaluate job reads the toy data folder, which holds the toy task only); use data.kind: "
+                         "math, whose evaluate jobs read evaluation.data_dir")
+    if kind is not None and kind != "toy" and "toy" in benchmarks:
+        raise ValueError(f"config evaluation.benchmarks: toy is the toy task's test split, written only with "
+                         f"data.kind: toy (here data.kind: {kind})")
 
 
 def check_hyperparameters(config: Mapping[str, Any]) -> None:

@@ -250,6 +250,26 @@ def test_unregistered_benchmarks_are_named_with_the_registered_ones():
         plan.check_benchmarks(bad, ["toy", "math500"])
 
 
+def test_benchmarks_of_the_other_data_kind_are_refused():
+    # every evaluate job reads one folder: the toy data's (data.kind toy) or evaluation.data_dir (math); a
+    # benchmark of the other kind failed in every evaluate job ("data file not found: results/data/toy/...")
+    known = ["toy", "math500", "aime24", "mbpp_plus"]
+    plan.check_benchmarks(config(data={"kind": "toy"}), known)
+    plan.check_benchmarks(config(data={"kind": "math"}, evaluation={"benchmarks": ["math500", "mbpp_plus"]}), known)
+    toy = config(data={"kind": "toy"}, evaluation={"benchmarks": ["toy", "math500", "aime24"]})
+    with pytest.raises(ValueError) as err:
+        plan.check_benchmarks(toy, known)
+    assert str(err.value) == (
+        "config evaluation.benchmarks: math500, aime24 cannot be evaluated with data.kind: toy (every evaluate job "
+        "reads the toy data folder, which holds the toy task only); use data.kind: math, whose evaluate jobs read "
+        "evaluation.data_dir")
+    math = config(data={"kind": "math"}, evaluation={"benchmarks": ["math500", "toy"]})
+    with pytest.raises(ValueError) as err:
+        plan.check_benchmarks(math, known)
+    assert str(err.value) == ("config evaluation.benchmarks: toy is the toy task's test split, written only with "
+                              "data.kind: toy (here data.kind: math)")
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
 def test_shipped_figure2_compares_its_methods_at_one_G_and_T(name):
     # colours are per method: runs at a second G would be drawn as more lines of the same method, unlabelled

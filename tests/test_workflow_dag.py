@@ -210,6 +210,17 @@ def test_unknown_benchmark_fails_before_any_job_naming_the_registered_ones(workd
     assert "math500" in output.split("registered benchmarks:")[1]
 
 
+def test_a_benchmark_the_toy_data_does_not_hold_fails_before_any_job(workdir):
+    # it passed the DAG; every evaluate job then failed, after all the training, with "data file not found:
+    # results/data/toy/math500.jsonl"
+    config = tiny_config()
+    config["evaluation"]["benchmarks"] = ["toy", "math500"]
+    output = refused_before_any_job(workdir, config, "toybench")
+    assert ("config evaluation.benchmarks: math500 cannot be evaluated with data.kind: toy (every evaluate job "
+            "reads the toy data folder, which holds the toy task only); use data.kind: math, whose evaluate jobs "
+            "read evaluation.data_dir") in output, output[-2000:]
+
+
 def test_misspelt_training_setting_fails_before_any_job_naming_it(workdir):
     # it passed the DAG and failed only when the first train job read it, after data and base model
     config = tiny_config()
