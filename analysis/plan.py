@@ -334,13 +334,21 @@ def train_arguments(config: Mapping[str, Any], run: Run) -> dict[str, Any]:
     """The per-run values that `mgrpo train` receives besides paths: only what this run's method uses.
 
     Keeping this minimal is what makes an edit to one method's entry re-run only that method's jobs
-    (Snakemake's `params` rerun trigger).
+    (Snakemake's `params` rerun trigger). A method without a momentum model (or without the IQR filter) always gets
+    the trainer's default m (k), whatever the config says: it does not use it, and a new training.momentum would
+    otherwise re-run, and retrain afresh, every SRT and Intuitor run.
     """
+    from mgrpo.core.methods import get_method
+    from mgrpo.run_spec import RunSpec
+
     training = config.get("training") or {}
     override = (config.get("methods") or {}).get(run.method) or {}
+    method = get_method(run.method)
     args: dict[str, Any] = {
-        "momentum": override.get("momentum", training.get("momentum", 0.99)),
-        "iqr_k": override.get("iqr_k", training.get("iqr_k", 0.75)),
+        "momentum": override.get("momentum", training.get("momentum", RunSpec.momentum))
+        if method.momentum else RunSpec.momentum,
+        "iqr_k": override.get("iqr_k", training.get("iqr_k", RunSpec.iqr_k))
+        if method.entropy_filter else RunSpec.iqr_k,
         "settings": dict(sorted(method_settings(config, run.method).items())),
     }
     if override.get("N") is not None:

@@ -42,6 +42,22 @@ def test_train_arguments_carry_only_the_runs_own_method_overrides():
     assert mgrpo == {"momentum": 0.99, "iqr_k": 0.75, "settings": {"lr": 0.01, "steps": 50}, "N": 2}
 
 
+def test_momentum_and_iqr_k_reach_only_the_methods_that_use_them():
+    # training.momentum reached every run's command: editing it re-ran (and, with --restart-on-change, retrained
+    # from scratch) SRT, Intuitor and ground-truth runs, which have no momentum model; training.iqr_k likewise
+    # re-ran every method without the IQR filter. Those runs get the trainer's defaults (0.99, 0.75), always.
+    c = config(training={"momentum": 0.9, "iqr_k": 1.5, "settings": {}},
+               methods={"srt": {"momentum": 0.5, "iqr_k": 2.0}, "mgrpo": {"N": 2}})
+    assert plan.train_arguments(c, plan.Run("m", "srt", 8, 1.0, 0)) == {"momentum": 0.99, "iqr_k": 0.75,
+                                                                        "settings": {}}
+    assert plan.train_arguments(c, plan.Run("m", "mgrpo", 8, 1.0, 0)) == {"momentum": 0.9, "iqr_k": 0.75,
+                                                                          "settings": {}, "N": 2}
+    assert plan.train_arguments(c, plan.Run("m", "mgrpo_iqr", 8, 1.0, 0)) == {"momentum": 0.9, "iqr_k": 1.5,
+                                                                              "settings": {}}
+    assert plan.train_arguments(c, plan.Run("m", "srt_iqr", 8, 1.0, 0)) == {"momentum": 0.99, "iqr_k": 1.5,
+                                                                            "settings": {}}
+
+
 def test_flags_and_paths():
     assert plan.settings_flags({"steps": 5, "wandb": False, "x": None}) == [
         "--set", "steps=5", "--set", "wandb=false", "--set", "x=null"]

@@ -221,6 +221,23 @@ def test_a_benchmark_the_toy_data_does_not_hold_fails_before_any_job(workdir):
             "read evaluation.data_dir") in output, output[-2000:]
 
 
+def test_editing_the_momentum_or_iqr_k_changes_only_the_commands_of_the_methods_that_use_them(workdir):
+    # Snakemake reruns a job whose params changed: a new training.momentum re-ran SRT's runs as well
+    def commands(config):
+        write_config(workdir / "m.yaml", config)
+        result = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "m.yaml")
+        assert result.returncode == 0, result.stdout[-3000:]
+        lines = [line for line in result.stdout.splitlines() if "mgrpo train" in line]
+        return {line.split("--method ")[1].split()[0]: line for line in lines}
+
+    before = commands(tiny_config(methods=("srt", "mgrpo", "mgrpo_iqr")))
+    after = commands(tiny_config(methods=("srt", "mgrpo", "mgrpo_iqr"),
+                                 training={"momentum": 0.9, "iqr_k": 1.5, "settings": {}}))
+    assert after["srt"] == before["srt"] and "--momentum 0.99 --iqr-k 0.75" in after["srt"]
+    assert "--momentum 0.9 --iqr-k 0.75" in after["mgrpo"]
+    assert "--momentum 0.9 --iqr-k 1.5" in after["mgrpo_iqr"]
+
+
 def test_misspelt_training_setting_fails_before_any_job_naming_it(workdir):
     # it passed the DAG and failed only when the first train job read it, after data and base model
     config = tiny_config()
