@@ -1,6 +1,7 @@
 """End to end: a tiny local HF model through lm-eval, the toy benchmark, the CLI, and bad inputs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 
@@ -107,6 +108,20 @@ def test_cli_evaluate_toy(toy_setup, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ bad inputs
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_cli_vllm_backend_where_vllm_is_absent_is_one_line(toy_setup, tmp_path, capsys):
+    # it was a 7-frame traceback ending in "ImportError: vllm not installed: ..."
+    from mgrpo.cli import main
+
+    model, data = toy_setup
+    code = main(["evaluate", "--model", str(model), "--benchmarks", "toy", "--out", str(tmp_path / "out"),
+                 "--data-dir", str(data), "--backend", "vllm"])
+    assert code == 2
+    assert capsys.readouterr().err == ("mgrpo evaluate: error: vllm not installed: install vllm on the GPU machine, "
+                                       "or use --backend hf\n")
+    assert not (tmp_path / "out").exists()
+
 
 def test_unknown_benchmark_lists_the_known_ones(tmp_path):
     with pytest.raises(UnknownBenchmarkError) as err:

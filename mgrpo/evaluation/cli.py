@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mgrpo.evaluation.benchmarks import EVAL_TEMPERATURE, known_benchmarks
@@ -96,6 +97,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from mgrpo.atomic import check_folder
+    from mgrpo.evaluation.generation import BackendNotInstalled
     from mgrpo.evaluation.runner import evaluate
     from mgrpo.work_lock import WorkDirInUse, work_lock
 
@@ -112,6 +114,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                                cache_dir=args.cache)
     except WorkDirInUse as err:
         raise SystemExit(f"mgrpo evaluate: {err}") from None
+    except BackendNotInstalled as err:  # one line, as for any other bad input (mgrpo.cli.main)
+        print(f"mgrpo evaluate: error: {err}", file=sys.stderr)
+        return 2
     for name, result in results.items():
         print(f"{name:14s} {result['metric']:7s} {result['value']:.4f}  (n={result['n_problems']})")
     return 0

@@ -95,6 +95,10 @@ def _render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool) -
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
+class BackendNotInstalled(ImportError):
+    """A generation backend that this environment lacks (vLLM): `mgrpo evaluate` says it in one line."""
+
+
 class HFGenerator:
     """transformers ``generate`` on one device (CPU in tests); prompts are batched with left padding."""
 
@@ -186,7 +190,7 @@ class VLLMGenerator:
         try:
             import vllm  # noqa: F401
         except ImportError:
-            raise ImportError("vllm not installed: install vllm on the GPU machine, or use --backend hf") from None
+            raise BackendNotInstalled("vllm not installed: install vllm on the GPU machine, or use --backend hf") from None
         without_flashinfer_sampler(os.environ)  # before any engine process starts
         self.name = str(check_model_dir(model_dir))
         if tensor_parallel_size < 1 or data_parallel_size < 1:
