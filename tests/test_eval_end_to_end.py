@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -133,7 +134,7 @@ def test_unknown_benchmark_lists_the_known_ones(tmp_path):
 def test_cli_unknown_benchmark_is_a_clean_error(tmp_path, capsys):
     from mgrpo.cli import main
 
-    assert main(["evaluate", "--model", str(tmp_path), "--benchmarks", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--benchmarks", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown benchmark(s) 'nope'" in err and "math500" in err
 
@@ -141,6 +142,10 @@ def test_cli_unknown_benchmark_is_a_clean_error(tmp_path, capsys):
 @pytest.mark.parametrize("flags, message", [
     (["--out", "FILE"], "output folder FILE is a file, not a folder"),
     (["--cache", "FILE"], "cache folder FILE is a file, not a folder"),
+    (["--out", "MODEL"], "output folder MODEL is inside the model folder MODEL: write results elsewhere"),
+    (["--out", "MODEL/results"], "output folder MODEL/results is inside the model folder MODEL: write results "
+                                 "elsewhere"),
+    (["--cache", "MODEL/cache"], "cache folder MODEL/cache is inside the model folder MODEL: write results elsewhere"),
     (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
     (["--seed", "-1"], "seed must be an integer in [0, 2147483647] (got -1)"),
     (["--temperature", "inf"], "temperature must be a finite number >= 0, got inf"),
@@ -158,13 +163,16 @@ def test_cli_refuses_bad_options_in_one_line_before_loading_the_model(toy_setup,
     model, data = toy_setup
     (tmp_path / "FILE").write_text("keep me")
     options = {"--out": str(tmp_path / "out"), "--data-dir": str(data)}
-    flags = [flag.replace("FILE", str(tmp_path / "FILE")) for flag in flags]
+    model_files = sorted(p.relative_to(model) for p in Path(model).rglob("*"))
+    flags = [flag.replace("FILE", str(tmp_path / "FILE")).replace("MODEL", str(model)) for flag in flags]
     options.update(zip(flags[::2], flags[1::2]))
     assert main(["evaluate", "--model", str(model), "--benchmarks", "toy",
                  *[x for item in options.items() for x in item]]) == 2
-    assert capsys.readouterr().err == f"mgrpo evaluate: error: {message.replace('FILE', str(tmp_path / 'FILE'))}\n"
+    message = message.replace("FILE", str(tmp_path / "FILE")).replace("MODEL", str(model))
+    assert capsys.readouterr().err == f"mgrpo evaluate: error: {message}\n"
     assert (tmp_path / "FILE").read_text() == "keep me"
     assert not (tmp_path / "out").exists()
+    assert sorted(p.relative_to(model) for p in Path(model).rglob("*")) == model_files
 
 
 def test_non_model_checkpoint_fails_before_generation(tmp_path, data_dir):

@@ -98,9 +98,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from mgrpo.atomic import check_folder
     from mgrpo.evaluation.generation import BackendNotInstalled
-    from mgrpo.evaluation.runner import evaluate
+    from mgrpo.evaluation.runner import check_outside_model, evaluate
     from mgrpo.work_lock import WorkDirInUse, work_lock
 
+    check_outside_model(str(args.model), {"output folder": args.out, "cache folder": args.cache})  # before the lock
     if args.cache is not None:
         check_folder(args.cache, "cache folder")  # before the lock makes it a folder (or fails on the file)
     try:

@@ -175,6 +175,17 @@ def _copy_files(source_dir: Path, target_dir: Path, benchmark: str) -> None:
             shutil.copyfile(source, tmp)
 
 
+def check_outside_model(model: str, folders: dict) -> None:
+    """Results written into a local model folder would change the files that identify the model (the evaluation
+    cache key, the training record of a base model): refused."""
+    if not Path(model).is_dir():
+        return
+    root = Path(model).resolve()
+    for what, folder in folders.items():
+        if folder is not None and (Path(folder).resolve() == root or root in Path(folder).resolve().parents):
+            raise ValueError(f"{what} {folder} is inside the model folder {model}: write results elsewhere")
+
+
 def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "hf", data_dir=None,
              temperature: float = EVAL_TEMPERATURE, top_p: float = 1.0, max_tokens: int | None = None,
              samples: int | None = None, limit: int | None = None, seed: int = 0,
@@ -211,6 +222,7 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
     check_folder(out_dir, "output folder")
     if cache_dir is not None:
         check_folder(cache_dir, "cache folder")
+    check_outside_model(model, {"output folder": out_dir, "cache folder": cache_dir})
     out_dir = Path(out_dir)
     plans = {b.name: (samples or b.default_samples,
                       SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens or b.max_tokens,
