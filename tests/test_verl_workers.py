@@ -304,6 +304,59 @@ def test_weight_sync_sends_a_momentum_replica_the_ema(monkeypatch, param_offload
     assert worker.actor.engine.get_per_tensor_param is own_export
 
 
+@pytest.mark.parametrize("momentum_ranks", [[1], [0]], ids=["policy_replica", "momentum_replica"])
+def test_split_sync_waits_for_verls_offload_copies_before_touching_the_parameters(monkeypatch, momentum_ranks):
+    """Split placement with FSDP1 and ``param_offload``: each of the sync's two exports is verl's
+    ``get_per_tensor_param``, which reloads the parameters to the GPU, takes the state dict there and offloads them
+    again with a non-blocking copy into new pinned host storage (``offload_fsdp_model_to_cpu``). On a GPU that copy
+    lands later; only a device synchronisation waits for it, and verl's weight sender synchronises only when a bucket
+    fills, so a rank that sends nothing from an export (the policy export on a momentum replica's rank, the EMA
+    export on the others) reaches the EMA swap, or its restore, with the copy still in flight. Emulated here: the
+    offloaded storage starts as garbage (NaN) and receives its values at the next device synchronisation. Without a
+    wait, the backup of the policy is garbage and the offload lands after the restore: the actor kept the EMA or
+    NaN instead of the policy."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import verl.workers.engine_workers as engine_workers
+    from mgrpo.verl_backend import workers as workers_module
+
+    pending = []  # host copies issued by the "device" and not yet landed: (destination, source)
+
+    def device_synchronize():
+        while pending:
+            destination, source = pending.pop(0)
+            destination.copy_(source)
+
+    events = []
+    module = torch.nn.Linear(2, 2)
+    worker = _syncing_worker(monkeypatch, module, events, param_offload=True, momentum_ranks=momentum_ranks)
+    monkeypatch.setattr(workers_module, "_wait_for_device", device_synchronize)
+    monkeypatch.setattr(engine_workers, "get_torch_device",
+                        lambda: SimpleNamespace(empty_cache=lambda: None, synchronize=device_synchronize))
+    policy = {name: p.detach().clone() for name, p in module.named_parameters()}
+
+    def fsdp1_export_with_offload(layered_summon=False, base_sync_done=True):
+        on_device = {name: p.detach().clone() for name, p in module.named_parameters()}  # reload, state dict
+        with torch.no_grad():
+            for name, p in module.named_parameters():  # offload: new host storage, filled by a pending copy
+                p.data = torch.full_like(p.data, float("nan"))
+                pending.append((p.data, on_device[name]))
+        return iter(on_device.items()), None
+
+    worker.actor.engine.get_per_tensor_param = fsdp1_export_with_offload
+    worker.actor.engine.to = lambda *a, **k: events.append("offload")  # already on the host: nothing moves
+
+    asyncio.run(worker.update_weights(global_steps=4, mode="naive"))
+    device_synchronize()  # whatever was still in flight lands
+
+    sent = events[1][1]
+    want = {name: torch.full_like(t, 7.0) for name, t in policy.items()} if momentum_ranks == [0] else policy
+    assert all(torch.equal(sent[name], want[name]) for name in want)
+    assert all(torch.equal(p, policy[name]) for name, p in module.named_parameters()), \
+        "the actor must keep the policy weights"
+
+
 def test_momentum_replicas_need_a_momentum_model():
     worker = _worker(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="momentum replicas need a momentum model"):

@@ -72,6 +72,16 @@ def _wait_for_device() -> None:
         torch.cuda.synchronize()
 
 
+def _settled_shards(module: torch.nn.Module) -> list[torch.Tensor]:
+    """``local_shards`` once the device is done with them: the EMA swap reads, writes and restores the parameters
+    on the host, and verl moves them with non-blocking copies (its offload into new pinned host storage, FSDP1's
+    reload inside every weight export, FSDP2's per-tensor reads of host parameters). verl's weight sender
+    synchronises only when a bucket fills, so inside the split placement's weight stream nothing else waits for
+    them on a rank that sends nothing from one of its two exports."""
+    _wait_for_device()
+    return local_shards(module)
+
+
 class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
     _mgrpo_ema: list[torch.Tensor] | None = None
     _mgrpo_m: float = 0.99
@@ -134,7 +144,7 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         _wait_for_device()
         started = time.perf_counter()
         # verl's offload after the push gives the parameters new storage: ema_loaded restores the policy there
-        with mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema):
+        with mcore.ema_loaded(lambda: _settled_shards(self._actor_module()), self._mgrpo_ema):
             await ActorRolloutRefWorker.update_weights(self, global_steps=None, mode="naive")
         return time.perf_counter() - started
 
@@ -149,8 +159,8 @@ class MGRPOActorRolloutRefWorker(ActorRolloutRefWorker):
         engine = self.actor.engine
         export = engine.get_per_tensor_param
 
-        def ema_in_actor():
-            return mcore.ema_loaded(lambda: local_shards(self._actor_module()), self._mgrpo_ema)
+        def ema_in_actor():  # inside the weight stream, after (and before) verl's export offloads: see _settled_shards
+            return mcore.ema_loaded(lambda: _settled_shards(self._actor_module()), self._mgrpo_ema)
 
         def split_export(**kwargs):
             def one_export():
