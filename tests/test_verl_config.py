@@ -300,6 +300,8 @@ def test_momentum_refuses_verls_rollout_skip(dirs):
     ("trainer.resume_mode", "disable", "resume_mode='disable' (needs 'auto')"),
     ("trainer.resume_from_path", "/elsewhere/global_step_5", "resume_from_path='/elsewhere/global_step_5'"),
     ("algorithm.rollout_correction.bypass_mode", "true", "bypass_mode=True (needs False)"),
+    ("algorithm.rollout_correction.rollout_is", "token", "rollout_is='token' (needs None)"),
+    ("algorithm.rollout_correction.rollout_rs", "seq_mean_k1", "rollout_rs='seq_mean_k1' (needs None)"),
 ])
 def test_overrides_that_would_break_resume_best_or_the_stage_are_refused_before_ray(dirs, key, value, shown):
     # e.g. async saves never write latest_checkpointed_iteration.txt: a run would train to the end, then find no

@@ -257,6 +257,10 @@ def check_composed(config, spec) -> None:
         "trainer.resume_from_path": (trainer.get("resume_from_path"), None),
         # the method's stage reads the entropies of the old-log-prob pass, which bypass mode skips
         "algorithm.rollout_correction.bypass_mode": (bool(correction.get("bypass_mode", False)), False),
+        # verl applies importance weights / rejection sampling inside the advantage stage that the method's
+        # stage replaces: set, they would be ignored without a word
+        "algorithm.rollout_correction.rollout_is": (correction.get("rollout_is"), None),
+        "algorithm.rollout_correction.rollout_rs": (correction.get("rollout_rs"), None),
     }, "the harness (checkpoints, resume, best/ and the method's stage)")
     method = mcore.get_method(spec.method)
     if method.momentum:
