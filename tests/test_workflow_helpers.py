@@ -74,6 +74,16 @@ if command == "toy-data":
     out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)
     for split in ("pretrain", "train", "test", "val"):
         (out / f"{split}.jsonl").write_text('{"prompt": "1+1", "answer": "2"}\n')
+elif command == "prepare-data":  # evaluation benchmarks; --keep-present leaves those already there
+    out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)
+    for benchmark in opt("--benchmarks").split(","):
+        if not (out / f"{benchmark}.jsonl").exists():
+            (out / f"{benchmark}.jsonl").write_text('{"problem": "1+1", "answer": "2"}\n')
+    print("prepared")
+elif command == "verl-prepare-data":
+    out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        (out / f"{split}.parquet").write_text("")
 elif command == "pretrain":
     out = Path(opt("--out")); out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text("{}")

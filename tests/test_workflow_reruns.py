@@ -5,6 +5,7 @@ in test_workflow_toy_e2e.py)."""
 import json
 
 import pytest
+import yaml
 
 from test_workflow_helpers import (copy_workflow, environment, fake_log, install_fake_mgrpo, planned_jobs,
                                    snakemake, tiny_config, write_config)
@@ -120,3 +121,34 @@ def test_folders_with_spaces_reach_every_command_as_one_argument(tmp_path):
     assert train[train.index("--work") + 1] == "my work/runs/toy/srt/G4_T1.0_s0"
     evaluate = calls["evaluate"]
     assert evaluate[evaluate.index("--cache") + 1].startswith("my work/eval/toy/")
+
+
+def test_adding_an_evaluation_benchmark_retrains_nothing(tmp_path):
+    # The training data leave out MATH-500's problems, so verl_data runs after prepare_benchmarks; but a new
+    # benchmark in the list re-runs only prepare_benchmarks (its record): the training data, and with them every
+    # train job (which --restart-on-change would then start afresh, the data's files being new), stay as they are.
+    workdir = copy_workflow(tmp_path / "clone")
+    env = environment(install_fake_mgrpo(tmp_path / "bin"), FAKE_MGRPO_LOG=str(tmp_path / "mgrpo.jsonl"))
+    (workdir / "data" / "MATH").mkdir(parents=True)
+    (workdir / "models" / "local").mkdir(parents=True)
+    (workdir / "models" / "local" / "config.json").write_text("{}")
+    config = yaml.safe_load((workdir / "config" / "paper.yaml").read_text())
+    config["base_models"] = {"local": {"path": "models/local"}}
+    config["experiments"] = [{"name": "one", "models": ["local"], "methods": ["srt"], "G": [32], "T": [1.1],
+                              "seeds": [0], "checkpoints": []}]
+    config["evaluation"].update(benchmarks=["math500", "aime24"], base_model=False)
+    config["analysis"] = {"tables": {}, "figures": {}}
+    config["report"] = {"html": False}
+    write_config(workdir / "one.yaml", config)
+    target = "results/runs/local/srt/G32_T1.1_s0/metrics.jsonl"
+    first = snakemake(workdir, target, "--cores", "1", "--configfile", "one.yaml", env=env)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "--exclude-problems data/benchmarks/math500.jsonl" in first.stdout
+
+    config["evaluation"]["benchmarks"].append("aime25")
+    write_config(workdir / "more.yaml", config)
+    assert planned_jobs(workdir, target, "--configfile", "more.yaml", env=env) == {"prepare_benchmarks": 1}
+    # Without MATH-500 the training data do change: those jobs run again.
+    config["evaluation"]["benchmarks"] = ["aime24"]
+    write_config(workdir / "fewer.yaml", config)
+    assert planned_jobs(workdir, target, "--configfile", "fewer.yaml", env=env) == {"verl_data": 1, "train": 1}
