@@ -65,6 +65,20 @@ class RunSpec:
         return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
+def unused_at_default(arguments: Mapping[str, Any]) -> dict:
+    """A run's arguments (``RunSpec.to_json()``, or a checkpoint's fingerprint of them) with the momentum m and the
+    IQR k at their defaults where its method does not use them. They change nothing in such a run, and the workflow
+    passed the config's values to every method until it passed them only to the methods that use them: a run
+    recorded with another value is the same run, to resume, not to restart from step 0."""
+    try:
+        method = get_method(str(arguments.get("method")))
+    except Exception:  # noqa: BLE001 -- a record of an unknown method: compared as it is
+        return dict(arguments)
+    unused = {"momentum": RunSpec.momentum} if not method.momentum else {}
+    unused |= {"iqr_k": RunSpec.iqr_k} if not method.entropy_filter else {}
+    return dict(arguments) | {k: v for k, v in unused.items() if k in arguments}
+
+
 def momentum_in_loss(settings: Mapping[str, Any]) -> bool:
     """The verl backend's ``momentum_in_loss`` setting, which changes how many rollouts N may be (default false)."""
     return bool(_coerce("momentum_in_loss", settings.get("momentum_in_loss", False), bool))

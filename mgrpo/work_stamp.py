@@ -10,7 +10,9 @@ with ``restart=True`` (what the workflow asks for: Snakemake reruns a job only b
 the old contents to ``WORK/superseded/<UTC time>/`` and starts afresh. Nothing is deleted. A folder holding nothing
 but its record (a start refused by the trainer's own checks) is simply recorded again. A record written before
 the resolved settings were recorded (it holds the settings as given) is the same run when it equals the present
-record with the settings as given; it is then rewritten in the present form.
+record with the settings as given, and so is one that differs only in a momentum m or IQR k that the run's method
+does not use (the workflow passed those to every method until 2026-12-07); it is then rewritten in the present
+form.
 """
 from __future__ import annotations
 
@@ -49,6 +51,16 @@ def _with_settings_as_given(identity: dict, spec) -> dict:
     return identity | {"arguments": identity["arguments"] | {"settings": as_given}}
 
 
+def _same_run_but_unused(recorded, identity: dict) -> bool:
+    """The record differs only in a momentum m or IQR k that the run's method does not use (run_spec.unused_at_default)."""
+    from mgrpo.run_spec import unused_at_default
+
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("arguments"), dict):
+        return False
+    return (recorded | {"arguments": unused_at_default(recorded["arguments"])}
+            == identity | {"arguments": unused_at_default(identity["arguments"])})
+
+
 def _differences(old: dict, new: dict, prefix: str) -> list[str]:
     """Names of the keys whose values differ; the settings are named one by one."""
     names = []
@@ -80,7 +92,7 @@ def check_work_dir(spec, settings: Mapping[str, Any], restart: bool = False, log
         recorded, unreadable = _read_record(stamp)
         if recorded == identity:
             return
-        if recorded == _with_settings_as_given(identity, spec):
+        if recorded == _with_settings_as_given(identity, spec) or _same_run_but_unused(recorded, identity):
             write_json(stamp, identity, sort_keys=True)  # an older record of this same run: keep its progress
             return
         if recorded is None:  # no telling what the run there was started from: as if it were another run

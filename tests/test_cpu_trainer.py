@@ -206,6 +206,19 @@ def test_resume_refuses_other_arguments(toy, tmp_path):
         trainer.train(replace(spec, settings={**spec.settings, "lr": 1e-3}))
 
 
+def test_resume_takes_a_checkpoint_whose_momentum_or_k_the_method_does_not_use(toy, tmp_path):
+    # The workflow once passed training.momentum to every method: an SRT run checkpointed with m = 0.9 is resumed
+    # with the default 0.99 that it gets now. Neither enters an SRT run; the checkpoint is the same run's.
+    spec = make_spec(toy, tmp_path, name="m", steps=2)
+    first = read_metrics(trainer.train(replace(spec, momentum=0.9, iqr_k=1.5)))
+    again = read_metrics(trainer.train(replace(spec, out=tmp_path / "m" / "out2")))
+    assert without_timing(again) == without_timing(first)
+    mgrpo = make_spec(toy, tmp_path, method="mgrpo", name="mg", steps=2)
+    trainer.train(replace(mgrpo, momentum=0.9))
+    with pytest.raises(ValueError, match=r"different arguments \(momentum\)"):  # a momentum method's m: another run
+        trainer.train(replace(mgrpo, out=tmp_path / "mg" / "out2"))
+
+
 def test_momentum_rollouts_never_enter_the_loss(toy, tmp_path, monkeypatch):
     sampled_by = {}  # id(rollouts) -> (model that sampled them, number of rows)
     forwarded = []  # (model, id(rollouts), grad enabled) for every full forward over rollouts

@@ -147,3 +147,25 @@ def test_an_unreadable_record_is_named_and_kept_unless_restart_is_asked(spec, te
     assert lines == [f"mgrpo train: {work} held a run whose record {work / STAMP} cannot be read ({reason}); "
                      f"its contents moved to {moved}, starting afresh"]
     check_work_dir(spec)  # recorded afresh: the same run now resumes
+
+
+def test_a_record_differing_only_in_a_momentum_or_k_the_method_does_not_use_is_the_same_run(spec):
+    # The workflow passed training.momentum / iqr_k to every method until it passed them only to the methods that
+    # use them: an SRT run recorded with m = 0.9 is now started with the default 0.99. It must resume, not be
+    # refused (or, under --restart-on-change, moved aside and retrained from step 0).
+    from dataclasses import replace
+
+    old = replace(spec, momentum=0.9, iqr_k=1.5)
+    work = started(old)
+    check_work_dir(spec)
+    assert (work / "step_000005").is_dir() and not (work / SUPERSEDED).exists()
+    assert json.loads((work / STAMP).read_text())["arguments"]["momentum"] == 0.99  # rewritten in the present form
+
+
+def test_a_momentum_the_method_uses_still_makes_another_run(spec, tmp_path):
+    from dataclasses import replace
+
+    mgrpo = replace(spec, method="mgrpo", N=1)
+    started(replace(mgrpo, momentum=0.9))
+    with pytest.raises(ValueError, match=r"other inputs \(arguments\.momentum\)"):
+        check_work_dir(mgrpo)

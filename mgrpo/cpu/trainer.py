@@ -30,7 +30,7 @@ from mgrpo.atomic import atomic_dir, remove_stale_temps, write_json, write_jsonl
 from mgrpo.cpu import rollout as ro
 from mgrpo.jsonl import append_row, truncate_log
 from mgrpo.run_metrics import METRIC_KEYS
-from mgrpo.run_spec import RUN_DIR_MARKERS
+from mgrpo.run_spec import RUN_DIR_MARKERS, unused_at_default
 
 TIMING_FIELDS = ("step_seconds", "rollouts_per_s")  # the only fields that differ between runs with one seed
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{6})$")
@@ -264,7 +264,7 @@ def train(spec) -> Path:
             before = f"step {checkpoints[-2][0]}" if len(checkpoints) > 1 else "the start"
             raise ValueError(f"checkpoint {ckpt_dir / 'state.pt'} cannot be read ({type(err).__name__}: {err}); "
                              f"delete {ckpt_dir} to resume from {before}") from err
-        if state["fingerprint"] != fingerprint:
+        if unused_at_default(state["fingerprint"]) != unused_at_default(fingerprint):  # m, k unused: the same run
             differing = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
                                if fingerprint.get(k) != state["fingerprint"].get(k))
             raise ValueError(f"checkpoint {ckpt_dir} was written by a run with different arguments "
