@@ -396,6 +396,22 @@ def test_a_malformed_paper_numbers_file_fails_before_any_job_naming_it(tmp_path)
     assert snakemake(workdir, "-n", "--cores", "1", "--configfile", "no_tables.yaml").returncode == 0
 
 
+def test_a_grid_tables_paper_row_without_its_cell_fails_before_any_job(tmp_path):
+    # grid_paper_rows refused it only in the table job, after every training and evaluation job had run
+    workdir = copy_workflow(tmp_path / "clone")
+    paper = workdir / "analysis" / "paper_numbers.yaml"
+    numbers = yaml.safe_load(paper.read_text())
+    numbers["tables"]["table1"]["rows"] = [{"label": "16, 0.8", "values": {"math500_best": 0.5}}]
+    paper.write_text(yaml.safe_dump(numbers))
+    config = tiny_config(methods=("srt",))
+    config["analysis"]["tables"] = {"table1": {"kind": "grid", "model": "toy", "method": "srt", "cells": [[4, 1.0]],
+                                               "benchmarks": ["toy"]}}
+    config["analysis"]["figures"] = {}
+    output = refused_before_any_job(workdir, config, "grid_paper")
+    assert ("paper numbers: tables.table1.rows[0] (16, 0.8): a grid table's paper row needs numeric G and T keys "
+            "(its cell), got G = None, T = None") in output, output[-2000:]
+
+
 def test_a_results_or_work_dir_spelt_with_a_trailing_slash_or_dot_plans_the_same_jobs_and_paths(workdir):
     # results_dir: "results/" gave paths results//runs/... (123 "contains double '/'" warnings) and then a
     # MissingInputException in rule table_toy_summary; "./results" gave 123 "starts with './'" warnings

@@ -10,7 +10,7 @@ import shlex
 import warnings
 
 from analysis import plan as grid
-from analysis.tables import load_paper_numbers
+from analysis.tables import grid_paper_rows, load_paper_numbers
 from mgrpo.cli import argument_error
 from mgrpo.core.methods import known_methods
 from mgrpo.evaluation.benchmarks import known_benchmarks
@@ -81,7 +81,10 @@ try:
     grid.check_resources(config)
     grid.check_analysis(config)
     if (config.get("analysis") or {}).get("tables"):  # every table job reads the paper's numbers
-        load_paper_numbers(PAPER_NUMBERS)
+        _paper = load_paper_numbers(PAPER_NUMBERS)
+        for _name, _table in config["analysis"]["tables"].items():  # a grid's paper rows: their cell and keys
+            if _table.get("kind") == "grid":
+                grid_paper_rows(_paper, _name, _table.get("benchmarks") or [])
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 
