@@ -4,9 +4,10 @@ collapse.
 Peak = the highest validation accuracy of the curve, step 0 (the base model) included; Best = the highest among
 the trained steps (step > 0), the step both trainers save as ``best/`` (ties: the earliest step, for both);
 Final = the last evaluated step. A run has collapsed when its final accuracy lies more than `min_drop` below its
-peak (absolute accuracy, or a fraction of the peak with `relative`); the collapse step is the first evaluation
-after the peak that is that far below it (after its last evaluation, where the curve reaches the peak value more
-than once: a dip that comes back up to the peak is not where the run collapsed).
+peak (absolute accuracy, or a fraction of the peak with `relative`); its collapse step is the first evaluation
+that far below the peak after the curve's last evaluation within that distance of it (a dip that comes back up to,
+or near, the peak is not where the run collapsed). A run that did not collapse records the first such dip after
+its peak.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class CurveSummary:
     final_step: int
     drop: float  # peak - final in the rule's units
     collapsed: bool
-    collapse_step: Optional[int]  # first evaluation after the (last) peak below the threshold (None if never)
+    collapse_step: Optional[int]  # collapsed: the fall after the last evaluation within the threshold; else the first dip (None if never)
 
 
 def _highest(points: Sequence[tuple[int, float]]) -> tuple[int, float]:
@@ -76,14 +77,17 @@ def summarize_curve(points: Sequence[tuple[int, float]], rule: CollapseRule = Co
     peak_step, peak = _highest(ordered)
     best_step, best = _highest([p for p in ordered if p[0] > 0] or ordered)
     final_step, final = ordered[-1]
-    # from the last time the curve stands at its peak: with the peak reached at steps 0 and 20, a dip at step 10
-    # came back up and would put the collapse before the best/ checkpoint
-    last_peak_step = max(s for s, v in ordered if v == peak)
-    collapse_step = next((s for s, v in ordered if s > last_peak_step and rule.fell(peak, v)), None)
+    collapsed = rule.fell(peak, final)
+    # A collapsed run fell where it left the threshold for the last time: after its last evaluation within
+    # min_drop of the peak (the peak itself, or a return to it or near it), not in a dip that came back (one back
+    # to 0.79 of a 0.80 peak as much as one back to 0.80; with the peak at steps 0 and 20, a dip at step 10 would
+    # lie before the best/ checkpoint). A run that did not collapse records its first dip past the threshold.
+    since = max(s for s, v in ordered if s >= peak_step and not rule.fell(peak, v)) if collapsed else peak_step
+    collapse_step = next((s for s, v in ordered if s > since and rule.fell(peak, v)), None)
     return CurveSummary(
         start=ordered[0][1], start_step=ordered[0][0], peak=peak, peak_step=peak_step, best=best,
         best_step=best_step, final=final, final_step=final_step, drop=rule.drop(peak, final),
-        collapsed=rule.fell(peak, final), collapse_step=collapse_step,
+        collapsed=collapsed, collapse_step=collapse_step,
     )
 
 
