@@ -155,6 +155,8 @@ def test_batch_grader_rejects_mismatched_lengths():
     ("\\boxed{\\text{Option C}}", 4, "C"),
     ("\\boxed{choice (b)}", 4, "B"),
     ("\\boxed{Choice}", 4, None),                    # the word alone names no option (not its "C")
+    ("\\boxed{\\text{Options}} The answer is (B).", 4, "B"),  # nor its plural (not "S"): the phrase decides
+    ("\\boxed{Choices}", 10, None),
     ("\\boxed{\\text{Option E}}", 4, None),           # outside the four options
     ("The correct answer is **(B)**", 4, "B"),      # bold around a bracketed letter
     ("Answer: I think it is (C).", 10, "C"),        # the pronoun I is not option I

@@ -30,7 +30,8 @@ _PRONOUN_FOLLOWS = re.compile(r"\s+[a-z]")
 _WRAPPED_LETTER = re.compile(r"[(\[]\s*([A-J])\s*[)\]]|\*\*\s*([A-J])\s*\*\*")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 # A box's letter, after an optional "Option" / "Choice" ("\\boxed{\\text{Option C}}").
-_BOXED_LETTER = re.compile(r"^[\s(\[*]*(?:(?i:option|choice)[\s:(\[*]*)?([A-Za-z])(?![A-Za-z])(?!\s*[=<>_^])")
+# The word ends there: "Options" / "Choices" name no letter (not "S").
+_BOXED_LETTER = re.compile(r"^[\s(\[*]*(?:(?i:option|choice)\b[\s:(\[*]*)?([A-Za-z])(?![A-Za-z])(?!\s*[=<>_^])")
 
 
 def _unwrap(text: str) -> str:
