@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from mgrpo.atomic import check_folder, check_out_apart, check_replaceable
-from mgrpo.core.methods import default_momentum_rollouts, get_method, validate_hyperparameters
+from mgrpo.core.methods import UnknownMethodError, default_momentum_rollouts, get_method, validate_hyperparameters
 
 BACKENDS = ("cpu", "verl")
 RUN_DIR_MARKERS = ("run.json",)  # what marks a folder as a run folder the trainers wrote (and may replace)
@@ -72,7 +72,7 @@ def unused_at_default(arguments: Mapping[str, Any]) -> dict:
     recorded with another value is the same run, to resume, not to restart from step 0."""
     try:
         method = get_method(str(arguments.get("method")))
-    except Exception:  # noqa: BLE001 -- a record of an unknown method: compared as it is
+    except UnknownMethodError:  # a record of a method no longer registered: compared as it is
         return dict(arguments)
     unused = {"momentum": RunSpec.momentum} if not method.momentum else {}
     unused |= {"iqr_k": RunSpec.iqr_k} if not method.entropy_filter else {}
