@@ -183,3 +183,29 @@ def test_a_validation_prompt_whose_rollout_failed_counts_as_wrong_in_val_acc():
             for metric, value in metric2val.items():
                 logged[f"{'val-core' if var == core else 'val-aux'}/{source}/{var}/{metric}"] = value
     assert val_accuracy(logged) == 0.5
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not valid JSON (Expecting value at line 1 column 1)"),
+    (b'[{"problem": "p", "solution": "\\\\boxed{1}"}', "not valid JSON (Expecting ',' delimiter at line 1 column 44)"),
+    (b'[{"problem": "\xff", "solution": "\\\\boxed{1}"}]', "not UTF-8 (invalid start byte at byte 14)"),
+])
+def test_a_bad_json_split_is_one_line_naming_the_file(tmp_path, content, message):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.jsonl").write_text(json.dumps(TRAIN[0]) + "\n")
+    (src / "test.json").write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(src, tmp_path / "out")
+    assert str(err.value) == f"{src / 'test.json'}: {message}"
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_json_split_of_non_objects_names_the_file_and_row(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.jsonl").write_text(json.dumps(TRAIN[0]) + "\n")
+    (src / "test.json").write_text(json.dumps([TEST[0], "What is 2+2?"]))
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(src, tmp_path / "out")
+    assert str(err.value) == f"{src / 'test.json'} row 1: expected a JSON object, got str"

@@ -48,9 +48,17 @@ def read_rows(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         return pd.read_parquet(path).to_dict(orient="records")
     if path.suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            rows = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON list of objects")
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ValueError(f"{path} row {index}: expected a JSON object, got {type(row).__name__}")
         return rows
     return [row for _, row in iter_jsonl(path, "MATH split")]
 
