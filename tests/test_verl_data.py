@@ -209,3 +209,25 @@ def test_a_json_split_of_non_objects_names_the_file_and_row(tmp_path):
     with pytest.raises(ValueError) as err:
         vdata.prepare(src, tmp_path / "out")
     assert str(err.value) == f"{src / 'test.json'} row 1: expected a JSON object, got str"
+
+
+def test_a_null_in_a_parquet_split_is_a_missing_value_not_nan(tmp_path):
+    """MATH-500-style parquet with an `answer` column null in some rows: those rows take the solution's box (as a
+    JSONL row without `answer` does); a null problem is a missing problem."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.jsonl").write_text(json.dumps(TRAIN[0]) + "\n")
+    pq.write_table(pa.table({"problem": ["What is $2+2$?", "What is $3+3$?"],
+                             "solution": ["$\\boxed{4}$", "$\\boxed{6}$"],
+                             "answer": pa.array([None, "6"], type=pa.string())}), src / "test.parquet")
+    test = pd.read_parquet(vdata.prepare(src, tmp_path / "out")["test"])
+    assert test["mgrpo_gold"].tolist() == ["4", "6"]
+    assert [rm["ground_truth"] for rm in test["reward_model"]] == ["4", "6"]
+    pq.write_table(pa.table({"problem": pa.array(["What is $2+2$?", None], type=pa.string()),
+                             "solution": ["$\\boxed{4}$", "$\\boxed{6}$"]}), src / "test.parquet")
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(src, tmp_path / "out2")
+    assert str(err.value) == f"{src / 'test.parquet'} row 1: missing 'problem'"

@@ -46,7 +46,11 @@ def find_split(directory: Path, split: str) -> Path:
 def read_rows(path: Path) -> list[dict]:
     path = Path(path)
     if path.suffix == ".parquet":
-        return pd.read_parquet(path).to_dict(orient="records")
+        import pyarrow.parquet as pq
+
+        # pyarrow's rows, not pandas': pandas turns a null string into NaN, which is truthy and not None, so a row
+        # without an answer would get the gold "nan" instead of its solution's box
+        return pq.read_table(path).to_pylist()
     if path.suffix == ".json":
         try:
             rows = json.loads(path.read_bytes().decode("utf-8"))
