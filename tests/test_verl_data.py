@@ -231,3 +231,14 @@ def test_a_null_in_a_parquet_split_is_a_missing_value_not_nan(tmp_path):
     with pytest.raises(ValueError) as err:
         vdata.prepare(src, tmp_path / "out2")
     assert str(err.value) == f"{src / 'test.parquet'} row 1: missing 'problem'"
+
+
+def test_a_benchmark_problem_spaced_differently_still_leaves_the_splits(source, tmp_path, capsys):
+    """The same problem with spaces inside its LaTeX (`$2 + 2$` for `$2+2$`, `$3\\cdot 3$` for `$3 \\cdot 3$`)."""
+    math500 = tmp_path / "math500.jsonl"
+    math500.write_text(json.dumps({"problem": "What is $2 + 2$?", "answer": "4"}) + "\n"
+                       + json.dumps({"problem": "What is $3\\cdot 3$ ?", "answer": "9"}) + "\n")
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(source, tmp_path / "out", exclude=[math500])
+    assert str(err.value) == f"{source / 'test.json'}: no rows left once the excluded benchmarks' problems are out"
+    assert "test: 2 of 2 rows left out" in capsys.readouterr().err

@@ -123,8 +123,9 @@ def check_prepared(path: Path) -> None:
 
 
 def problem_key(text) -> str:
-    """A problem's text with its whitespace collapsed: the same problem in two copies of MATH."""
-    return " ".join(str(text).split())
+    """A problem's text without its whitespace: the same problem in two copies of MATH, whether a copy re-wraps the
+    text or spaces its LaTeX differently (``$2+2$`` / ``$2 + 2$``)."""
+    return "".join(str(text).split())
 
 
 def read_excluded_problems(paths: Sequence[Path]) -> dict[str, str]:
