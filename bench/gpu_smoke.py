@@ -49,6 +49,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,19 @@ STARTUP_MARKERS = {"ray_started": "Started a local Ray instance",
                    "rollout_ready": "checkpoint engine manager initialized",
                    "ready_to_fit": "all initialize finished, ready to fit"}
 LOG_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})[,.](\d{3})")
+# On SIGTERM (the runbook's `timeout -k 5`, or the call's own limit) the running method's session gets this long
+# after its SIGTERM, before SIGKILL: the caller's SIGKILL follows its SIGTERM after 5 s.
+STOP_GRACE_S = 2.0
+
+
+class Stopped(Exception):
+    """SIGTERM reached the script (run as a script, it installs the handler): the running method's session is
+    killed, what it recorded is kept, and no further method starts."""
+
+
+def _stop(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the cleanup short
+    raise Stopped
 
 
 _PREFLIGHT = """
@@ -237,12 +251,15 @@ def run_method(method: str, model: Path, data: Path, root: Path, steps: int, tim
         # A session of its own, killed whole afterwards: Ray's and vLLM's processes must not outlive a run (a
         # timed-out one above all) and hold GPU memory into the next method's.
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        grace_s = 10.0
         try:
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             returncode = "timeout"
+        except Stopped:  # the caller's time is up: Ray's and vLLM's processes (a session of their own) would
+            returncode, grace_s = "stopped", STOP_GRACE_S  # otherwise outlive this script and hold the GPU
         finally:
-            kill_session(proc)
+            kill_session(proc, grace_s)
     result = {"method": method, "returncode": returncode, "wall_s": time.perf_counter() - started,
               "log": str(log), "steps": read_log(work / STEPS_FILE),
               "startup_s": startup_milestones(log.read_text(errors="replace"), launched_at),
@@ -433,6 +450,9 @@ def main(argv=None) -> int:
                    "attn_implementation": attention,
                    "summary": summary, "runs": results}
         write_json(args.out, payload)  # after every method: a run cut short still leaves what it measured
+        if results[method]["returncode"] == "stopped":
+            phase(f"stopped by SIGTERM during {method}")
+            break
         if results[method]["returncode"] != 0 and not args.keep_going:
             phase(f"stopped after {method} failed (--keep-going runs the rest)")
             break
@@ -444,4 +464,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    signal.signal(signal.SIGTERM, _stop)  # cut short by the caller's timeout: kill the run's session, write JSON
+    try:
+        raise SystemExit(main())
+    except Stopped:  # outside a method (preflight, warm start): nothing of a run to keep
+        print("gpu_smoke: stopped by SIGTERM", file=sys.stderr)
+        raise SystemExit(143)

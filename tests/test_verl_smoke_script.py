@@ -278,3 +278,66 @@ def test_startup_milestones_absent_or_without_a_timestamp_are_none(smoke):
     found = smoke.startup_milestones(log, datetime(2026, 12, 4, 10, 0, 0).timestamp())
     assert found == {"ray_started": None, "data_ready": 5.5, "actor_ready": None, "rollout_ready": None,
                      "ready_to_fit": None}
+
+
+def test_sigterm_kills_the_running_method_and_keeps_its_steps(smoke, tmp_path, monkeypatch):
+    """The runbook's `timeout -k 5` (or the call's own limit) SIGTERMs the script: the running method's session (Ray,
+    vLLM: processes of their own session, which the device machine lets run on and hold the GPU into the next call)
+    is killed within the 5 s before SIGKILL, and the steps it recorded are returned, as 'stopped'."""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    pid_file = tmp_path / "grandchild.pid"
+    fake = tmp_path / "fake_python"  # stands in for `python -m mgrpo train ...`: a step a second, a grandchild
+    fake.write_text("#!/bin/bash\nwork=''; prev=''\nfor a in \"$@\"; do [ \"$prev\" = --work ] && work=$a; prev=$a; "
+                    f"done\nmkdir -p $work; sleep 300 & echo $! > {pid_file}\n"
+                    "i=1; while true; do echo \"{\\\"step\\\": $i, \\\"timing_s\\\": {\\\"step\\\": 1.0}}\" "
+                    ">> $work/verl_steps.jsonl; i=$((i+1)); sleep 0.2; done\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    previous = signal.signal(signal.SIGTERM, smoke._stop)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        started = time.monotonic()
+        result = smoke.run_method("srt", tmp_path / "model", tmp_path / "data", tmp_path, 3, timeout_s=120)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert result["returncode"] == "stopped" and result["steps"]
+    assert time.monotonic() - started < 2.0 + 4.5  # inside the 5 s of `timeout -k 5`
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):
+        stat = Path(f"/proc/{grandchild}/stat")
+        if not stat.is_file() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"process {grandchild} of the stopped method's session is still alive")
+
+
+def test_a_stopped_method_ends_the_script_even_with_keep_going(smoke, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    calls = []
+
+    def fake_run(method, model, data, root, steps, timeout_s, gpus, placement):
+        calls.append(method)
+        return {"method": method, "returncode": "stopped", "wall_s": 1.0, "steps": [{"step": 1}], "metrics": [],
+                "run_dir_complete": False}
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "fake GPU")
+    monkeypatch.setattr(smoke, "preflight", lambda: [])
+    monkeypatch.setattr(smoke, "build_data", lambda directory: directory)
+    monkeypatch.setattr(smoke, "build_tiny_model", lambda directory, data: directory)
+    monkeypatch.setattr(smoke, "run_method", fake_run)
+    assert smoke.main(["--methods", "srt,mgrpo", "--keep-going", "--out", str(tmp_path / "r.json"),
+                       "--root", str(tmp_path)]) == 1
+    assert calls == ["srt"]
+    assert json.loads((tmp_path / "r.json").read_text())["runs"]["srt"]["returncode"] == "stopped"
