@@ -381,7 +381,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-clock seconds for the whole script: each method's timeout is cut to what is left "
                              "(less a margin to write the JSON), so a run stopped by the budget still records the "
-                             "steps it made; no method starts with under a minute left")
+                             f"steps it made; no method starts with under {MIN_METHOD_S} s left (less cannot "
+                             "reach step 2 on the H200)")
     parser.add_argument("--keep-going", action="store_true",
                         help="run the next method after one fails (default: stop, as the next would most likely "
                              "fail the same way and spend the time)")
