@@ -351,8 +351,9 @@ def compress(site: Path, archive: Path) -> None:
 
 def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manifest: dict, target: list[str],
          drop: list[str] = (), pip_args: list[str] = ()) -> dict:
-    """``out/part-NNN`` (consecutive slices of one xz tar of the wheels installed for the host, less ``drop``, each
-    at most ``part_bytes``) + MANIFEST.json. ``out`` is written whole or not at all."""
+    """``out/part-NNN`` (consecutive slices of one xz tar of the wheels installed for the host, less ``drop``: the
+    fewest of at most ``part_bytes``, of equal size to a byte or so) + MANIFEST.json. ``out`` is written whole or not
+    at all."""
     if part_bytes < 1:
         raise WheelhouseError(f"part size must be at least 1 byte (got {part_bytes})")
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix="site-") as site:
@@ -360,8 +361,12 @@ def pack(wheel_dir: Path, wheels: list[dict], out: Path, part_bytes: int, manife
         archive = tmp / ARCHIVE
         compress(Path(site), archive)
         parts = []
+        # as few parts as part_bytes allows, of equal size: each call that carries one then has the same room
+        # left beside it for the tree (a full part beside a small last one leaves the full ones almost none)
+        size = archive.stat().st_size
+        slice_bytes = -(-size // max(1, -(-size // part_bytes)))
         with open(archive, "rb") as handle:
-            for index, block in enumerate(iter(lambda: handle.read(part_bytes), b"")):
+            for index, block in enumerate(iter(lambda: handle.read(slice_bytes), b"")):
                 part = tmp / f"{PART_PREFIX}{index:03d}"
                 part.write_bytes(block)
                 parts.append({"file": part.name, "bytes": len(block), "sha256": hashlib.sha256(block).hexdigest()})

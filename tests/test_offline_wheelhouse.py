@@ -158,6 +158,9 @@ def test_parts_are_bounded_and_unpack_to_the_installed_files(wh, tmp_path):
     assert archive_bytes > 5000 + 12345  # the noise does not compress
     assert len(manifest["parts"]) == math.ceil(archive_bytes / 4096)
     assert all(p["bytes"] <= 4096 for p in manifest["parts"])
+    # equal parts (the last shorter by less than the number of parts), not full parts and a small remainder
+    sizes = [p["bytes"] for p in manifest["parts"]]
+    assert max(sizes) - min(sizes) < len(sizes) and max(sizes) == math.ceil(archive_bytes / len(sizes))
     assert sum(p["bytes"] for p in manifest["parts"]) == archive_bytes
     on_disk = json.loads((out / "MANIFEST.json").read_text())
     assert on_disk["note"] == "kept" and sorted(p.name for p in out.iterdir()) == sorted(
