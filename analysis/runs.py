@@ -99,12 +99,15 @@ def read_metrics(path: Path) -> list[dict]:
     """metrics.jsonl -> rows; a bad line is an error naming the file and line.
 
     Both trainers write a metric as a finite number or null (not logged that step), so a string, a boolean or
-    a NaN/inf in a metric would silently fall out of a curve: it is an error, named with its line and key.
+    a NaN/inf in a metric would silently fall out of a curve: it is an error, named with its line and key; so is
+    an accuracy (``*_acc``) outside [0, 1] and a step that is not an integer >= 0.
     """
     rows, seen = [], {}
     for where, row in iter_jsonl(path, "metrics file"):
-        if not _is_number(row.get("step")):
-            raise DataError(f"{where}: a metrics row needs a numeric 'step' key (got {row.get('step')!r})")
+        step = row.get("step")
+        if not (_is_number(step) and math.isfinite(step) and step >= 0 and step == int(step)):
+            # a fractional step would be cut to an integer in the curves (1.5 -> 1) and meet step 1 there
+            raise DataError(f"{where}: a metrics row needs a 'step' key that is an integer >= 0 (got {step!r})")
         # both trainers write each step once (a resume truncates the log to its checkpoint: jsonl.truncate_log)
         if row["step"] in seen:
             raise DataError(f"{where}: step {row['step']} is logged twice (also on line {seen[row['step']]})")
@@ -112,6 +115,8 @@ def read_metrics(path: Path) -> list[dict]:
         for key, value in row.items():
             if value is not None and not (_is_number(value) and math.isfinite(value)):
                 raise DataError(f"{where}: {key} = {value!r}; a metric is a finite number or null")
+            if value is not None and key.endswith("_acc") and not 0 <= value <= 1:
+                raise DataError(f"{where}: {key} = {value!r}; an accuracy lies in [0, 1]")
         rows.append(row)
     return rows
 

@@ -76,6 +76,28 @@ def test_a_metric_that_is_not_a_finite_number_or_null_is_an_error_naming_line_an
         read_metrics(path)
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"step": 1.5, "val_acc": 0.1}', "a metrics row needs a 'step' key that is an integer >= 0 (got 1.5)"),
+    ('{"step": -10, "val_acc": 0.1}', "a metrics row needs a 'step' key that is an integer >= 0 (got -10)"),
+    ('{"val_acc": 0.1}', "a metrics row needs a 'step' key that is an integer >= 0 (got None)"),
+    ('{"step": 2, "val_acc": 1.5}', "val_acc = 1.5; an accuracy lies in [0, 1]"),
+    ('{"step": 2, "pseudo_label_acc": -0.5}', "pseudo_label_acc = -0.5; an accuracy lies in [0, 1]"),
+])
+def test_a_fractional_or_negative_step_and_an_accuracy_outside_0_1_are_errors_naming_the_line(tmp_path, line,
+                                                                                              message):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "val_acc": 0.5}\n' + line + "\n")
+    with pytest.raises(ValueError) as caught:
+        read_metrics(path)
+    assert str(caught.value) == f"{path}:2: {message}"
+
+
+def test_a_whole_step_written_as_a_float_and_accuracies_at_0_and_1_are_read(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "val_acc": 0.0}\n{"step": 10.0, "val_acc": 1.0, "reward": 3.5}\n')
+    assert series(read_metrics(path), "val_acc") == [(0, 0.0), (10, 1.0)]  # reward is not an accuracy
+
+
 def test_series_keeps_only_rows_with_the_key(tmp_path):
     path = tmp_path / "metrics.jsonl"
     rows = [{"step": 0, "val_acc": 0.2}, {"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.6, "val_acc": 0.3},
