@@ -11,13 +11,12 @@ its peak.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mgrpo.jsonl import DataError, iter_jsonl
+from mgrpo.jsonl import DataError, iter_jsonl, read_json
 
 
 @dataclass(frozen=True)
@@ -132,12 +131,7 @@ def read_evaluation(path: Path) -> dict:
     where given, is a finite number >= 0."""
     path = Path(path)
     benchmark = path.stem
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON ({err.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: an evaluation result is a JSON object (got {type(data).__name__})")
     for key in ("benchmark", "value"):

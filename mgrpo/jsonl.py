@@ -1,5 +1,6 @@
-"""Read JSON Lines files whose every error names the file and line (`path:line: ...`), for data and run files;
-and the step logs a trainer appends to (metrics.jsonl), with their resume rule."""
+"""Read JSON Lines files whose every error names the file and line (`path:line: ...`), for data and run files
+(and single JSON files, named the same way); and the step logs a trainer appends to (metrics.jsonl), with their
+resume rule."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,16 @@ from mgrpo.atomic import write_jsonl
 
 class DataError(ValueError):
     """A malformed data file: the message names the file, the line and, where there is one, the field."""
+
+
+def read_json(path: Path | str):
+    """A JSON file's value; bytes that are not UTF-8 or not JSON are a DataError naming the file and where."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
 
 
 def iter_jsonl(path: Path | str, what: str = "data file") -> Iterator[tuple[str, dict]]:

@@ -225,6 +225,7 @@ def test_an_evaluation_whose_value_is_not_a_finite_number_is_an_error_naming_the
     (b"5", "an evaluation result is a JSON object (got int)"),
     (b'"str"', "an evaluation result is a JSON object (got str)"),
     (b"\xff\xfe", "not UTF-8 (invalid start byte at byte 0)"),
+    (b'{"benchmark": "toy",\n "value": }', "not valid JSON (Expecting value at line 2 column 11)"),
     (b'{"benchmark": "gsm", "value": 0.5}', "benchmark = 'gsm', not the file's benchmark 'toy'"),
     (b'{"benchmark": "toy", "value": 7}', "value = 7; an accuracy lies in [0, 1]"),
     (b'{"benchmark": "toy", "value": -3}', "value = -3; an accuracy lies in [0, 1]"),

@@ -12,7 +12,6 @@ separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test r
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,7 +19,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from mgrpo.atomic import atomic_path, check_folder
-from mgrpo.jsonl import iter_jsonl
+from mgrpo.jsonl import iter_jsonl, read_json
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
 # The released code's system prompt for models other than the Qwen2.5 1.5B/3B/7B variants
@@ -52,12 +51,7 @@ def read_rows(path: Path) -> list[dict]:
         # without an answer would get the gold "nan" instead of its solution's box
         return pq.read_table(path).to_pylist()
     if path.suffix == ".json":
-        try:
-            rows = json.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path}: not UTF-8 ({err.reason} at byte {err.start})") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        rows = read_json(path)
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON list of objects")
         for index, row in enumerate(rows):
