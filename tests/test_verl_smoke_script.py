@@ -223,12 +223,24 @@ def test_split_smoke_arguments_compose_on_four_gpus(smoke, tmp_path):
         smoke.main(["--gpus", "2", "--placement", "split", "--out", str(tmp_path / "r.json")])
 
 
+def stub_device(smoke, monkeypatch, run_method):
+    """main() as on a GPU host whose preflight passes, with no data or model built and ``run_method`` instead of
+    the real runs."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "fake GPU")
+    monkeypatch.setattr(smoke, "preflight", lambda: [])
+    monkeypatch.setattr(smoke, "build_data", lambda directory: directory)
+    monkeypatch.setattr(smoke, "build_tiny_model", lambda directory, data: directory)
+    monkeypatch.setattr(smoke, "run_method", run_method)
+
+
 def test_stops_after_a_failed_method_and_keeps_to_the_budget(smoke, tmp_path, monkeypatch):
     """Device time is scarce: after a failure the next method (most likely failing the same way) is not started
     unless --keep-going, and each method's timeout is cut to what is left of --budget-s."""
     import json
 
-    import torch
 
     calls = []
 
@@ -237,12 +249,7 @@ def test_stops_after_a_failed_method_and_keeps_to_the_budget(smoke, tmp_path, mo
         return {"method": method, "returncode": 1 if method == "srt" else 0, "wall_s": 1.0, "steps": [],
                 "metrics": [], "run_dir_complete": method != "srt"}
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "fake GPU")
-    monkeypatch.setattr(smoke, "preflight", lambda: [])
-    monkeypatch.setattr(smoke, "build_data", lambda directory: directory)
-    monkeypatch.setattr(smoke, "build_tiny_model", lambda directory, data: directory)
-    monkeypatch.setattr(smoke, "run_method", fake_run)
+    stub_device(smoke, monkeypatch, fake_run)
     common = ["--out", str(tmp_path / "r.json"), "--root", str(tmp_path), "--timeout", "300"]
 
     assert smoke.main(["--methods", "mgrpo,srt,intuitor", *common]) == 1
@@ -322,7 +329,6 @@ def test_sigterm_kills_the_running_method_and_keeps_its_steps(smoke, tmp_path, m
 def test_a_stopped_method_ends_the_script_even_with_keep_going(smoke, tmp_path, monkeypatch):
     import json
 
-    import torch
 
     calls = []
 
@@ -331,12 +337,7 @@ def test_a_stopped_method_ends_the_script_even_with_keep_going(smoke, tmp_path, 
         return {"method": method, "returncode": "stopped", "wall_s": 1.0, "steps": [{"step": 1}], "metrics": [],
                 "run_dir_complete": False}
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "fake GPU")
-    monkeypatch.setattr(smoke, "preflight", lambda: [])
-    monkeypatch.setattr(smoke, "build_data", lambda directory: directory)
-    monkeypatch.setattr(smoke, "build_tiny_model", lambda directory, data: directory)
-    monkeypatch.setattr(smoke, "run_method", fake_run)
+    stub_device(smoke, monkeypatch, fake_run)
     assert smoke.main(["--methods", "srt,mgrpo", "--keep-going", "--out", str(tmp_path / "r.json"),
                        "--root", str(tmp_path)]) == 1
     assert calls == ["srt"]
