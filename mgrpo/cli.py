@@ -72,7 +72,8 @@ def _methods(args) -> int:
 
     for name in known_methods():
         m = get_method(name)
-        parts = [f"reward={m.reward}"] + (["momentum"] if m.momentum else []) + (
+        parts = [f"reward={m.reward}"] + ([f"vote>={m.vote_threshold:g}"] if m.vote_threshold else []) + (
+            ["momentum"] if m.momentum else []) + (
             [("iqr" if m.filter_scope == "vote_and_loss" else f"iqr({m.filter_scope}-only)")] if m.entropy_filter else [])
         print(f"{name:14s} {' '.join(parts):40s} {m.description}")
     return 0

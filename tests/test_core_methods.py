@@ -222,3 +222,17 @@ def test_a_name_taken_twice_names_both_baseline_files_even_without_origin(monkey
         assert methods._ORIGIN["after_loading"] == "mgrpo.core.methods"
     finally:
         sys.modules.pop("mgrpo_baselines.a_first", None)
+
+
+def test_mgrpo_methods_shows_a_vote_threshold(monkeypatch, capsys):
+    """A drop-in SRT with vote_threshold=0.5 is another method: `mgrpo methods` must not list it as plain SRT."""
+    from mgrpo.cli import main
+    from mgrpo.core import methods as mcore
+
+    mcore.known_methods()  # the baselines loaded first, then one method more for this test only
+    monkeypatch.setitem(mcore._METHODS, "srt_thr_listed", Method("srt_thr_listed", reward="agreement",
+                                                                 vote_threshold=0.5))
+    assert main(["methods"]) == 0
+    listed = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert listed["srt_thr_listed"][:2] == ["reward=agreement", "vote>=0.5"]
+    assert listed["srt"][1] != "vote>=0.5" and listed["srt"][0] == "reward=agreement"
