@@ -424,9 +424,17 @@ def test_cached_results_are_not_reused_after_the_harness_changed(toy_setup, tmp_
     assert calls == [2, 2]
     run("d")  # the fixed harness is now the cached one
     assert calls == [2, 2]
-    task_file = harness / "evaluation" / "lm_eval_tasks" / "aime24.yaml"
+    tasks = harness / "evaluation" / "lm_eval_tasks"
+    task_file = tasks / "aime24.yaml"
     task_file.write_text(task_file.read_text() + "# a task fix\n")
-    run("e")
+    run("e")  # another benchmark's task file: toy's results stand (adding a benchmark re-evaluates that one only)
+    (tasks / "tiny_sums.yaml").write_text("include: _math_base.yaml\n")
+    run("e2")
+    assert calls == [2, 2]
+    assert runner.harness_fingerprint("aime24") != runner.harness_fingerprint("math500")  # each its own task file
+    base = tasks / "_math_base.yaml"  # shared by the math tasks, and the lm-eval utilities: every benchmark's
+    base.write_text(base.read_text() + "# a base fix\n")
+    run("e3")
     assert calls == [2, 2, 2]
     real_version = runner._version
     monkeypatch.setattr(runner, "_version", lambda p: "9.9" if p == "math_verify" else real_version(p))

@@ -130,9 +130,18 @@ def harness_files(root: Path) -> list[Path]:
     return sorted(files)
 
 
-def harness_fingerprint() -> dict:
-    """sha256 over the harness files (relative path and content, in order) and the grading packages' versions."""
-    entries = [(p.relative_to(HARNESS_ROOT).as_posix(), file_sha256(p)) for p in harness_files(HARNESS_ROOT)]
+def _other_task_file(path: Path, benchmark: str | None) -> bool:
+    """A benchmark's task file (``lm_eval_tasks/<name>.yaml``; the shared ``_*.yaml`` bases excepted) is in its own
+    key only: adding a benchmark's task file, or fixing one, must not re-evaluate every other benchmark."""
+    return (benchmark is not None and path.parent.name == "lm_eval_tasks" and path.suffix == ".yaml"
+            and not path.name.startswith("_") and path.stem != benchmark)
+
+
+def harness_fingerprint(benchmark: str | None = None) -> dict:
+    """sha256 over the harness files (relative path and content, in order) and the grading packages' versions;
+    with ``benchmark``, of the task files its own only."""
+    entries = [(p.relative_to(HARNESS_ROOT).as_posix(), file_sha256(p)) for p in harness_files(HARNESS_ROOT)
+               if not _other_task_file(p, benchmark)]
     return {"files_sha256": hashlib.sha256(json.dumps(entries).encode()).hexdigest(),
             "versions": {p: _version(p) for p in HARNESS_PACKAGES}}
 
@@ -231,11 +240,11 @@ def evaluate(model: str, benchmarks: list[str] | str, out_dir, backend: str = "h
     if cache_dir is not None:
         from mgrpo.work_stamp import files_identity
 
-        cache_dir, model_identity, harness = Path(cache_dir), files_identity(Path(model)), harness_fingerprint()
+        cache_dir, model_identity = Path(cache_dir), files_identity(Path(model))
         for b in chosen:
             k, params = plans[b.name]
             keys[b.name] = _cache_key(model_identity, b, k, params, getattr(generator, "backend", backend),
-                                      backend_options, limit, code_options, paths[b.name], harness)
+                                      backend_options, limit, code_options, paths[b.name], harness_fingerprint(b.name))
             if _read_key(cache_dir / f"{b.name}.key.json") == keys[b.name] and \
                     all(p.is_file() for p in _result_files(cache_dir, b.name)):
                 cached.add(b.name)
