@@ -236,3 +236,25 @@ def test_mgrpo_methods_shows_a_vote_threshold(monkeypatch, capsys):
     listed = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
     assert listed["srt_thr_listed"][:2] == ["reward=agreement", "vote>=0.5"]
     assert listed["srt"][1] != "vote>=0.5" and listed["srt"][0] == "reward=agreement"
+
+
+def test_a_reward_declares_the_one_trajectory_statistic_it_reads(monkeypatch):
+    """The verl backend computes one token statistic per old-log-prob pass, chosen by the reward's declaration."""
+    from mgrpo.core import methods, register_method, register_reward, reward_statistic
+
+    known_methods()  # entropy_min's neg_entropy is a baseline file's
+    monkeypatch.setattr(methods, "_REWARDS", dict(methods._REWARDS))
+    monkeypatch.setattr(methods, "_REWARD_STATISTIC", dict(methods._REWARD_STATISTIC))
+    assert {r: reward_statistic(r) for r in ("agreement", "frequency", "self_certainty", "ground_truth",
+                                             "neg_entropy")} == {
+        "agreement": "entropy", "frequency": "entropy", "self_certainty": "self_certainty",
+        "ground_truth": "entropy", "neg_entropy": "entropy"}
+    register_reward("certainty_test", statistic="self_certainty")(lambda ctx: np.zeros(len(ctx.answers)))
+    assert reward_statistic("certainty_test") == "self_certainty"
+    with pytest.raises(ValueError, match="'typo_test': statistic must be one of entropy, self_certainty .*'certainty'"):
+        register_reward("typo_test", statistic="certainty")
+    with pytest.raises(ValueError, match="'certainty_iqr_test': the IQR filter reads entropies, its reward "
+                                         "'certainty_test' reads self_certainty"):
+        register_method(Method("certainty_iqr_test", reward="certainty_test", entropy_filter=True))
+    with pytest.raises(ValueError, match="'certainty_test' is already registered"):  # same function, other statistic
+        register_reward("certainty_test")(methods._REWARDS["certainty_test"])

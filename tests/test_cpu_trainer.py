@@ -525,3 +525,21 @@ def test_a_generation_budget_that_cuts_the_worked_solutions_is_refused_before_th
     assert not (spec.work / "metrics.jsonl").exists()  # refused before the first step
     out = trainer.train(make_spec(toy, tmp_path, name="enough", max_new_tokens=6, steps=1))  # exactly enough
     assert [r["step"] for r in read_metrics(out)] == [0, 1]
+
+
+def test_a_reward_gets_only_the_statistic_it_declares_as_on_verl(monkeypatch):
+    """A reward reading the statistic it did not declare would get None at verl's first step: the toy shows it."""
+    from mgrpo.core import methods
+
+    monkeypatch.setattr(methods, "_REWARDS", dict(methods._REWARDS))
+    monkeypatch.setattr(methods, "_REWARD_STATISTIC", dict(methods._REWARD_STATISTIC))
+    seen = {}
+    for statistic in ("entropy", "self_certainty"):
+        def record(ctx, statistic=statistic):
+            seen[statistic] = (ctx.entropies, ctx.self_certainties)
+            return np.zeros(len(ctx.answers))
+        methods.register_reward(f"sees_{statistic}_test", statistic=statistic)(record)
+        trainer.score_step(mcore.Method("m", reward=f"sees_{statistic}_test"), ["1", "2"], ["1"], [0.5, 0.7], [0.9],
+                           [0.1, 0.2], [0.3], [None], M=2, N=1, k=0.75)
+    assert seen["entropy"][0].tolist() == [0.5, 0.7, 0.9] and seen["entropy"][1] is None
+    assert seen["self_certainty"][0] is None and seen["self_certainty"][1].tolist() == [0.1, 0.2, 0.3]

@@ -4,6 +4,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -275,6 +276,21 @@ def test_self_certainty_needs_the_unfused_fsdp_path(dirs):
         with pytest.raises(ValueError, match=key.replace(".", r"\.")):
             trainer.validate_spec(spec_for(dirs, method="intuitor", N=0, settings={key: value}))
     trainer.validate_spec(spec_for(dirs, method="mgrpo", settings={"actor_rollout_ref.actor.entropy_coeff": "0.001"}))
+
+
+def test_a_dropped_in_reward_reading_self_certainty_gets_the_same_checks(dirs, monkeypatch):
+    # the statistic is chosen by the reward's declaration (register_reward), not by the name "self_certainty"
+    from mgrpo.core import methods
+
+    monkeypatch.setattr(methods, "_REWARDS", dict(methods._REWARDS))
+    monkeypatch.setattr(methods, "_REWARD_STATISTIC", dict(methods._REWARD_STATISTIC))
+    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
+    methods.register_reward("certainty_squared_test", statistic="self_certainty")(
+        lambda ctx: np.asarray(ctx.self_certainties) ** 2)
+    methods.register_method(methods.Method("certainty_squared_test", reward="certainty_squared_test"))
+    with pytest.raises(ValueError, match="use_fused_kernels"):
+        trainer.validate_spec(spec_for(dirs, method="certainty_squared_test", N=0,
+                                       settings={"actor_rollout_ref.model.use_fused_kernels": "true"}))
 
 
 def test_momentum_needs_the_colocated_weight_path(dirs):

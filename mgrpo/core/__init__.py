@@ -15,6 +15,7 @@ from .methods import (
     load_baselines,
     register_method,
     register_reward,
+    reward_statistic,
     score_group,
     validate_hyperparameters,
 )
@@ -26,6 +27,6 @@ __all__ = [
     "GroupContext", "GroupScore", "Method", "UnknownMethodError", "default_momentum_rollouts", "ema_loaded",
     "ema_update_", "get_method", "group_advantages", "iqr_keep_mask", "known_methods", "known_rewards",
     "load_baselines", "low_var_kl", "majority_vote", "masked_mean", "policy_loss", "register_method", "register_reward",
-    "same_after_stripping", "score_group", "self_certainty", "step_metrics", "token_entropy", "token_self_certainty",
-    "trajectory_entropy", "validate_hyperparameters",
+    "reward_statistic", "same_after_stripping", "score_group", "self_certainty", "step_metrics", "token_entropy",
+    "token_self_certainty", "trajectory_entropy", "validate_hyperparameters",
 ]

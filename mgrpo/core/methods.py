@@ -39,13 +39,21 @@ class GroupContext:
 
 RewardFn = Callable[[GroupContext], np.ndarray]
 _REWARDS: dict[str, RewardFn] = {}
+_REWARD_STATISTIC: dict[str, str] = {}
+TOKEN_STATISTICS = ("entropy", "self_certainty")
 
 
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+def register_reward(name: str, statistic: str = "entropy") -> Callable[[RewardFn], RewardFn]:
+    """``statistic``: the trajectory statistic the reward may read from its ``GroupContext``, ``entropy`` (also for a
+    reward that reads neither) or ``self_certainty``; the other one is ``None``. The verl backend computes one token
+    statistic per old-log-prob pass, and the CPU trainer hands a reward the same one, so the toy shows what verl does."""
+    if statistic not in TOKEN_STATISTICS:
+        raise ValueError(f"reward {name!r}: statistic must be one of {', '.join(TOKEN_STATISTICS)} (got {statistic!r})")
+
     def decorator(fn: RewardFn) -> RewardFn:
-        if name in _REWARDS and _REWARDS[name] is not fn:
+        if name in _REWARDS and (_REWARDS[name] is not fn or _REWARD_STATISTIC[name] != statistic):
             raise ValueError(f"reward {name!r} is already registered")
-        _REWARDS[name] = fn
+        _REWARDS[name], _REWARD_STATISTIC[name] = fn, statistic
         return fn
 
     return decorator
@@ -53,6 +61,11 @@ def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
 
 def known_rewards() -> list[str]:
     return sorted(_REWARDS)
+
+
+def reward_statistic(name: str) -> str:
+    """The trajectory statistic reward ``name`` reads (``register_reward``'s ``statistic``)."""
+    return _REWARD_STATISTIC[name]
 
 
 @register_reward("agreement")
@@ -73,7 +86,7 @@ def frequency_reward(ctx: GroupContext) -> np.ndarray:
     return np.asarray(counts, dtype=np.float64) / ctx.n_voters
 
 
-@register_reward("self_certainty")
+@register_reward("self_certainty", statistic="self_certainty")
 def self_certainty_reward(ctx: GroupContext) -> np.ndarray:
     """Intuitor: the rollout's self-certainty, mean_t KL(U || p_t)."""
     if ctx.self_certainties is None:
@@ -135,6 +148,10 @@ def register_method(method: Method, origin: str = "") -> Method:
                          f"known: {', '.join(FILTER_SCOPES)}")
     if method.filter_scope != "vote_and_loss" and not method.entropy_filter:
         raise ValueError(f"method {method.name!r}: filter_scope {method.filter_scope!r} needs entropy_filter=True")
+    if method.entropy_filter and reward_statistic(method.reward) != "entropy":
+        raise ValueError(f"method {method.name!r}: the IQR filter reads entropies, its reward {method.reward!r} reads "
+                         f"{reward_statistic(method.reward)}: a rollout has one statistic (the verl backend computes "
+                         "one per old-log-prob pass)")
     _METHODS[method.name] = method
     _ORIGIN[method.name] = origin or _loading or "mgrpo.core.methods"
     return method

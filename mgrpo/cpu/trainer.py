@@ -155,16 +155,19 @@ def _group_rows(per_prompt: int, prompt: int) -> range:
 
 def score_step(method, answers_policy, answers_momentum, ent_policy, ent_momentum, sc_policy, sc_momentum,
                golds, M: int, N: int, k: float) -> list:
-    """``score_group`` per prompt; group order is the policy's M rollouts, then the momentum's N."""
+    """``score_group`` per prompt; group order is the policy's M rollouts, then the momentum's N. The method's reward
+    gets the one trajectory statistic it declares (``mcore.reward_statistic``), as on the verl backend."""
+    reads_entropy = mcore.reward_statistic(method.reward) == "entropy"
     scores = []
     for i, gold in enumerate(golds):
         pol, mom = _group_rows(M, i), _group_rows(N, i)
+        ent = [ent_policy[r] for r in pol] + [ent_momentum[r] for r in mom]
+        sc = [sc_policy[r] for r in pol] + [sc_momentum[r] for r in mom]
         scores.append(mcore.score_group(
             method,
             [answers_policy[r] for r in pol] + [answers_momentum[r] for r in mom],
             is_momentum=[False] * M + [True] * N,
-            entropies=[ent_policy[r] for r in pol] + [ent_momentum[r] for r in mom],
-            self_certainties=[sc_policy[r] for r in pol] + [sc_momentum[r] for r in mom],
+            entropies=ent if reads_entropy else None, self_certainties=None if reads_entropy else sc,
             gold=gold, k=k))
     return scores
 

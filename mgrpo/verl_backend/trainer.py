@@ -278,7 +278,7 @@ def check_composed(config, spec) -> None:
         require_values(needed, f"method {method.name!r} (momentum rollouts from the shared rollout engine)")
     if config.mgrpo.momentum_placement == "split":
         check_split_placement(config, spec)
-    if method.reward == "self_certainty":
+    if mcore.reward_statistic(method.reward) == "self_certainty":
         # The self-certainty statistic replaces the FSDP engine's entropy function, which only the
         # remove-padding, unfused, unchecked path calls. It replaces it in the actor update too, where an
         # entropy bonus (or the logged actor entropy) would silently become a self-certainty one.

@@ -82,7 +82,7 @@ class MGRPOTrainer(PPOTrainerSync):
         self.keep_fraction = float(options.keep_fraction)
         self.momentum_in_loss = bool(options.momentum_in_loss)
         self.split_placement = self.N > 0 and options.get("momentum_placement", "serial") == "split"
-        self.token_statistic = "self_certainty" if self.method.reward == "self_certainty" else "entropy"
+        self.token_statistic = mcore.reward_statistic(self.method.reward)
         self.metrics_path = Path(options.metrics_path)
         self.steps_path = self.metrics_path.parent / metrics_io.STEPS_FILE
         self.compare_rollout_log_probs = bool(config.actor_rollout_ref.rollout.calculate_log_probs)
