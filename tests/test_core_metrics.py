@@ -17,9 +17,12 @@ def test_step_metrics_by_hand():
     assert m["filtered_frac"] == 0.0 and m["filtered_acc"] is None  # no filter: nothing dropped
     assert m["pseudo_label_acc"] == 1.0  # over A only, the one prompt with a gold answer
     assert m["rollout_acc"] == pytest.approx(0.5)  # A's policy rows: 5 right, 7 wrong
-    # a prompt left out of the loss (verl's keep_fraction) leaves the reward, not the diagnostics
-    left_out = step_metrics([(a, momentum, a.in_loss), (b, momentum, [False, False, False])])
-    assert left_out["reward"] == pytest.approx(0.5) and left_out["agreement"] == pytest.approx(0.5)  # [1, 0]
+    # a prompt left out of the loss (verl's keep_fraction) leaves the reward, not the diagnostics. C's policy rows
+    # all agree (rewards [1, 1]), unlike A's and B's mean of 0.5, so counting C or not changes each mean.
+    c = score_group(get_method("mgrpo"), ["6", "6", "6"], momentum)
+    left_out = step_metrics([(a, momentum, a.in_loss), (b, momentum, b.in_loss), (c, momentum, [False] * 3)])
+    assert left_out["reward"] == pytest.approx(2 / 4)  # A, B: [1, 0, 0, 1]; C's [1, 1] would make it 4/6
+    assert left_out["agreement"] == pytest.approx(4 / 6)  # A, B, C: [1, 0, 0, 1, 1, 1]
 
 
 def test_no_momentum_rows_no_momentum_agreement():
