@@ -168,6 +168,9 @@ def test_keep_fraction_drops_least_consistent_prompts():
     assert set(scores.kept_prompts) == {"X"}
     assert not scores.in_loss[3:].any() and data.batch["response_mask"][3:].sum() == 0
     assert scores.in_loss[:3].all()
+    # the step's reward is over the trained rows only (X: 1, 1, 1), its agreement over every row (X 3, Y 2, Z 1 of 9)
+    m = stages.step_metrics(scores, [False] * 9, None)
+    assert m["reward"] == pytest.approx(1.0) and m["agreement"] == pytest.approx(6 / 9)
     data, scores = stages.score_dataproto(make_batch(rows), get_method("srt"), keep_fraction=0.7)
     # floor(0.7 * 3) = 2: X and Z (share 1.0); Y (2/3) leaves the loss
     assert set(scores.kept_prompts) == {"X", "Z"}
