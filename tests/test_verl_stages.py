@@ -176,6 +176,10 @@ def test_keep_fraction_drops_least_consistent_prompts():
     assert set(scores.kept_prompts) == {"X", "Z"}
     assert not scores.in_loss[3:6].any() and data.batch["response_mask"][3:6].sum() == 0
     assert scores.in_loss[[0, 1, 2, 6, 7, 8]].all()
+    # floor(0.2 * 3) = 0, yet a step trains on at least one prompt: the most consistent
+    assert stages.keep_most_consistent([("X", 0.5), ("Y", 1.0), ("Z", 0.25)], 0.2) == {"Y"}
+    # a prompt without a label (share None) is never kept, even where floor(0.7 * 3) = 2 leaves room for it
+    assert stages.keep_most_consistent([("U", None), ("X", 0.5), ("V", None)], 0.7) == {"X"}
 
 
 def test_srt_options_threshold_and_soft_reward():
