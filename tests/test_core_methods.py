@@ -146,6 +146,8 @@ def test_bad_hyperparameters_name_the_parameter(G, N, m, k, name):
 
 def test_default_momentum_rollouts_is_a_quarter():
     assert default_momentum_rollouts(get_method("mgrpo"), 32) == 8
+    assert default_momentum_rollouts(get_method("mgrpo"), 6) == 1  # floor(6 / 4)
+    assert default_momentum_rollouts(get_method("mgrpo"), 3) == 1  # floor(3 / 4) = 0, but a momentum method needs one
     assert default_momentum_rollouts(get_method("srt"), 32) == 0
 
 
