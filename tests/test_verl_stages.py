@@ -68,18 +68,21 @@ def test_mgrpo_advantages_and_masks_by_hand():
 
 
 def test_mgrpo_step_metrics_by_hand():
-    data = make_batch(MGRPO_ROWS)
+    # the momentum rows' tokens hold entropy 4 (the EMA's samples), the policy rows' 1
+    rows = [r[:3] + (4.0 if r[2] else 1.0,) + r[4:] for r in MGRPO_ROWS]
+    data = make_batch(rows)
     data, scores = stages.score_dataproto(data, get_method("mgrpo"))
     ent = stages.trajectory_means(data.batch["entropy"], torch.as_tensor(
-        [[1] * r[4] + [0] * (6 - r[4]) for r in MGRPO_ROWS]))
-    m = stages.step_metrics(scores, [r[2] for r in MGRPO_ROWS], ent)
+        [[1] * r[4] + [0] * (6 - r[4]) for r in rows]))
+    m = stages.step_metrics(scores, [r[2] for r in rows], ent)
     assert m["reward"] == pytest.approx(3 / 6)  # A: 1,0,1  B: 0,0,1
     assert m["agreement"] == pytest.approx(3 / 6)
     assert m["momentum_agreement"] == pytest.approx(1.0)
     assert m["pseudo_label_acc"] == pytest.approx(1.0)  # both labels equal the hidden gold
     assert m["rollout_acc"] == pytest.approx(3 / 6)
     assert m["filtered_frac"] == 0.0
-    assert m["entropy"] == pytest.approx(1.0)  # padding (100) never counted
+    # the policy rows only: with the momentum rows (6 x 1 + 2 x 4) / 8 = 1.75; with padding (100) far more
+    assert m["entropy"] == pytest.approx(1.0)
 
 
 def test_step_metrics_count_only_labelled_prompts():
