@@ -131,6 +131,9 @@ def test_ground_truth_reference_and_vote_threshold():
     assert s.label == "1"
     s = score_group(weak, ["1", "2", "3", "4", "1"])  # 2/5 < 0.5: no label, no reward
     assert s.label is None and s.rewards.sum() == 0
+    # the share is over the answers that voted: 2/3 >= 0.5 (over all five rollouts it would be 2/5 < 0.5)
+    s = score_group(weak, ["1", None, "2", None, "1"])
+    assert s.label == "1" and s.rewards.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize(
