@@ -143,6 +143,9 @@ def test_metrics_rows_follow_the_schema():
     logged = {"val-core/math/reward/mean@1": 0.75, "val-aux/math/score/mean@1": 0.75, "val-aux/num_turns/min": 2}
     assert metrics_io.metrics_row(0, {}, logged, rollouts=1)["val_acc"] == 0.75
     assert "val_acc" not in metrics_io.metrics_row(0, {}, {"val-aux/math/score/mean@1": 0.75}, rollouts=1)
+    # two data sources: their mean (0.25 + 0.75) / 2, each at its largest n
+    two = {"val-core/math/acc/mean@4": 0.25, "val-core/gsm/acc/mean@1": 0.1, "val-core/gsm/acc/mean@2": 0.75}
+    assert metrics_io.metrics_row(0, {}, two, rollouts=1)["val_acc"] == pytest.approx(0.5)
 
 
 def _write_actor_checkpoint(actor, model):
