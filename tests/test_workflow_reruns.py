@@ -100,6 +100,21 @@ def test_the_html_report_sees_command_line_config_overrides(tmp_path):
     assert (workdir / "alt" / "report.html").is_file() and not (workdir / "results").exists()
 
 
+def test_a_single_target_run_writes_no_html_report(tmp_path):
+    # the report is of the whole grid: after `snakemake <one run's metrics>` it failed (tables missing), said so,
+    # and overwrote the last full run's report_config.yaml
+    workdir = copy_workflow(tmp_path / "clone")
+    env = environment(install_fake_mgrpo(tmp_path / "bin"), FAKE_MGRPO_LOG=str(tmp_path / "mgrpo.jsonl"))
+    write_config(workdir / "tiny.yaml", tiny_config(methods=("srt",), html=True))
+    target = "results/runs/toy/srt/G4_T1.0_s0/metrics.jsonl"
+    result = snakemake(workdir, target, "--cores", "1", "--configfile", "tiny.yaml", env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert (workdir / target).is_file()
+    assert "the HTML report failed" not in result.stdout
+    assert not (workdir / "results" / "logs" / "report_config.yaml").exists()
+    assert not (workdir / "results" / "report.html").exists()
+
+
 def test_folders_with_spaces_reach_every_command_as_one_argument(tmp_path):
     # results_dir "my results" reached the shell unquoted: `mgrpo toy-data --out my results/data/toy` failed and
     # left a stray file `my` in the working directory

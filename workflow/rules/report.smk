@@ -22,7 +22,10 @@ localrules:
 
 
 onsuccess:
-    if (config.get("report") or {}).get("html", True):
+    # Only a run whose DAG holds the whole grid (report.md's job): one that built a single target (a run's metrics,
+    # one table) would report on a grid it did not check, and overwrite the full run's report_config.yaml.
+    whole_grid = any(job.rule.name == "summary_report" for job in workflow.dag.jobs)
+    if (config.get("report") or {}).get("html", True) and whole_grid:
         # The config this run used, --config overrides included (the config files alone would miss them).
         effective = Path(LOGS) / "report_config.yaml"
         effective.parent.mkdir(parents=True, exist_ok=True)
