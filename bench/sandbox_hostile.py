@@ -5,7 +5,9 @@ a fresh world-writable sentinel directory and a loopback listener of this proces
 ``run_untrusted`` reported, the isolation layers that were active, whether the program printed anything it must
 not, and whether the sentinel, the repo listing or the listener were touched.
 
-    sudo python bench/sandbox_hostile.py            # as root: every layer; as a user: the rlimit fallback
+    sudo python bench/sandbox_hostile.py            # as root: every layer
+    python bench/sandbox_hostile.py                 # as a user: a user namespace, no cgroup or private uid
+                                                    # (the rlimit fallback where user namespaces are disabled)
 
 Prints a Markdown table, then one JSON line per program.
 """
