@@ -133,3 +133,30 @@ def test_toy_data_cli(tmp_path):
     assert main(["toy-data", "--out", str(tmp_path / "d"), "--seed", "5", "--operands", "4",
                  "--pretrain-size", "300", "--train-size", "100", "--test-size", "50"]) == 0
     assert read_jsonl(tmp_path / "d" / "train.jsonl") == generate_splits(5, SMALL)["train"]
+
+
+@pytest.mark.parametrize("row, require_answer, message", [
+    ({"id": 0, "prompt": "1+x=", "answer": "3"}, True, r"'prompt' '1\+x=' is not a chain such as"),
+    ({"id": 0, "prompt": "1+2", "answer": "3"}, False, r"'prompt' '1\+2' is not a chain such as"),
+    ({"id": 0, "prompt": "5=", "answer": "5"}, True, r"'prompt' '5=' is not a chain such as"),
+    ({"id": 0, "prompt": "1+2=", "answer": None}, True, r"'answer' None is not the chain's value '3'"),
+    ({"id": 0, "prompt": "1+2=", "answer": "13"}, True, r"'answer' '13' is not the chain's value '3'"),
+    ({"id": 0, "prompt": "1+2=", "answer": True}, False, r"'answer' True is not the chain's value '3'"),
+    ({"id": 0, "prompt": "1+2=", "answer": "5"}, False, r"'answer' '5' is not the chain's value '3'"),
+])
+def test_a_malformed_prompt_or_label_is_named_with_its_file_and_line(tmp_path, row, require_answer, message):
+    # '1+x=' failed later as "invalid literal for int() with base 10: 'x'" (naming no file) in pretrain and train;
+    # in val/test it, and a label no answer can equal (null, '13'), were sampled and scored 0 without a word
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": 1, "prompt": "2*3=", "answer": "6"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match=rf"bad.jsonl:2: {message}"):
+        read_jsonl(bad, require_answer=require_answer)
+
+
+def test_labels_as_the_task_writes_them_or_absent_in_train_are_read(tmp_path):
+    rows = [{"id": 0, "prompt": "1+2=", "answer": " 3 "}, {"id": 1, "prompt": "2*3-1=", "answer": 5},
+            {"id": 2, "prompt": "1+1="}, {"id": 3, "prompt": "1+1=", "answer": None},
+            {"id": 4, "prompt": "1+1=", "answer": ""}]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_jsonl(path, require_answer=False) == rows

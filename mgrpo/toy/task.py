@@ -29,6 +29,7 @@ ANSWER_MARK = "#"
 SPLITS = ("pretrain", "train", "test", "val")
 
 _FINAL_ANSWER = re.compile(r"[^#]*#(\d)\s*")
+_PROMPT = re.compile(r"[0-9](?:[-+*][0-9])+=")  # digits and operators alternating, at least one operation, then '='
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,16 @@ def read_jsonl(path: Path, require_answer: bool = True) -> list[dict]:
                 raise DataError(f"{where}: missing key {key!r}")
         if not isinstance(row["prompt"], str) or not row["prompt"]:
             raise DataError(f"{where}: 'prompt' must be a non-empty string")
+        # a malformed chain failed later as "invalid literal for int()" naming no file (or, in val/test, was
+        # sampled and graded against its label all the same)
+        if not _PROMPT.fullmatch(row["prompt"]):
+            raise DataError(f"{where}: 'prompt' {row['prompt']!r} is not a chain such as '3+4*2-1='")
+        answer = row.get("answer")
+        if answer not in (None, "") or require_answer:
+            # a label that no extracted digit can equal ("None", "12", "true") gives the row 0 accuracy silently
+            if isinstance(answer, bool) or not isinstance(answer, (str, int)) or \
+                    str(answer).strip() != solve(row["prompt"]):
+                raise DataError(f"{where}: 'answer' {answer!r} is not the chain's value {solve(row['prompt'])!r}")
         rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no rows")
