@@ -369,6 +369,24 @@ def test_a_diverging_cli_run_is_one_error_line_naming_the_step_and_the_checkpoin
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("damage", ["config", "weights"])
+def test_a_base_model_that_cannot_be_loaded_is_one_error_line_naming_it(toy, tmp_path, capsys, damage):
+    # a config.json cut short (OSError) or truncated weights (SafetensorError) were a traceback, exit status 1
+    from mgrpo.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(toy / "model", model)
+    name = "config.json" if damage == "config" else "model.safetensors"
+    with open(model / name, "r+b") as handle:
+        handle.truncate(10)
+    argv = cli_train_argv(toy, tmp_path / "out", tmp_path / "work")
+    argv[argv.index("--base-model") + 1] = str(model)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(f"mgrpo train: error: base model {model} is not a loadable model: "), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_truncated_checkpoint_is_named_with_what_to_delete(toy, tmp_path, capsys):
     from mgrpo.cli import main
 

@@ -234,10 +234,14 @@ def train(spec) -> Path:
         raise ValueError(f"setting 'prompts_per_step' = {settings.prompts_per_step} exceeds the "
                          f"{len(train_rows)} rows of {Path(spec.data) / 'train.jsonl'}")
 
-    tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+        policy = _load_model(spec.base_model)
+    except Exception as err:  # noqa: BLE001 -- a bad config.json or truncated weights raise errors naming no option
+        raise ValueError(f"base model {spec.base_model} is not a loadable model: {type(err).__name__}: "
+                         f"{(str(err).strip().splitlines() or [''])[0]}") from err
     check_generation_budget(tokenizer, train_rows, settings.max_new_tokens, str(Path(spec.data) / "train.jsonl"),
                             "max_new_tokens (--set max_new_tokens=N)")
-    policy = _load_model(spec.base_model)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     momentum_model = copy.deepcopy(policy).requires_grad_(False) if method.momentum else None
     optimizer = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
