@@ -183,6 +183,13 @@ def check_folders(config: Mapping[str, Any]) -> None:
     refuse to start ("output folder ... would replace the work folder"). One inside the other is fine: the runs'
     paths still differ."""
     results, work = config.get("results_dir", "results"), config.get("work_dir", "work")
+    for key, folder in (("results_dir", results), ("work_dir", work)):
+        # a file there (or in its path) was a NotADirectoryError traceback from Snakemake, or failed every job
+        existing = os.path.abspath(folder)
+        while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"config {key} ({folder!r}): {existing} is a file, not a folder")
     if os.path.abspath(results) == os.path.abspath(work):
         raise ValueError(f"config work_dir ({work!r}) is the same folder as results_dir ({results!r}): keep the "
                          "two folders apart (e.g. results_dir: results, work_dir: work)")

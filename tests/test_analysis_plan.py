@@ -384,6 +384,20 @@ def test_folders_apart_pass_even_with_a_shared_name_prefix():
     plan.check_folders(config(results_dir="work/results", work_dir="work"))
 
 
+@pytest.mark.parametrize("key, folder, culprit", [("results_dir", "notes.txt", "notes.txt"),
+                                                   ("work_dir", "notes.txt", "notes.txt"),
+                                                   ("results_dir", "notes.txt/results", "notes.txt")])
+def test_a_results_or_work_dir_that_is_a_file_is_refused_naming_the_key(tmp_path, monkeypatch, key, folder, culprit):
+    # results_dir on a file was a NotADirectoryError traceback from Snakemake's dry run; work_dir on one passed the
+    # dry run and failed every train job
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=rf"config {key} \('{folder}'\): {tmp_path / culprit} is a file, not a folder"):
+        plan.check_folders(config(**{key: folder}))
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    plan.check_folders(config(results_dir="new/results", work_dir="new/work"))  # folders yet to be made pass
+
+
 @pytest.mark.parametrize("T", [float("nan"), float("inf")])
 def test_a_temperature_that_is_not_finite_is_refused_naming_the_experiment(T):
     bad = config()
