@@ -233,6 +233,28 @@ def test_a_null_in_a_parquet_split_is_a_missing_value_not_nan(tmp_path):
     assert str(err.value) == f"{src / 'test.parquet'} row 1: missing 'problem'"
 
 
+@pytest.mark.parametrize("row, message", [
+    ({"problem": "p", "solution": "$\\boxed{4}$", "answer": [4]}, "'answer' [4] is not text or a number"),
+    ({"problem": "p", "solution": "$\\boxed{4}$", "answer": True}, "'answer' True is not text or a number"),
+    ({"problem": "p", "solution": "$\\boxed{4}$", "answer": float("nan")}, "'answer' nan is not text or a number"),
+    ({"problem": ["p"], "solution": "$\\boxed{4}$"}, "'problem' ['p'] is not text"),
+    ({"problem": "p", "solution": {"text": "$\\boxed{4}$"}}, "'solution' {'text': '$\\\\boxed{4}$'} is not text"),
+])
+def test_a_value_of_the_wrong_type_is_named_not_written_as_its_str(tmp_path, row, message):
+    # the gold answer was str() of whatever the row held: "[4]", "True", "nan", none of which a response matches;
+    # a list problem became the prompt "['p']"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.jsonl").write_text(json.dumps(TRAIN[0]) + "\n")
+    (src / "test.jsonl").write_text(json.dumps(TEST[0]) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(ValueError) as err:
+        vdata.prepare(src, tmp_path / "out")
+    assert str(err.value) == f"{src / 'test.jsonl'} row 1: {message}"
+    assert not (tmp_path / "out").exists()
+    (src / "test.jsonl").write_text(json.dumps({**TEST[0], "answer": 4}) + "\n")  # a plain number is an answer
+    assert pd.read_parquet(vdata.prepare(src, tmp_path / "out")["test"])["mgrpo_gold"].tolist() == ["4"]
+
+
 def test_a_benchmark_problem_spaced_differently_still_leaves_the_splits(source, tmp_path, capsys):
     """The same problem with spaces inside its LaTeX (`$2 + 2$` for `$2+2$`, `$3\\cdot 3$` for `$3 \\cdot 3$`)."""
     math500 = tmp_path / "math500.jsonl"

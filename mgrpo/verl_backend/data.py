@@ -12,6 +12,7 @@ separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test r
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -61,11 +62,23 @@ def read_rows(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path, "MATH split")]
 
 
+def _is_answer(value) -> bool:
+    """A gold answer as MATH copies spell it: text, or a plain number (not a boolean, NaN or inf)."""
+    if isinstance(value, str):
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def gold_answer(row: dict, where: str) -> str:
+    # str() of a list, a boolean or NaN became the gold answer "[1]", "True" or "nan", which no response matches
     if row.get("answer") not in (None, ""):
+        if not _is_answer(row["answer"]):
+            raise ValueError(f"{where}: 'answer' {row['answer']!r} is not text or a number")
         gold = canonical(row["answer"])
     elif row.get("solution"):
-        gold = extract_answer(str(row["solution"]))
+        if not isinstance(row["solution"], str):
+            raise ValueError(f"{where}: 'solution' {row['solution']!r} is not text")
+        gold = extract_answer(row["solution"])
     else:
         raise ValueError(f"{where}: row has neither 'answer' nor 'solution'")
     if gold is None:
@@ -79,6 +92,8 @@ def convert_rows(rows: list[dict], split: str, source: str, system_prompt: str =
         where = f"{source} row {index}"
         if not row.get("problem"):
             raise ValueError(f"{where}: missing 'problem'")
+        if not isinstance(row["problem"], str):
+            raise ValueError(f"{where}: 'problem' {row['problem']!r} is not text")
         gold = gold_answer(row, where)
         out.append({
             "data_source": DATA_SOURCE,
