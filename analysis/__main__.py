@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,10 +26,40 @@ def _job(text: str) -> dict:
         job = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"--job is not JSON ({err.msg})") from None
+    # the workflow's analysis_job builds it; one written by hand with another shape was a KeyError or TypeError
+    # traceback, or (collapse.relative "false") a rule other than the one asked for
+    if not isinstance(job, dict):
+        raise ValueError(f"--job is not a JSON object (got {type(job).__name__})")
     for key in ("name", "spec", "results", "runs"):
         if key not in job:
             raise ValueError(f"--job lacks {key!r}")
+    if not (isinstance(job["name"], str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", job["name"])):
+        raise ValueError(f"--job name = {job['name']!r}: expected a table or figure name (letters, digits, _ . -)")
+    for key, kind in (("spec", dict), ("results", str), ("runs", list), ("collapse", (dict, type(None)))):
+        if key in job and not isinstance(job[key], kind):
+            raise ValueError(f"--job {key} = {job[key]!r}: expected {_JOB_TYPES[key]}")
+    for index, run in enumerate(job["runs"]):
+        if not (isinstance(run, dict) and all(_is_a(run.get(k), kind) for k, kind in _RUN_FIELDS.items())):
+            raise ValueError(f"--job runs[{index}] = {run!r}: expected {{model: text, method: text, G: integer, "
+                             f"T: number, seed: integer}}")
+    collapse = job.get("collapse") or {}
+    if not set(collapse) <= {"min_drop", "relative"} or not _is_a(collapse.get("min_drop", 0.1), float) or \
+            not isinstance(collapse.get("relative", False), bool):
+        raise ValueError(f"--job collapse = {collapse!r}: expected {{min_drop: number, relative: true or false}}")
     return job
+
+
+_JOB_TYPES = {"spec": "an object", "results": "a folder name", "runs": "a list", "collapse": "an object or null"}
+_RUN_FIELDS = {"model": str, "method": str, "G": int, "T": float, "seed": int}
+
+
+def _is_a(value, kind) -> bool:
+    """`value` is of `kind`: an int for int (not a boolean), any finite number for float, a string for str."""
+    if kind is str:
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) if kind is int else math.isfinite(value)
 
 
 def _table(args) -> int:

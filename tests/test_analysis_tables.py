@@ -188,6 +188,27 @@ def test_bad_job_is_a_clear_error(tmp_path):
     assert "--job lacks 'name'" in result.stderr
 
 
+@pytest.mark.parametrize("payload, message", [
+    ([1], "--job is not a JSON object (got list)"),
+    ("name spec results runs", "--job is not a JSON object (got str)"),
+    ({"name": "x", "spec": [], "results": "r", "runs": []}, "--job spec = []: expected an object"),
+    ({"name": "x", "spec": {"kind": "summary"}, "results": "r", "runs": [{"model": "toy"}]},
+     "--job runs[0] = {'model': 'toy'}: expected {model: text, method: text, G: integer, T: number, seed: integer}"),
+    ({"name": "../x", "spec": {"kind": "summary"}, "results": "r", "runs": []},
+     "--job name = '../x': expected a table or figure name (letters, digits, _ . -)"),
+    ({"name": "x", "spec": {"kind": "summary"}, "results": "r", "runs": [], "collapse": {"relative": "false"}},
+     "--job collapse = {'relative': 'false'}: expected {min_drop: number, relative: true or false}"),
+])
+@pytest.mark.parametrize("command", ["table", "figure"])
+def test_a_job_of_another_shape_is_one_error_line_naming_the_key(tmp_path, capsys, payload, message, command):
+    # these were KeyError / TypeError tracebacks; "relative": "false" was read as true; "../x" wrote beside --out
+    from analysis.__main__ import main
+
+    assert main([command, "--job", json.dumps(payload), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"analysis {command}: error: {message}"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.md").exists()
+
+
 def test_val_best_is_the_best_trained_step_while_collapse_is_measured_from_the_peak(tmp_path):
     # step 0 (the base model) is the peak, but best/ is a trained checkpoint (both trainers skip step 0)
     run = plan.Run("m", "srt", 8, 1.0, 0)
