@@ -64,6 +64,20 @@ def test_mmlu_pro_answer_must_name_an_option(tmp_path):
         ds.load_docs("mmlu_pro", write_jsonl(tmp_path / "mmlu_pro.jsonl", bad))
 
 
+@pytest.mark.parametrize("row, message", [
+    ({"problem": "1+1?", "answer": True, "unique_id": "a"}, "field 'answer' must be text or a number, got True"),
+    ({"problem": "1+1?", "answer": [2], "unique_id": "a"}, r"field 'answer' must be text or a number, got \[2\]"),
+    ({"problem": "1+1?", "answer": float("nan"), "unique_id": "a"}, "field 'answer' must be text or a number, got nan"),
+    ({"problem": ["1+1?"], "answer": "2", "unique_id": "a"}, r"field 'problem' must be text, got \['1\+1\?'\]"),
+])
+def test_a_math_value_of_the_wrong_type_is_named_not_graded_as_its_str(tmp_path, row, message):
+    # the gold answer was str() of the value: "True", "[2]", "nan", which no response can match
+    good = {"problem": "2+2?", "answer": 4, "unique_id": "b"}  # a number is an answer (AIME copies spell them so)
+    assert ds.load_docs("math500", write_jsonl(tmp_path / "math500.jsonl", [good]))[0]["answer"] == "4"
+    with pytest.raises(ValueError, match=rf"math500.jsonl: row 2: {message}"):
+        ds.load_docs("math500", write_jsonl(tmp_path / "math500.jsonl", [good, row]))
+
+
 def test_gpqa_missing_column(tmp_path):
     row = dict(GPQA_ROWS[0])
     del row["Incorrect Answer 3"]

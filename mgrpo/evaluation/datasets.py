@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -89,6 +90,15 @@ def math_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dic
     """Normalised math problems: ``{"id", "problem", "answer"}`` (answer as a LaTeX string), read from the
     ``columns`` the task file names; a row without an id column is numbered by its position."""
     id_column = columns.get("id")
+    for line_no, row in enumerate(rows, 1):
+        # str() of a list, a boolean or NaN made the gold answer "[1]", "True" or "nan", which no response matches
+        problem, answer = row[columns["problem"]], row[columns["answer"]]
+        if not isinstance(problem, str):
+            raise ValueError(f"{path}: row {line_no}: field {columns['problem']!r} must be text, got {problem!r}")
+        if isinstance(answer, bool) or not (isinstance(answer, str) or (
+                isinstance(answer, (int, float)) and math.isfinite(answer))):
+            raise ValueError(f"{path}: row {line_no}: field {columns['answer']!r} must be text or a number, "
+                             f"got {answer!r}")
     return [{"id": str(r.get(id_column, index)), "problem": clean_latex(str(r[columns["problem"]])),
              "answer": str(r[columns["answer"]]).strip()} for index, r in enumerate(rows)]
 
