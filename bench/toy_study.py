@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.runs import read_metrics, series, summarize_curve  # noqa: E402
-from mgrpo.atomic import write_json, write_text  # noqa: E402
+from mgrpo.atomic import check_folder, write_json, write_text  # noqa: E402
 from mgrpo.core.methods import get_method  # noqa: E402
+from mgrpo.jsonl import DataError, read_json  # noqa: E402
 
 METHODS = ("srt", "mgrpo", "mgrpo_iqr", "ground_truth")
 LAST = 10  # steps averaged for "final" entropy / pseudo-label accuracy
@@ -91,6 +92,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     from mgrpo.run_spec import check_seed, parse_assignments
 
     try:
+        check_folder(args.out, "--out")  # a file there was a FileExistsError traceback
         settings_from(parse_assignments(args.set))
         for seed in args.seeds:
             check_seed(seed)
@@ -128,7 +130,11 @@ def main() -> int:
     # been made with the same data seed and settings; G, T and the seed are in each run's name.
     shared = {"data_seed": args.data_seed, "set": sorted(args.set)}
     record = out / "study.json"
-    if record.is_file() and json.loads(record.read_text()) != shared:
+    try:
+        recorded = read_json(record) if record.is_file() else shared
+    except DataError as err:  # empty or cut short by hand: a JSONDecodeError traceback
+        raise SystemExit(f"{err}: delete it or use another --out") from None
+    if recorded != shared:
         raise SystemExit(f"{out} holds a study made with {record.read_text().strip()}, not {json.dumps(shared)}: "
                          "use another --out")
     out.mkdir(parents=True, exist_ok=True)

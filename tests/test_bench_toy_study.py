@@ -19,6 +19,18 @@ def test_a_study_folder_made_with_other_settings_is_refused_before_anything_runs
         study.main()
 
 
+@pytest.mark.parametrize("record", ["", '{"data_seed": 0, '])
+def test_a_study_record_cut_short_is_named_not_a_traceback(bench_script, tmp_path, monkeypatch, record):
+    # json.loads of an empty or cut-short study.json was a JSONDecodeError traceback naming no file
+    study = bench_script("toy_study")
+    (tmp_path / "study.json").write_text(record)
+    monkeypatch.setattr(study, "mgrpo", lambda *args: pytest.fail(f"nothing may run: {args}"))
+    monkeypatch.setattr(sys, "argv", ["toy_study.py", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=rf"{tmp_path / 'study.json'}: not valid JSON .*: delete it or use another"):
+        study.main()
+    assert (tmp_path / "study.json").read_text() == record
+
+
 def test_momentum_and_N_reach_only_the_momentum_methods_train_commands_and_are_recorded(bench_script, tmp_path,
                                                                                         monkeypatch):
     study = bench_script("toy_study")
@@ -62,6 +74,7 @@ def test_momentum_and_N_reach_only_the_momentum_methods_train_commands_and_are_r
     ("toy_study", ["--G", "1"], "G (rollouts per prompt) must be an integer >= 2 (got 1)"),
     ("toy_study", ["--set", "steps=abc"], "setting 'steps': cannot read 'abc' as int"),
     ("toy_study", ["--seeds", "0", "-1"], "seed must be an integer in [0, 2147483647] (got -1)"),
+    ("toy_study", ["--out", "FILE"], "--out FILE is a file, not a folder"),  # was a FileExistsError traceback
     ("toy_study", ["--methods", "mgrpo", "--N", "7"], "N (momentum rollouts) must be <= G - 2 = 6"),
     ("cpu_step", ["--repeats", "0"], "--steps and --repeats must be >= 1 (got 40, 0)"),
     ("cpu_step", ["--methods", "srt", "nosuch"], "unknown method 'nosuch'"),
@@ -71,6 +84,9 @@ def test_what_mgrpo_train_would_refuse_stops_the_bench_before_any_work(bench_scr
     bench = bench_script(script)
     monkeypatch.setattr(bench, "mgrpo", lambda *args: pytest.fail(f"nothing may run: {args}"))
     out = ["--out", str(tmp_path / "out")] if script == "toy_study" else ["--work", str(tmp_path / "out")]
+    if "FILE" in flags:
+        (tmp_path / "FILE").write_text("keep me")
+        monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [f"{script}.py", *out, *flags])
     with pytest.raises(SystemExit) as exit_:
         bench.main()
