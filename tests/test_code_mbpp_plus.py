@@ -317,6 +317,44 @@ def test_a_background_process_forked_in_the_base_phase_is_gone_in_the_plus_phase
     assert (result["passed"], result["base_status"], result["plus_status"]) == (True, "pass", "pass"), result
 
 
+# The same, hidden as a zombie (security review): the background process starts a thread, then its main thread
+# leaves alone (a bare SYS_exit, not exit_group). /proc/<pid>/stat then says "Z" and the thread runs on, touching
+# /tmp/bg_beat; a sweep that skipped zombies left it running into the plus phase (plus failed here). At plus load
+# time SWEPT is True only if the beat has stopped.
+ZOMBIE_LEADER_SURVIVOR = (
+    "import ctypes, io, os, posix, threading, time\n"
+    "PHASE = 'plus' if os.path.exists('/tmp/bg_beat') else 'base'\n"
+    "SWEPT = False\n"
+    "if PHASE == 'base':\n"
+    "    if posix.fork() == 0:\n"
+    "        def _beat():\n"
+    "            while True:\n"
+    "                io.open('/tmp/bg_beat.new', 'w').write(repr(time.time()))\n"
+    "                posix.rename('/tmp/bg_beat.new', '/tmp/bg_beat')\n"
+    "                time.sleep(0.05)\n"
+    "        threading.Thread(target=_beat).start()\n"
+    "        ctypes.CDLL(None).syscall({exit_nr}, 0)  # SYS_exit: the main thread only\n"
+    "    while not os.path.exists('/tmp/bg_beat'):\n"
+    "        time.sleep(0.01)\n"
+    "else:\n"
+    "    first = io.open('/tmp/bg_beat').read()\n"
+    "    time.sleep(0.3)\n"
+    "    SWEPT = io.open('/tmp/bg_beat').read() == first\n"
+    "def square_perimeter(a):\n"
+    "    return 4 * a if PHASE == 'base' or SWEPT else -1\n"
+)
+
+
+def test_a_background_process_hidden_as_a_zombie_leader_is_gone_in_the_plus_phase(problems):
+    import platform
+
+    exit_nr = {"x86_64": 60, "aarch64": 93}.get(platform.machine())
+    if exit_nr is None:
+        pytest.skip(f"SYS_exit's number on {platform.machine()} is not in this test")
+    result = mbpp_plus.score_solution(problems[1], ZOMBIE_LEADER_SURVIVOR.format(exit_nr=exit_nr))
+    assert (result["passed"], result["base_status"], result["plus_status"]) == (True, "pass", "pass"), result
+
+
 class ScriptedGenerator:
     def __init__(self, answers):
         self.answers = answers

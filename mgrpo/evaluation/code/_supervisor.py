@@ -67,9 +67,19 @@ class SweepError(RuntimeError):
 _workers = {}  # pid -> Worker: every worker forked (a reaped one is marked, its pid never signalled again)
 
 
+def _live_threads(name):
+    """Whether the zombie process `name` still has live threads: its leader (main thread) left with a bare
+    SYS_exit while other threads run on. /proc/<pid>/stat then says "Z", but the process is alive."""
+    try:
+        return len(os.listdir(f"/proc/{name}/task")) > 1
+    except OSError:  # gone meanwhile
+        return False
+
+
 def _descendants(root):
-    """The live (not zombie) processes whose parent chain reaches `root`, read from /proc (the sandbox's PID
-    namespace lists only its own processes; without one, the host's, of which only `root`'s tree is taken)."""
+    """The live processes whose parent chain reaches `root`, read from /proc (the sandbox's PID namespace lists
+    only its own processes; without one, the host's, of which only `root`'s tree is taken). A zombie counts only
+    while it still has live threads (a thread group whose leader exited alone: SIGKILL to its pid ends them all)."""
     parents = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -80,7 +90,7 @@ def _descendants(root):
         except OSError:  # gone meanwhile
             continue
         fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": comm may hold spaces and parentheses
-        if len(fields) > 1 and fields[0] not in (b"Z", b"X", b"x"):
+        if len(fields) > 1 and (fields[0] not in (b"Z", b"X", b"x") or _live_threads(name)):
             parents[int(name)] = int(fields[1])
     found = set()
     for pid in parents:
