@@ -300,6 +300,51 @@ def test_an_unprivileged_run_cannot_take_its_users_inotify_and_mqueue_limits(use
 
 
 @pytest.mark.slow
+def test_an_unprivileged_run_cannot_take_its_users_pending_signals(user_env):
+    # RLIMIT_SIGPENDING counts per uid, and a sandbox's real-time signals are charged to the evaluator's uid on the
+    # host too (security review): with the inherited limit a program queued the user's whole quota (96 367 here) to
+    # itself, and this process (same uid) got EAGAIN from sigqueue until the run ended. The program's limit is now
+    # sandbox.MAX_PENDING_SIGNALS (the kernel checks the receiving task's limit): the host keeps the rest.
+    if not _user_namespaces_for_users():
+        pytest.skip("unprivileged user namespaces are not available here")
+    script = textwrap.dedent("""
+        import ctypes, json, os, signal, threading, time
+        from mgrpo.evaluation.sandbox import run_untrusted
+        program = '''
+        import ctypes, os, signal, time
+        class Value(ctypes.Union):
+            _fields_ = [("int", ctypes.c_int), ("ptr", ctypes.c_void_p)]
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN])  # blocked: each signal stays queued
+        libc, queued = ctypes.CDLL(None, use_errno=True), 0
+        while queued < 10**6 and libc.sigqueue(os.getpid(), signal.SIGRTMIN, Value(0)) == 0:
+            queued += 1
+        print("queued", queued, flush=True)
+        time.sleep(3)
+        '''
+        class Value(ctypes.Union):
+            _fields_ = [("int", ctypes.c_int), ("ptr", ctypes.c_void_p)]
+        libc = ctypes.CDLL(None, use_errno=True)
+        result, refused = {}, 0
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGRTMIN + 1])
+        run = threading.Thread(target=lambda: result.update(r=run_untrusted(program, timeout_s=20)))
+        run.start()
+        while run.is_alive():  # this process has the sandboxed program's uid
+            if libc.sigqueue(os.getpid(), signal.SIGRTMIN + 1, Value(0)) != 0:
+                refused += 1
+            else:
+                signal.sigtimedwait([signal.SIGRTMIN + 1], 0)
+            time.sleep(0.05)
+        r = result["r"]
+        print(json.dumps({"status": r.status, "stdout": r.stdout, "isolation": r.isolation,
+                          "refused_on_the_host": refused}))
+        """)
+    out = _run_as_user(user_env, script)
+    assert out["status"] == "ok" and "user-namespace" in out["isolation"], out
+    assert out["refused_on_the_host"] == 0, out
+    assert f"queued {sandbox.MAX_PENDING_SIGNALS}" in out["stdout"], out
+
+
+@pytest.mark.slow
 def test_without_user_namespaces_an_unprivileged_evaluation_fails_closed(user_env, tmp_path):
     # a user in a user namespace whose nested limit is 0: no namespace can be made (as with user namespaces disabled)
     if shutil.which("unshare") is None or not _user_namespaces_for_users():

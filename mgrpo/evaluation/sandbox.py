@@ -16,7 +16,8 @@
 - A fresh unprivileged uid per run (when root): file permissions apply (/etc/shadow unreadable), it cannot signal
   other users' processes, RLIMIT_NPROC counts only this run's processes; no_new_privs blocks setuid binaries and the
   program keeps no capabilities.
-- rlimits set before the program starts: CPU, address space, file size, process count, open files, no core dumps.
+- rlimits set before the program starts: CPU, address space, file size, process count, open files, pending
+  signals, no core dumps.
 - A seccomp filter (libseccomp, through ctypes), installed once the root is built and inherited by the program and its
   children: no namespaces (unshare/clone with namespace flags, clone3, setns), no mounts, sockets of AF_UNIX, AF_INET
   and AF_INET6 only (no AF_VSOCK, which network namespaces do not isolate, nor netlink, AF_ALG, ...), no ptrace,
@@ -85,6 +86,10 @@ ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "lo
                "python3", "python3.*", "fonts", "inputrc", "terminfo", "mtab")
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# RLIMIT_SIGPENDING of the program: the kernel checks the count of its user (in its user namespace) against the
+# receiving task's limit, and charges the same signals to that uid on the host too: not as root, a program left with
+# the inherited limit queued the user's whole quota of real-time signals, and the evaluator got EAGAIN meanwhile.
+MAX_PENDING_SIGNALS = 1024
 # The seccomp filter the program runs under (installed by the PID namespace's init once the sandbox's root is built,
 # inherited by the program and every process it makes): default allow, and these system calls fail with EPERM
 # (docs/sandbox.md, "The seccomp filter"). libseccomp builds the BPF and resolves the names for the machine's
@@ -218,6 +223,7 @@ def run_untrusted(
             "fsize_bytes": max_file_mb * 1024 * 1024,
             "nproc": max_processes,
             "nofile": max_open_files,
+            "sigpending": MAX_PENDING_SIGNALS,
         }
         config = {
             "workdir": str(workdir),
@@ -958,6 +964,9 @@ def _exec_program(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["fsize_bytes"], limits["fsize_bytes"]))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["nofile"], limits["nofile"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    hard = resource.getrlimit(resource.RLIMIT_SIGPENDING)[1]  # never above the inherited hard limit
+    pending = limits["sigpending"] if hard == resource.RLIM_INFINITY else min(hard, limits["sigpending"])
+    resource.setrlimit(resource.RLIMIT_SIGPENDING, (pending, pending))
     nproc = limits["nproc"]
     if config["uid"] is None:
         if config.get("own_userns"):  # counted per user namespace: the launcher and the init besides the program's
