@@ -19,7 +19,7 @@ from .tables import Results  # noqa: E402
 METRIC_LABELS = {"val_acc": "validation accuracy", "reward": "training reward", "entropy": "policy entropy (nats/token)",
                  "agreement": "agreement with the vote", "pseudo_label_acc": "pseudo-label accuracy",
                  "kl": "KL to the initial policy", "filtered_frac": "filtered fraction",
-                 "filtered_acc": "accuracy of filtered rollouts"}
+                 "filtered_acc": "accuracy of filtered rollouts", "labelled_frac": "prompts the vote labelled"}
 
 
 def moving_average(points: Sequence[tuple], window: int) -> list[tuple]:

@@ -28,3 +28,15 @@ def test_step_metrics_by_hand():
 def test_no_momentum_rows_no_momentum_agreement():
     s = score_group(get_method("srt"), ["1", "1", "2"])
     assert step_metrics([(s, [False] * 3, s.in_loss)])["momentum_agreement"] is None
+
+
+def test_labelled_frac_counts_the_prompts_the_vote_labelled():
+    # A: 1, 1, 2 -> label 1; B: no answer extracted -> no label; C: 1, 2, 3 at vote_threshold 0.5 -> the top share
+    # 1/3 is withheld; D: 4, 4, none -> label 4 (2 of the 2 that voted). Labelled: A and D of four prompts.
+    from mgrpo.core import Method
+    threshold = Method("labelled_test", reward="agreement", vote_threshold=0.5)
+    groups = [score_group(threshold, answers) for answers in (["1", "1", "2"], [None] * 3, ["1", "2", "3"],
+                                                              ["4", "4", None])]
+    m = step_metrics([(s, [False] * 3, s.in_loss) for s in groups])
+    assert m["labelled_frac"] == pytest.approx(2 / 4)
+    assert m["pseudo_label_acc"] is None  # no gold anywhere

@@ -27,6 +27,9 @@ def step_metrics(groups: Sequence[tuple[GroupScore, Sequence[bool], Sequence[boo
         "filtered_frac": _mean(1.0 - kept for score, _, _ in flat for kept in score.kept),
         # did the filter drop right or wrong answers (null when it dropped none)
         "filtered_acc": _mean(c for score, _ in labelled for c in score.correct[~score.kept]),
+        # prompts whose vote gave a label (none: no voter answered, or vote_threshold withheld it); the original SRT
+        # code's fraction_labeled_via_self_consistency
+        "labelled_frac": _mean(float(score.label is not None) for score, _, _ in flat),
         # over the prompts that have a (hidden) label; null for unlabelled training data
         "pseudo_label_acc": _mean(score.label_correct for score, _ in labelled),
         "rollout_acc": _mean(c for score, momentum in labelled for c in score.correct[~momentum]),

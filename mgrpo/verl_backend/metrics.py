@@ -11,8 +11,8 @@ from mgrpo.run_metrics import METRIC_KEYS
 
 # Beside metrics.jsonl, in WORK_DIR: per step, verl's timing_raw (seconds) and the rollout-vs-actor log-prob gaps.
 STEPS_FILE = "verl_steps.jsonl"
-METHOD_KEYS = ("reward", "agreement", "entropy", "filtered_frac", "filtered_acc", "pseudo_label_acc",
-               "rollout_acc", "momentum_agreement")
+METHOD_KEYS = ("reward", "agreement", "entropy", "filtered_frac", "filtered_acc", "labelled_frac",
+               "pseudo_label_acc", "rollout_acc", "momentum_agreement")
 
 # verl names, first match wins (the actor's metrics arrive prefixed with "actor/" by the trainer).
 VERL_KEYS = {
