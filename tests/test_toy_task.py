@@ -159,4 +159,7 @@ def test_labels_as_the_task_writes_them_or_absent_in_train_are_read(tmp_path):
             {"id": 4, "prompt": "1+1=", "answer": ""}]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert read_jsonl(path, require_answer=False) == rows
+    # a label is read as its text: ' 3 ' and 5 are '3' and '5' (pretraining's bare target was '# 3 ', which
+    # extract_answer does not read as 3); unlabelled rows stay as written
+    assert read_jsonl(path, require_answer=False) == [{**rows[0], "answer": "3"}, {**rows[1], "answer": "5"},
+                                                      *rows[2:]]

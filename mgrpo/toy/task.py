@@ -173,6 +173,7 @@ def read_jsonl(path: Path, require_answer: bool = True) -> list[dict]:
             if isinstance(answer, bool) or not isinstance(answer, (str, int)) or \
                     str(answer).strip() != solve(row["prompt"]):
                 raise DataError(f"{where}: 'answer' {answer!r} is not the chain's value {solve(row['prompt'])!r}")
+            row = {**row, "answer": str(answer).strip()}  # ' 3 ' or 3 is the label '3' (pretraining's bare '#3')
         rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no rows")
