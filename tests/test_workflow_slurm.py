@@ -26,6 +26,23 @@ RUN = "results/runs/toy/srt/G4_T1.0_s0"
 WORK = "work/runs/toy/srt/G4_T1.0_s0"
 RESOURCES = {"gpu": 2, "runtime": 90, "mem_mb": 4000, "cpus_per_task": 2}
 
+# The Snakemake controller, with one change to the real plugin: it checks its jobs' status every
+# --seconds-between-status-checks, as asked. The plugin adds 10 s to that wait after each check that finds no job
+# ended (up to 180 s), so the controller noticed an ended job up to ~40 s late here, and a controller with no job
+# left still slept out its last wait before exiting (~30 s): most of this file's time was spent waiting on it.
+# What it submits, and how it reads each status, are the plugin's own.
+CONTROLLER = """
+import asyncio
+from snakemake_executor_plugin_slurm import Executor
+
+async def sleep(self):
+    await asyncio.sleep(self.workflow.remote_execution_settings.seconds_between_status_checks)
+
+Executor.sleep = sleep
+from snakemake.cli import main
+main()
+"""
+
 # The real CLI, behind a shim that records what each start of it saw of its allocation.
 MGRPO_SHIM = """#!/bin/sh
 echo "$SLURM_JOB_ID $CUDA_VISIBLE_DEVICES $*" >> "{log}"
@@ -87,7 +104,7 @@ class ProfileRun:
         shim.chmod(0o755)
         self.env = cluster.env(PATH=f"{shim.parent}{os.pathsep}{environment()['PATH']}", WANDB_MODE="offline",
                                MGRPO_SLURM_PARTITION="gpu-test", MGRPO_SLURM_ACCOUNT="testacct")
-        self.command = [sys.executable, "-m", "snakemake", f"{RUN}/metrics.jsonl", "--cores", "all",
+        self.command = [sys.executable, "-c", CONTROLLER, f"{RUN}/metrics.jsonl", "--cores", "all",
                         "--profile", "slurm", "--configfile", "one.yaml",
                         "--slurm-status-command", "squeue",  # no accounting database here, so no sacct
                         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
