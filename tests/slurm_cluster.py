@@ -154,6 +154,9 @@ class SlurmCluster:
         for i in range(NODE_GPUS):
             os.mknod(devices / f"gpu{i}", 0o666 | 0o020000, null)  # S_IFCHR
         (self.root / "ctld").mkdir()
+        # sched_interval=1: the main scheduling pass every second, not every 60 s. A job held back to a begin time
+        # (a requeued one, tests/test_workflow_slurm.py's release_requeued) otherwise waited ~30 s past it for
+        # the next pass.
         (self.root / "d").mkdir()
         r = self.root
         marker = f"{MARKER}{r} {os.getpid()}"
@@ -188,6 +191,7 @@ JobAcctGatherType=jobacct_gather/none
 ReturnToService=2
 MinJobAge=3600
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1
 NodeName={self.node} NodeAddr=127.0.0.1 CPUs=16 RealMemory=64000 Gres=gpu:{NODE_GPUS} State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
