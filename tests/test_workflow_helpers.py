@@ -149,8 +149,13 @@ def planned_jobs(workdir: Path, *args: str, env=None) -> dict[str, int]:
     """{rule: count} of the jobs a dry run would run (parsed from the Job stats table)."""
     result = snakemake(workdir, "-n", "--cores", "1", *args, env=env)
     assert result.returncode == 0, result.stdout[-4000:]
+    return job_counts(result.stdout)
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """{rule: count} from the Job stats table of a dry run's output."""
     counts, in_table = {}, False
-    for line in result.stdout.splitlines():
+    for line in dry_run_output.splitlines():
         if line.startswith("job ") and "count" in line:
             in_table = True
             continue
