@@ -10,9 +10,21 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    # `-n auto`: one worker per core, at most 4. The SLURM file alone takes ~40 % of a serial run, so more
-    # workers than that would wait on it, and each worker holds its own torch and verl imports.
+    # `-n auto`: one worker per core, at most 4. The longest files take minutes each, so more workers than that
+    # would wait on them, and each worker holds its own torch and verl imports.
     return max(1, min(4, os.cpu_count() or 1))
+
+
+# The files that take minutes, longest first (seconds in one serial run, 2026-12-07: SLURM ~145, DAG ~240, toy
+# end-to-end ~180, reruns ~110). With `--dist loadfile` a worker runs whole files, in collection order
+# (pyproject.toml turns off xdist's reordering by test count, which put these few-test files last): started first,
+# the other files fill the other workers around them, instead of one of them running alone at the end.
+LONG_FILES = ("test_workflow_dag.py", "test_workflow_toy_e2e.py", "test_workflow_slurm.py", "test_workflow_reruns.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    first = {name: rank for rank, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(LONG_FILES)))  # stable: a file's order is kept
 
 
 @pytest.fixture(scope="session")
