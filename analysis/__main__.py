@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
 from pathlib import Path
 
 from mgrpo.atomic import write_text
+from mgrpo.jsonl import is_finite_number
 
 
 def _job(text: str) -> dict:
@@ -57,9 +57,7 @@ def _is_a(value, kind) -> bool:
     """`value` is of `kind`: an int for int (not a boolean), any finite number for float, a string for str."""
     if kind is str:
         return isinstance(value, str)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return isinstance(value, int) if kind is int else math.isfinite(value)
+    return is_finite_number(value) and (isinstance(value, int) or kind is not int)
 
 
 def _table(args) -> int:

@@ -4,6 +4,7 @@ resume rule."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,11 @@ from mgrpo.atomic import write_jsonl
 
 class DataError(ValueError):
     """A malformed data file: the message names the file, the line and, where there is one, the field."""
+
+
+def is_finite_number(value) -> bool:
+    """A JSON number that means a number: an int or a finite float, not a boolean (JSON's true is Python's 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_json(path: Path | str):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from mgrpo.atomic import write_json, write_jsonl
 from mgrpo.evaluation.benchmarks import BENCHMARKS, DatasetSource
-from mgrpo.jsonl import DataError, iter_jsonl
+from mgrpo.jsonl import DataError, is_finite_number, iter_jsonl
 
 MANIFEST = "MANIFEST.json"
 
@@ -95,8 +94,7 @@ def math_docs(rows: list[dict], path: Path, columns: dict[str, str]) -> list[dic
         problem, answer = row[columns["problem"]], row[columns["answer"]]
         if not isinstance(problem, str):
             raise ValueError(f"{path}: row {line_no}: field {columns['problem']!r} must be text, got {problem!r}")
-        if isinstance(answer, bool) or not (isinstance(answer, str) or (
-                isinstance(answer, (int, float)) and math.isfinite(answer))):
+        if not (isinstance(answer, str) or is_finite_number(answer)):
             raise ValueError(f"{path}: row {line_no}: field {columns['answer']!r} must be text or a number, "
                              f"got {answer!r}")
     return [{"id": str(r.get(id_column, index)), "problem": clean_latex(str(r[columns["problem"]])),

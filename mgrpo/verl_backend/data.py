@@ -12,7 +12,6 @@ separate column ``mgrpo_gold`` for the pseudo-label-precision diagnostic. Test r
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,7 +19,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from mgrpo.atomic import atomic_path, check_folder
-from mgrpo.jsonl import iter_jsonl, read_json
+from mgrpo.jsonl import is_finite_number, iter_jsonl, read_json
 from mgrpo.verl_backend.reward import canonical, extract_answer
 
 # The released code's system prompt for models other than the Qwen2.5 1.5B/3B/7B variants
@@ -64,9 +63,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def _is_answer(value) -> bool:
     """A gold answer as MATH copies spell it: text, or a plain number (not a boolean, NaN or inf)."""
-    if isinstance(value, str):
-        return True
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, str) or is_finite_number(value)
 
 
 def gold_answer(row: dict, where: str) -> str:
